@@ -1,0 +1,108 @@
+package trove
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// The errors every trove store returns, grouped by when they happen. Returned errors
+// wrap these with the object and the figures involved; test for them with errors.Is.
+
+// Errors from using a handle.
+var (
+	// ErrInvalidRef: the ref is the zero Ref, was dropped, was decoded from bytes
+	// without being bound to a store, or belongs to another store. Keep the Ref
+	// returned by Put or Create (or Borrow a new one) and pass that.
+	ErrInvalidRef = errors.New("trove: invalid ref (zero, dropped, unbound, or from another store); pass a live Ref from this store's Put, Create or Borrow")
+
+	// ErrObjectFreed: the object was freed because every ref to it was dropped.
+	// Keep a Ref alive for as long as the object is needed.
+	ErrObjectFreed = errors.New("trove: object was freed after its last ref was dropped; keep a Ref alive while the object is needed")
+
+	// ErrUnknownObject: the store has no record of the ID (it never existed here, or
+	// was freed long ago). Check the ID, and that you are talking to the owner's node.
+	ErrUnknownObject = errors.New("trove: unknown object ID; check the ID and that the object's owner still holds a ref")
+)
+
+// Errors from waiting on an object.
+var (
+	// ErrGetTimeout: the caller's context deadline passed while the object was still
+	// pending. errors.Is(err, context.DeadlineExceeded) is also true. Give the
+	// producer more time, or use Wait to poll.
+	ErrGetTimeout error = getTimeoutError{}
+
+	// ErrObjectAborted: the object's creator called Abort (or was closed) before
+	// Seal; the value will never exist. Create and put it again.
+	ErrObjectAborted = errors.New("trove: object was aborted by its creator before Seal; it will never have a value")
+)
+
+// Errors from creating an object.
+var (
+	// ErrStoreFull: no room could be made for the object before the caller's
+	// context ended. The wrapping StoreFullError says how full the store is. Release
+	// views, drop refs, or raise the store's capacity.
+	ErrStoreFull = errors.New("trove: object store full")
+
+	// ErrObjectTooLarge: the object is larger than the store's whole capacity and
+	// can never fit. Raise the capacity or split the object.
+	ErrObjectTooLarge = errors.New("trove: object larger than the store's capacity")
+
+	// ErrSealed: Seal or Abort on a builder that was already sealed or aborted, or
+	// Bytes after that. A builder is used once.
+	ErrSealed = errors.New("trove: builder already sealed or aborted; a builder is used once")
+)
+
+// Errors from the store itself.
+var (
+	// ErrClosed: the store has been closed. Every call after Close fails with it,
+	// and Gets that were blocked when it closed wake with it. Open a new store.
+	ErrClosed = errors.New("trove: store is closed")
+)
+
+// getTimeoutError is ErrGetTimeout: it also matches context.DeadlineExceeded, and is
+// a timeout in the sense of net.Error.
+type getTimeoutError struct{}
+
+func (getTimeoutError) Error() string {
+	return "trove: get timed out: the object is still pending; give its producer more time or use Wait"
+}
+func (getTimeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+func (getTimeoutError) Timeout() bool        { return true }
+func (getTimeoutError) Temporary() bool      { return true }
+
+// StoreFullError explains an ErrStoreFull: how much was asked for and how full the
+// store was when the caller's context ended. It matches ErrStoreFull and the
+// context's error with errors.Is.
+type StoreFullError struct {
+	Requested     int64 // bytes asked for
+	Capacity      int64 // the store's capacity in bytes
+	Used          int64 // bytes held by objects (including allocator rounding)
+	Pinned        int64 // bytes of objects pinned by views
+	PinnedObjects int64 // number of objects pinned by views
+	LargestFree   int64 // the largest allocation that would have succeeded
+	Cause         error // the context's error
+}
+
+func (e *StoreFullError) Error() string {
+	return fmt.Sprintf("trove: object store full: need %s, %s of %s used (%s pinned by views of %d objects, largest free run %s); release views, drop refs, or raise the capacity",
+		HumanBytes(e.Requested), HumanBytes(e.Used), HumanBytes(e.Capacity),
+		HumanBytes(e.Pinned), e.PinnedObjects, HumanBytes(e.LargestFree))
+}
+
+// Unwrap lets errors.Is match both ErrStoreFull and the context's error.
+func (e *StoreFullError) Unwrap() []error { return []error{ErrStoreFull, e.Cause} }
+
+// HumanBytes formats n bytes with a binary unit: "512 B", "1.5 KiB", "3.0 GiB".
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit && n > -unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit || m <= -unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

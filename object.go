@@ -1,0 +1,60 @@
+package trove
+
+import "sync/atomic"
+
+// Object is a read-only, zero-copy view of a sealed object, returned by Get. It pins
+// the object (which can then be neither freed nor moved) until Release.
+//
+// The caller MUST call Release when done with the bytes. The garbage collector never
+// releases a pin, since the bytes may still be in use; a view that is never released
+// keeps its object in memory for the life of the store.
+type Object struct {
+	id       ObjectID
+	data     []byte
+	owner    ViewOwner
+	hint     any
+	released atomic.Bool
+}
+
+// ViewOwner is implemented by stores that hand out views.
+type ViewOwner interface {
+	// ReleaseView gives back the pin one view held. It is called at most once per
+	// view, by Object.Release.
+	ReleaseView(id ObjectID, hint any)
+}
+
+// NewObject returns a view of data, which must be the object's read-only bytes. It
+// is for store implementations: owner.ReleaseView(id, hint) is called once, on Release.
+func NewObject(id ObjectID, data []byte, owner ViewOwner, hint any) *Object {
+	return &Object{id: id, data: data, owner: owner, hint: hint}
+}
+
+// ID returns the object's ID.
+func (o *Object) ID() ObjectID { return o.id }
+
+// Bytes returns the object's bytes, read-only and without a copy. The slice is valid
+// only until Release; writing through it faults, as the memory is mapped read-only
+// (small objects kept in the Go heap are not protected by the hardware, but must not
+// be written either).
+func (o *Object) Bytes() []byte { return o.data }
+
+// Size returns the object's size in bytes.
+func (o *Object) Size() int { return len(o.data) }
+
+// Release gives back the view's pin. The bytes must not be used afterwards. Calling
+// Release more than once is safe; only the first call counts.
+func (o *Object) Release() {
+	if o == nil || !o.released.CompareAndSwap(false, true) {
+		return
+	}
+	if o.owner != nil {
+		o.owner.ReleaseView(o.id, o.hint)
+	}
+}
+
+// ReleaseAll releases every non-nil view in objs.
+func ReleaseAll(objs []*Object) {
+	for _, o := range objs {
+		o.Release()
+	}
+}
