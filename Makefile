@@ -1,0 +1,50 @@
+# trove — build, test, benchmark. `make test` is what CI (.ci/run) runs.
+GO        ?= go
+PKGS      := ./...
+FUZZTIME  ?= 10s
+BENCHTIME ?= 1s
+COUNT     ?= 6
+
+.PHONY: all build test test-race test-invariants vet lint fuzz bench demo clean
+
+all: build test
+
+build:
+	$(GO) build $(PKGS)
+
+## test: vet, the project's lint checks, every test under -race, the invariant build, short fuzz runs.
+test: vet lint test-race test-invariants fuzz
+
+vet:
+	$(GO) vet $(PKGS)
+
+# lint: project-specific checks (layering, doc.go per package, no log.Fatal in
+# libraries, gofmt) live in lint_test.go so they need nothing but Go.
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) test -count=1 -run 'TestLint' .
+
+test-race:
+	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+
+test-invariants:
+	$(GO) test -tags invariants -count=1 -timeout 10m ./alloc/ ./engine/
+
+# fuzz: each target for FUZZTIME (go test -fuzz takes one target per run).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzAllocFree$$' -fuzztime $(FUZZTIME) ./alloc/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./zerocopy/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeValue$$' -fuzztime $(FUZZTIME) .
+
+## bench: the comparisons in bench/, COUNT runs each, summarised with benchstat.
+bench:
+	mkdir -p bench/out
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(COUNT) -timeout 60m ./bench/ | tee bench/out/bench.txt
+	$(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da bench/out/bench.txt
+
+demo:
+	$(GO) run ./cmd/trove demo
+
+clean:
+	rm -rf bench/out

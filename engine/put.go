@@ -1,0 +1,236 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+
+	"github.com/trovedb/trove"
+)
+
+// Put copies data into the store once and returns a ref to the sealed object.
+// Objects up to InlineThreshold are kept in the Go heap, larger ones in shared
+// memory. If the arena is full, Put waits for room until ctx ends, then fails with
+// ErrStoreFull (and nothing already stored is touched).
+func (s *Store) Put(ctx context.Context, data []byte) (trove.Ref, error) {
+	e, err := s.create(ctx, len(data), nil)
+	if err != nil {
+		return trove.Ref{}, err
+	}
+	copy(s.writable(e), data)
+	s.seal(e)
+	return trove.NewRef(e.id, s, e), nil
+}
+
+// PutFunc creates an object of size bytes, calls fill to write it in place, and
+// seals it: one write, no intermediate buffer. dst is valid only during fill. The
+// object holds a ref on each of contains until it is freed. If fill fails the
+// object is aborted and fill's error returned.
+func (s *Store) PutFunc(ctx context.Context, size int, contains []trove.Ref, fill func(dst []byte) error) (trove.Ref, error) {
+	e, err := s.create(ctx, size, contains)
+	if err != nil {
+		return trove.Ref{}, err
+	}
+	if err := fill(s.writable(e)); err != nil {
+		s.abort(e)
+		s.decRef(e) // the creator's hold; there is no handle
+		return trove.Ref{}, err
+	}
+	s.seal(e)
+	return trove.NewRef(e.id, s, e), nil
+}
+
+// Create makes a pending object of size bytes and returns a builder to fill it in
+// place. Its ref is valid at once, as a future: Gets of it block until Seal. The
+// caller MUST call Seal or Abort; a builder the garbage collector finds unreachable
+// first is aborted (and any slice from its Bytes must not be used after that).
+func (s *Store) Create(ctx context.Context, size int) (*Builder, error) {
+	return s.CreateContaining(ctx, size, nil)
+}
+
+// CreateContaining is Create for an object that holds refs: it keeps each of
+// contains alive until the object is freed.
+func (s *Store) CreateContaining(ctx context.Context, size int, contains []trove.Ref) (*Builder, error) {
+	e, err := s.create(ctx, size, contains)
+	if err != nil {
+		return nil, err
+	}
+	// One count for the handle, one (from create) for the open builder.
+	e.rc.Add(refOne)
+	b := &Builder{s: s, e: e, ref: trove.NewRef(e.id, s, e), buf: s.writable(e)}
+	b.cleanup = runtime.AddCleanup(b, func(e *entry) { s.abandon(e) }, e)
+	return b, nil
+}
+
+// create allocates and publishes a pending object holding one ref for its creator.
+func (s *Store) create(ctx context.Context, size int, contains []trove.Ref) (*entry, error) {
+	if s.closed.Load() {
+		return nil, trove.ErrClosed
+	}
+	if size < 0 {
+		return nil, fmt.Errorf("create object of %d bytes: size must not be negative", size)
+	}
+	children, err := s.holdChildren(contains)
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{id: trove.NewObjectID(s.cfg.Node, s.seq.Add(1)), off: -1, children: children}
+	e.shard = shardOf(e.id)
+	if int64(size) <= s.cfg.InlineThreshold {
+		e.data = make([]byte, size)
+		e.size = int64(size)
+	} else {
+		off, err := s.allocate(ctx, int64(size))
+		if err != nil {
+			s.dropChildren(children)
+			return nil, fmt.Errorf("create object of %s: %w", trove.HumanBytes(int64(size)), err)
+		}
+		e.off, e.size = off, s.alloc.Usable(off)
+		e.data = s.arena.ReadOnly(off, int64(size))
+	}
+	e.rc.Store(refOne | uint64(statePending)<<stateShift)
+
+	sh := &s.shards[e.shard]
+	sh.mu.Lock()
+	sh.mu.m[e.id] = e
+	sh.mu.Unlock()
+	sh.objects.Add(1)
+	sh.pending.Add(1)
+	sh.bytes.Add(int64(size))
+	if e.inline() {
+		sh.inlineObjects.Add(1)
+		sh.inlineBytes.Add(int64(size))
+	}
+	s.puts.Add(1)
+	return e, nil
+}
+
+// holdChildren takes a ref on each contained object.
+func (s *Store) holdChildren(contains []trove.Ref) ([]*entry, error) {
+	if len(contains) == 0 {
+		return nil, nil
+	}
+	children := make([]*entry, 0, len(contains))
+	for _, r := range contains {
+		c, err := s.entryOf(r)
+		if err == nil && !c.addRef() {
+			err = fmt.Errorf("%v: %w", r, trove.ErrObjectFreed)
+		}
+		if err != nil {
+			s.dropChildren(children)
+			return nil, fmt.Errorf("contained ref: %w", err)
+		}
+		children = append(children, c)
+	}
+	runtime.KeepAlive(contains)
+	return children, nil
+}
+
+func (s *Store) dropChildren(children []*entry) {
+	for _, c := range children {
+		s.decRef(c)
+	}
+}
+
+// writable returns the bytes a creator fills.
+func (s *Store) writable(e *entry) []byte {
+	if e.inline() {
+		return e.data
+	}
+	return s.arena.Writable(e.off, int64(len(e.data)))
+}
+
+// seal makes a pending object readable and wakes its waiters.
+func (s *Store) seal(e *entry) { s.finish(e, stateSealed) }
+
+// abort fails a pending object: its memory goes back at once, Gets fail with
+// ErrObjectAborted. The entry stays (holding no memory) until its refs are dropped.
+func (s *Store) abort(e *entry) {
+	if !e.inline() {
+		s.freeArena(e)
+	}
+	s.finish(e, stateAborted)
+}
+
+func (s *Store) finish(e *entry, to state) {
+	for {
+		w := e.rc.Load()
+		if wordState(w) != statePending {
+			panic(fmt.Sprintf("engine: %s of %s in state %s", to, e.id, wordState(w)))
+		}
+		if e.rc.CompareAndSwap(w, withState(w, to)) {
+			break
+		}
+	}
+	sh := &s.shards[e.shard]
+	sh.mu.Lock()
+	ws := e.waiters
+	e.waiters = nil
+	sh.mu.Unlock()
+	sh.pending.Add(-1)
+	for _, w := range ws {
+		w.ready()
+	}
+}
+
+// abandon aborts a builder the garbage collector found unreachable.
+func (s *Store) abandon(e *entry) {
+	if wordState(e.rc.Load()) == statePending {
+		s.abort(e)
+	}
+	s.decRef(e)
+}
+
+// Builder writes one object in place. It is not safe for concurrent use; a builder
+// is used once: Seal or Abort, exactly once.
+type Builder struct {
+	s       *Store
+	e       *entry
+	ref     trove.Ref
+	buf     []byte
+	cleanup runtime.Cleanup
+}
+
+// Ref returns the object's ref. It is valid from Create on, before the object has
+// a value: a Get of it blocks until Seal. It is the same handle on every call; the
+// caller drops it like any ref.
+func (b *Builder) Ref() trove.Ref { return b.ref }
+
+// Size returns the object's size in bytes.
+func (b *Builder) Size() int { return len(b.buf) }
+
+// Bytes returns the object's writable bytes, or nil once sealed or aborted. The
+// slice must not be used after Seal or Abort: the object is immutable from Seal on,
+// and after Abort the memory may already belong to another object.
+func (b *Builder) Bytes() []byte { return b.buf }
+
+// Seal makes the object immutable and readable and wakes every Get and Wait blocked
+// on it. It fails with ErrSealed if the builder was already sealed or aborted.
+func (b *Builder) Seal() error {
+	if b.e == nil {
+		return fmt.Errorf("seal %v: %w", b.ref, trove.ErrSealed)
+	}
+	e := b.e
+	b.done()
+	b.s.seal(e)
+	b.s.decRef(e)
+	return nil
+}
+
+// Abort gives up on the object: its memory is released and every Get of it,
+// blocked or to come, fails with ErrObjectAborted. Abort after Seal or Abort does
+// nothing.
+func (b *Builder) Abort() {
+	if b.e == nil {
+		return
+	}
+	e := b.e
+	b.done()
+	b.s.abort(e)
+	b.s.decRef(e)
+}
+
+func (b *Builder) done() {
+	b.cleanup.Stop()
+	b.e, b.buf = nil, nil
+}

@@ -1,0 +1,88 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/trovedb/trove"
+)
+
+// allocate reserves size bytes of arena. When the arena is full it asks the
+// memory-pressure hook for room, then waits for frees until ctx ends.
+func (s *Store) allocate(ctx context.Context, size int64) (int64, error) {
+	if size > s.alloc.Capacity() {
+		return 0, fmt.Errorf("%s > capacity %s: %w", trove.HumanBytes(size), trove.HumanBytes(s.alloc.Capacity()), trove.ErrObjectTooLarge)
+	}
+	counted := false
+	for {
+		if off, ok := s.alloc.Alloc(size); ok {
+			return off, s.prefault(off, size)
+		}
+		if s.reclaim != nil && s.reclaim(size) {
+			continue
+		}
+		if !counted {
+			s.fullWaits.Add(1)
+			counted = true
+		}
+		// Register before the final retry, so a free between the failed Alloc
+		// and the wait cannot be missed.
+		ch := s.roomChan()
+		if off, ok := s.alloc.Alloc(size); ok {
+			return off, s.prefault(off, size)
+		}
+		select {
+		case <-ch:
+		case <-s.closing:
+			return 0, trove.ErrClosed
+		case <-ctx.Done():
+			return 0, s.fullError(size, context.Cause(ctx))
+		}
+	}
+}
+
+func (s *Store) prefault(off, size int64) error {
+	if err := s.arena.Prefault(off + size); err != nil {
+		_ = s.alloc.Free(off)
+		return err
+	}
+	return nil
+}
+
+// roomChan returns a channel closed by the next free.
+func (s *Store) roomChan() <-chan struct{} {
+	s.room.Lock()
+	defer s.room.Unlock()
+	if s.room.ch == nil {
+		s.room.ch = make(chan struct{})
+	}
+	s.room.waiting.Store(true)
+	return s.room.ch
+}
+
+// wakeRoom wakes creators waiting for memory, if there are any.
+func (s *Store) wakeRoom() {
+	if !s.room.waiting.Load() {
+		return
+	}
+	s.room.Lock()
+	if s.room.ch != nil {
+		close(s.room.ch)
+		s.room.ch = nil
+	}
+	s.room.waiting.Store(false)
+	s.room.Unlock()
+}
+
+func (s *Store) fullError(size int64, cause error) error {
+	st := s.Stats()
+	return &trove.StoreFullError{
+		Requested:     size,
+		Capacity:      st.Capacity,
+		Used:          st.Used,
+		Pinned:        st.PinnedBytes,
+		PinnedObjects: st.PinnedObjects,
+		LargestFree:   st.LargestFree,
+		Cause:         cause,
+	}
+}

@@ -1,0 +1,353 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/alloc"
+	"github.com/trovedb/trove/arena"
+)
+
+// Store is a node's object store. All methods are safe for concurrent use.
+type Store struct {
+	cfg    Config
+	arena  *arena.Arena
+	alloc  *alloc.Allocator
+	shards [numShards]shard
+	seq    atomic.Uint64 // the last sequence number minted
+
+	// room wakes creators waiting for memory. ch is made by the first waiter and
+	// closed (and cleared) by the next free.
+	room struct {
+		sync.Mutex
+		ch      chan struct{}
+		waiting atomic.Bool // some creator is waiting: frees must close ch
+	}
+
+	// reclaim is the memory-pressure hook: asked to make need bytes of room when
+	// an allocation fails, before the creator waits. It reports whether it freed
+	// anything (then the allocation is retried at once). Eviction and spilling
+	// plug in here; with none, creators wait for refs to be dropped.
+	reclaim func(need int64) bool
+
+	closing   chan struct{} // closed by Close: wakes every waiter
+	closed    atomic.Bool
+	unmapOnce sync.Once
+
+	puts, gets, frees, fullWaits atomic.Uint64
+}
+
+var (
+	_ trove.Store     = (*Store)(nil)
+	_ trove.RefOwner  = (*Store)(nil)
+	_ trove.ViewOwner = (*Store)(nil)
+)
+
+// Open creates a store with its own shared-memory arena.
+func Open(cfg Config) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	al, err := alloc.New(cfg.Capacity)
+	if err != nil {
+		return nil, fmt.Errorf("engine: capacity %d: %w", cfg.Capacity, err)
+	}
+	cfg.Capacity = al.Capacity()
+	mode := arena.PrefaultLazy
+	if cfg.PrefaultAll {
+		mode = arena.PrefaultEager
+	}
+	ar, err := arena.New(cfg.Capacity, arena.Options{Name: cfg.Name, Prefault: mode})
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	s := &Store{cfg: cfg, arena: ar, alloc: al, closing: make(chan struct{})}
+	for i := range s.shards {
+		s.shards[i].mu.m = make(map[trove.ObjectID]*entry)
+	}
+	return s, nil
+}
+
+// Config returns the store's configuration with defaults filled in.
+func (s *Store) Config() Config { return s.cfg }
+
+// Node returns the node ID in every ObjectID this store mints.
+func (s *Store) Node() trove.NodeID { return s.cfg.Node }
+
+// Close closes the store: calls fail with ErrClosed afterwards, and blocked Gets,
+// Waits and creators wake with it. Objects are dropped. If views are still
+// unreleased, the shared memory stays mapped until the last one is released, so
+// their bytes stay readable; release every view to give the memory back.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(s.closing)
+	if s.totalViews() == 0 {
+		return s.unmap()
+	}
+	return nil
+}
+
+func (s *Store) unmap() error {
+	var err error
+	s.unmapOnce.Do(func() { err = s.arena.Close() })
+	return err
+}
+
+func (s *Store) totalViews() int64 {
+	var n int64
+	for i := range s.shards {
+		n += s.shards[i].views.Load()
+	}
+	return n
+}
+
+// ReleaseRef implements trove.RefOwner: a Ref handle was dropped.
+func (s *Store) ReleaseRef(_ trove.ObjectID, hint any) {
+	s.decRef(hint.(*entry))
+}
+
+// ReleaseView implements trove.ViewOwner: a view was released.
+func (s *Store) ReleaseView(_ trove.ObjectID, hint any) {
+	e := hint.(*entry)
+	size := int64(len(e.data)) // read while pinned: e may be freed once the pin is gone
+	w := e.rc.Add(^uint64(0))  // pins - 1
+	if wordPins(w) == pinMask {
+		panic(fmt.Sprintf("engine: pin count of %s underflowed: a view was released twice", e.id))
+	}
+	sh := &s.shards[e.shard]
+	sh.views.Add(-1)
+	if wordPins(w) == 0 {
+		sh.pinnedObjects.Add(-1)
+		sh.pinnedBytes.Add(-size)
+		if wordRefs(w) == 0 {
+			s.tryFree(e)
+		}
+	}
+	if s.closed.Load() && s.totalViews() == 0 {
+		_ = s.unmap()
+	}
+}
+
+// decRef gives back one reference and frees the object if that was the last hold.
+func (s *Store) decRef(e *entry) {
+	w := e.rc.Add(^(refOne - 1))
+	if wordRefs(w) == uint64(1)<<32-1 {
+		panic(fmt.Sprintf("engine: ref count of %s underflowed: a handle was released twice", e.id))
+	}
+	if wordRefs(w) == 0 && wordPins(w) == 0 {
+		s.tryFree(e)
+	}
+}
+
+// tryFree frees e if it holds no refs and no pins and nobody freed it yet. Objects
+// it contains lose a ref each, which may free them in turn (iteratively, so deep
+// nesting cannot overflow the stack).
+func (s *Store) tryFree(e *entry) {
+	stack := []*entry{e}
+	for len(stack) > 0 {
+		e := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if !s.markFreed(e) {
+			continue
+		}
+		s.release(e)
+		for _, c := range e.children {
+			w := c.rc.Add(^(refOne - 1))
+			if wordRefs(w) == 0 && wordPins(w) == 0 {
+				stack = append(stack, c)
+			}
+		}
+		e.children = nil
+	}
+}
+
+// markFreed moves e to stateFreed if its counts are zero; true if this call did.
+func (s *Store) markFreed(e *entry) bool {
+	for {
+		w := e.rc.Load()
+		if wordRefs(w) != 0 || wordPins(w) != 0 || wordState(w) == stateFreed {
+			return false
+		}
+		if e.rc.CompareAndSwap(w, withState(w, stateFreed)) {
+			return true
+		}
+	}
+}
+
+// release removes a freed entry from the table and gives its memory back.
+func (s *Store) release(e *entry) {
+	sh := &s.shards[e.shard]
+	sh.mu.Lock()
+	delete(sh.mu.m, e.id)
+	sh.mu.Unlock()
+	// Memory first, counters after: a reader that sees the object count drop sees
+	// its memory gone too.
+	if !e.inline() {
+		s.freeArena(e)
+	}
+	n := int64(len(e.data))
+	if e.inline() {
+		e.data = nil // dropped handles may keep e reachable for a while; not its bytes
+		sh.inlineObjects.Add(-1)
+		sh.inlineBytes.Add(-n)
+	}
+	sh.bytes.Add(-n)
+	sh.objects.Add(-1)
+	s.frees.Add(1)
+}
+
+// freeArena gives e's arena range back to the allocator and wakes waiting creators.
+// The caller is the only one holding e (its counts are zero, or it is an aborting
+// builder).
+func (s *Store) freeArena(e *entry) {
+	if e.off < 0 || s.closed.Load() {
+		e.off = -1
+		return
+	}
+	if invariantsEnabled {
+		poison(s.arena.Writable(e.off, e.size))
+	}
+	if err := s.alloc.Free(e.off); err != nil {
+		panic(fmt.Sprintf("engine: free %s at offset %d: %v", e.id, e.off, err))
+	}
+	e.off = -1
+	s.wakeRoom()
+}
+
+func poison(b []byte) {
+	for i := range b {
+		b[i] = 0xdb
+	}
+}
+
+// Borrow implements trove.Store: a new handle to an object the store holds.
+func (s *Store) Borrow(id trove.ObjectID) (trove.Ref, error) {
+	if s.closed.Load() {
+		return trove.Ref{}, trove.ErrClosed
+	}
+	e := s.lookup(id)
+	if e == nil {
+		return trove.Ref{}, fmt.Errorf("borrow %s: %w", id, trove.ErrUnknownObject)
+	}
+	if !e.addRef() {
+		return trove.Ref{}, fmt.Errorf("borrow %s: %w", id, trove.ErrObjectFreed)
+	}
+	return trove.NewRef(id, s, e), nil
+}
+
+// Stats is a snapshot of the store's figures. Counters are read without stopping
+// the store, so figures taken while it is busy may be mutually off by an operation.
+type Stats struct {
+	Objects        int64 // live objects, pending ones included
+	PendingObjects int64 // created and not yet sealed or aborted
+	ObjectBytes    int64 // bytes of live objects, as asked for
+	InlineObjects  int64 // objects kept in the Go heap (≤ InlineThreshold)
+	InlineBytes    int64
+	PinnedObjects  int64 // objects with at least one unreleased view
+	PinnedBytes    int64
+	Views          int64 // unreleased views
+
+	// The arena and its allocator.
+	Capacity      int64   // arena bytes
+	Used          int64   // bytes reserved by objects in the arena, with rounding
+	Free          int64   // Capacity - Used
+	LargestFree   int64   // the largest object that fits right now
+	Fragmentation float64 // 1 - largest free run / free bytes in page runs
+	SlabBytes     int64   // arena bytes given to slab size classes
+	SlabFree      int64   // free slots inside them
+	Populated     int64   // arena bytes pre-faulted so far
+
+	// Since Open.
+	Puts      uint64 // objects created (Put, PutFunc, Create)
+	Gets      uint64 // views handed out
+	Frees     uint64 // objects freed
+	FullWaits uint64 // times a creator had to wait for room
+}
+
+// Stats returns a snapshot of the store's figures.
+func (s *Store) Stats() Stats {
+	var st Stats
+	for i := range s.shards {
+		sh := &s.shards[i]
+		st.Objects += sh.objects.Load()
+		st.PendingObjects += sh.pending.Load()
+		st.ObjectBytes += sh.bytes.Load()
+		st.InlineObjects += sh.inlineObjects.Load()
+		st.InlineBytes += sh.inlineBytes.Load()
+		st.PinnedObjects += sh.pinnedObjects.Load()
+		st.PinnedBytes += sh.pinnedBytes.Load()
+		st.Views += sh.views.Load()
+	}
+	a := s.alloc.Stats()
+	st.Capacity, st.Used, st.Free, st.LargestFree = a.Capacity, a.Used, a.Free, a.LargestFree
+	st.Fragmentation, st.SlabBytes, st.SlabFree = a.Fragmentation, a.SlabBytes, a.SlabFree
+	st.Populated = s.arena.Populated()
+	st.Puts, st.Gets, st.Frees, st.FullWaits = s.puts.Load(), s.gets.Load(), s.frees.Load(), s.fullWaits.Load()
+	return st
+}
+
+// Check verifies the object table against itself and the allocator and returns the
+// first inconsistency. It locks each shard in turn, so call it on a quiet store
+// (tests call it after every test). It is slow: it walks every object.
+func (s *Store) Check() error {
+	var arenaBytes int64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		var objects, bytes, pinned int64
+		for id, e := range sh.mu.m {
+			w := e.rc.Load()
+			switch {
+			case e.id != id:
+				sh.mu.Unlock()
+				return fmt.Errorf("engine check: entry %s filed under %s", e.id, id)
+			case wordState(w) == stateFreed:
+				sh.mu.Unlock()
+				return fmt.Errorf("engine check: freed object %s still in the table", id)
+			case wordRefs(w) == 0 && wordPins(w) == 0:
+				sh.mu.Unlock()
+				return fmt.Errorf("engine check: object %s has no refs and no pins but was not freed", id)
+			case int(e.shard) != i:
+				sh.mu.Unlock()
+				return fmt.Errorf("engine check: object %s in shard %d, records %d", id, i, e.shard)
+			}
+			objects++
+			bytes += int64(len(e.data))
+			if wordPins(w) > 0 {
+				pinned++
+			}
+			if !e.inline() {
+				if u := s.alloc.Usable(e.off); u != e.size {
+					sh.mu.Unlock()
+					return fmt.Errorf("engine check: object %s at offset %d: allocator reserves %d bytes, table says %d", id, e.off, u, e.size)
+				}
+				arenaBytes += e.size
+			}
+		}
+		sh.mu.Unlock()
+		if got := sh.objects.Load(); got != objects {
+			return fmt.Errorf("engine check: shard %d counts %d objects, holds %d", i, got, objects)
+		}
+		if got := sh.bytes.Load(); got != bytes {
+			return fmt.Errorf("engine check: shard %d counts %d bytes, holds %d", i, got, bytes)
+		}
+		if got := sh.pinnedObjects.Load(); got != pinned {
+			return fmt.Errorf("engine check: shard %d counts %d pinned objects, holds %d", i, got, pinned)
+		}
+	}
+	if s.closed.Load() {
+		return nil
+	}
+	if err := s.alloc.Check(); err != nil {
+		return fmt.Errorf("engine check: %w", err)
+	}
+	if used := s.alloc.Stats().Used; used != arenaBytes {
+		return fmt.Errorf("engine check: allocator has %d bytes in use, objects hold %d", used, arenaBytes)
+	}
+	return nil
+}

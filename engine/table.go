@@ -1,0 +1,143 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/trovedb/trove"
+)
+
+// An object's lifecycle state, kept in the top bits of its count word.
+type state uint8
+
+const (
+	statePending state = iota // created, not yet sealed: Get blocks
+	stateSealed               // immutable, readable
+	stateAborted              // its creator gave up: Get fails, memory already released
+	stateFreed                // refs and pins reached zero: gone from the table
+)
+
+func (s state) String() string {
+	return [...]string{"pending", "sealed", "aborted", "freed"}[s]
+}
+
+// The count word packs, from the low bits up: pins (30 bits), state (2 bits),
+// refs (32 bits). One word lets Get check "sealed and referenced" and pin in a single
+// compare-and-swap, and lets exactly one goroutine see both counts reach zero.
+const (
+	pinOne     = uint64(1)
+	pinMask    = uint64(1)<<30 - 1
+	stateShift = 30
+	stateMask  = uint64(3) << stateShift
+	refShift   = 32
+	refOne     = uint64(1) << refShift
+)
+
+func wordPins(w uint64) uint64 { return w & pinMask }
+func wordRefs(w uint64) uint64 { return w >> refShift }
+func wordState(w uint64) state { return state((w & stateMask) >> stateShift) }
+func withState(w uint64, s state) uint64 {
+	return w&^stateMask | uint64(s)<<stateShift
+}
+
+// entry is the store's record of one object. Its address is the hint stored in
+// every Ref handle and view, so lookups by a live handle skip the map.
+type entry struct {
+	rc atomic.Uint64 // refs | state | pins: see the word layout above
+
+	id    trove.ObjectID
+	data  []byte // inline: heap bytes; arena: the read-only mapping. Set before publication.
+	off   int64  // arena offset, or -1 if inline or already released
+	size  int64  // bytes the allocator reserved (arena) or len(data) (inline)
+	shard uint8
+
+	// children are the objects this one contains (it holds one ref on each).
+	// Set before publication, read once when the object is freed.
+	children []*entry
+
+	// waiters of a pending object; guarded by the shard's mu.
+	waiters []*waiter
+}
+
+func (e *entry) inline() bool { return e.off < 0 }
+
+// addRef takes one more reference, unless the object already has none (it is being
+// freed) or is freed.
+func (e *entry) addRef() bool {
+	for {
+		w := e.rc.Load()
+		if wordRefs(w) == 0 || wordState(w) == stateFreed {
+			return false
+		}
+		if e.rc.CompareAndSwap(w, w+refOne) {
+			return true
+		}
+	}
+}
+
+// waiter is woken when n of the objects it is registered with become ready.
+type waiter struct {
+	n  atomic.Int64
+	ch chan struct{}
+}
+
+func newWaiter(n int) *waiter {
+	w := &waiter{ch: make(chan struct{})}
+	w.n.Store(int64(n))
+	return w
+}
+
+func (w *waiter) ready() {
+	if w.n.Add(-1) == 0 {
+		close(w.ch)
+	}
+}
+
+const numShards = 64
+
+// shard is one slice of the object table. Counters are atomics updated outside the
+// lock on the hot path; the struct is padded so shards don't share cache lines.
+type shard struct {
+	mu struct {
+		sync.Mutex
+		m map[trove.ObjectID]*entry
+	}
+
+	objects       atomic.Int64 // live (pending or sealed or aborted, not freed) objects
+	pending       atomic.Int64
+	bytes         atomic.Int64 // sum of live objects' sizes as asked for
+	inlineObjects atomic.Int64
+	inlineBytes   atomic.Int64
+	pinnedObjects atomic.Int64
+	pinnedBytes   atomic.Int64
+	views         atomic.Int64 // unreleased views
+
+	_ [64]byte
+}
+
+func shardOf(id trove.ObjectID) uint8 {
+	// Our own IDs differ in the low bits of the sequence number; foreign IDs mix in the node.
+	return (id[15] ^ id[7] ^ id[11]) % numShards
+}
+
+// lookup returns the entry for id, or nil.
+func (s *Store) lookup(id trove.ObjectID) *entry {
+	sh := &s.shards[shardOf(id)]
+	sh.mu.Lock()
+	e := sh.mu.m[id]
+	sh.mu.Unlock()
+	return e
+}
+
+// entryOf returns the live entry a ref names, or ErrInvalidRef.
+func (s *Store) entryOf(ref trove.Ref) (*entry, error) {
+	h, ok := ref.Hint(s)
+	if !ok {
+		if ref.IsZero() {
+			return nil, fmt.Errorf("zero ref: %w", trove.ErrInvalidRef)
+		}
+		return nil, fmt.Errorf("%v: %w", ref, trove.ErrInvalidRef)
+	}
+	return h.(*entry), nil
+}

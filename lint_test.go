@@ -1,0 +1,164 @@
+package trove_test
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Project-specific lint checks, run by `make lint` and CI. They need nothing but Go.
+
+const module = "github.com/trovedb/trove"
+
+// layering says which of our packages each package may import, and whether it may
+// touch the network. DESIGN.md's table of layers is the source of this.
+var layering = map[string]struct {
+	allowed []string // our packages it may import; nil means any
+	noNet   bool
+}{
+	"alloc":    {allowed: []string{}, noNet: true},
+	"arena":    {allowed: []string{}, noNet: true},
+	"zerocopy": {allowed: []string{}, noNet: true},
+	"eviction": {allowed: []string{}, noNet: true},
+	"spill":    {allowed: []string{"", "zerocopy"}, noNet: true},
+	".":        {allowed: []string{"zerocopy"}, noNet: true},
+	"engine":   {allowed: []string{"", "alloc", "arena", "zerocopy", "eviction", "spill"}, noNet: true},
+}
+
+type pkgFiles struct {
+	dir   string
+	files map[string]*ast.File // by base name, test files excluded
+}
+
+func loadPackages(t *testing.T) map[string]*pkgFiles {
+	t.Helper()
+	fset := token.NewFileSet()
+	pkgs := map[string]*pkgFiles{}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ParseComments)
+		if err != nil {
+			return err
+		}
+		dir := filepath.Dir(path)
+		if pkgs[dir] == nil {
+			pkgs[dir] = &pkgFiles{dir: dir, files: map[string]*ast.File{}}
+		}
+		pkgs[dir].files[filepath.Base(path)] = f
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkgs
+}
+
+func TestLintLayering(t *testing.T) {
+	for dir, p := range loadPackages(t) {
+		rule, ok := layering[dir]
+		if !ok {
+			continue
+		}
+		for name, f := range p.files {
+			for _, imp := range f.Imports {
+				path, _ := strconv.Unquote(imp.Path.Value)
+				if rule.noNet && (path == "net" || strings.HasPrefix(path, "net/") || strings.HasPrefix(path, module+"/net")) {
+					t.Errorf("%s/%s imports %s: package %s must not speak to the network", dir, name, path, dir)
+				}
+				if rule.allowed == nil || !strings.HasPrefix(path, module) {
+					continue
+				}
+				ours := strings.TrimPrefix(strings.TrimPrefix(path, module), "/")
+				allowedHere := false
+				for _, a := range rule.allowed {
+					allowedHere = allowedHere || a == ours
+				}
+				if !allowedHere {
+					t.Errorf("%s/%s imports %s: package %s may import only %q of ours", dir, name, path, dir, rule.allowed)
+				}
+			}
+		}
+	}
+}
+
+func TestLintDocGo(t *testing.T) {
+	for dir, p := range loadPackages(t) {
+		doc, ok := p.files["doc.go"]
+		if !ok {
+			t.Errorf("%s: no doc.go saying what the package owns and its invariants", dir)
+			continue
+		}
+		if doc.Doc == nil || len(doc.Doc.Text()) < 80 {
+			t.Errorf("%s/doc.go: the package comment is missing or too short to say what the package owns", dir)
+		}
+	}
+}
+
+// TestLintLibrariesDoNotExit: a library never ends the process (badger's y.Check is
+// the counter-example in STYLE.md).
+func TestLintLibrariesDoNotExit(t *testing.T) {
+	for dir, p := range loadPackages(t) {
+		for name, f := range p.files {
+			if f.Name.Name == "main" {
+				continue
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				sel, ok := n.(*ast.SelectorExpr)
+				if !ok {
+					return true
+				}
+				x, ok := sel.X.(*ast.Ident)
+				if !ok {
+					return true
+				}
+				switch {
+				case x.Name == "os" && sel.Sel.Name == "Exit",
+					x.Name == "log" && strings.HasPrefix(sel.Sel.Name, "Fatal"):
+					t.Errorf("%s/%s calls %s.%s: a library returns errors instead", dir, name, x.Name, sel.Sel.Name)
+				}
+				return true
+			})
+		}
+	}
+}
+
+// TestLintNoEmbeddedMutex: no exported type embeds a sync.Mutex (its Lock would
+// become part of the API).
+func TestLintNoEmbeddedMutex(t *testing.T) {
+	for dir, p := range loadPackages(t) {
+		for name, f := range p.files {
+			for _, d := range f.Decls {
+				g, ok := d.(*ast.GenDecl)
+				if !ok || g.Tok != token.TYPE {
+					continue
+				}
+				for _, s := range g.Specs {
+					ts := s.(*ast.TypeSpec)
+					st, ok := ts.Type.(*ast.StructType)
+					if !ok || !ts.Name.IsExported() {
+						continue
+					}
+					for _, fld := range st.Fields.List {
+						if sel, ok := fld.Type.(*ast.SelectorExpr); ok && len(fld.Names) == 0 &&
+							(sel.Sel.Name == "Mutex" || sel.Sel.Name == "RWMutex") {
+							t.Errorf("%s/%s: exported type %s embeds sync.%s", dir, name, ts.Name.Name, sel.Sel.Name)
+						}
+					}
+				}
+			}
+		}
+	}
+}
