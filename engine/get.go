@@ -56,6 +56,10 @@ func (s *Store) pin(e *entry) (*trove.Object, state, error) {
 				sh.pinnedObjects.Add(1)
 				sh.pinnedBytes.Add(int64(len(e.data)))
 			}
+			if s.closed.Load() { // after counting the view: see maybeUnmap
+				s.ReleaseView(e.id, e)
+				return nil, stateFreed, fmt.Errorf("get %s: %w", e.id, trove.ErrClosed)
+			}
 			s.gets.Add(1)
 			return trove.NewObject(e.id, e.data, s, e), st, nil
 		case statePending:

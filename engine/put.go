@@ -31,12 +31,18 @@ func (s *Store) PutFunc(ctx context.Context, size int, contains []trove.Ref, fil
 	if err != nil {
 		return trove.Ref{}, err
 	}
+	sealed := false
+	defer func() {
+		if !sealed { // fill failed or panicked: nothing is stored
+			s.abort(e)
+			s.decRef(e) // the creator's hold; no handle was made
+		}
+	}()
 	if err := fill(s.writable(e)); err != nil {
-		s.abort(e)
-		s.decRef(e) // the creator's hold; there is no handle
 		return trove.Ref{}, err
 	}
 	s.seal(e)
+	sealed = true
 	return trove.NewRef(e.id, s, e), nil
 }
 
@@ -63,7 +69,14 @@ func (s *Store) CreateContaining(ctx context.Context, size int, contains []trove
 }
 
 // create allocates and publishes a pending object holding one ref for its creator.
-func (s *Store) create(ctx context.Context, size int, contains []trove.Ref) (*entry, error) {
+func (s *Store) create(ctx context.Context, size int, contains []trove.Ref) (e *entry, err error) {
+	s.writers.Add(1) // before checking closed: see maybeUnmap
+	defer func() {
+		if err != nil {
+			s.writers.Add(-1)
+			_ = s.maybeUnmap()
+		}
+	}()
 	if s.closed.Load() {
 		return nil, trove.ErrClosed
 	}
@@ -74,7 +87,7 @@ func (s *Store) create(ctx context.Context, size int, contains []trove.Ref) (*en
 	if err != nil {
 		return nil, err
 	}
-	e := &entry{id: trove.NewObjectID(s.cfg.Node, s.seq.Add(1)), off: -1, children: children}
+	e = &entry{id: trove.NewObjectID(s.cfg.Node, s.seq.Add(1)), off: -1, children: children}
 	e.shard = shardOf(e.id)
 	if int64(size) <= s.cfg.InlineThreshold {
 		e.data = make([]byte, size)
@@ -170,6 +183,10 @@ func (s *Store) finish(e *entry, to state) {
 	sh.pending.Add(-1)
 	for _, w := range ws {
 		w.ready()
+	}
+	s.writers.Add(-1)
+	if s.closed.Load() {
+		_ = s.maybeUnmap()
 	}
 }
 

@@ -35,6 +35,10 @@ type Store struct {
 	closing   chan struct{} // closed by Close: wakes every waiter
 	closed    atomic.Bool
 	unmapOnce sync.Once
+	// writers counts creators that may still write into the arena: from before
+	// create checks closed until the object is sealed or aborted. With the views,
+	// it decides when Close may unmap (see maybeUnmap).
+	writers atomic.Int64
 
 	puts, gets, frees, fullWaits atomic.Uint64
 }
@@ -86,13 +90,18 @@ func (s *Store) Close() error {
 		return nil
 	}
 	close(s.closing)
-	if s.totalViews() == 0 {
-		return s.unmap()
-	}
-	return nil
+	return s.maybeUnmap()
 }
 
-func (s *Store) unmap() error {
+// maybeUnmap unmaps the arena once the store is closed and nobody can touch it:
+// no view is unreleased and no creator is writing. Each of those increments its
+// counter before it checks closed, and Close sets closed before it reads the
+// counters, so (atomics being sequentially consistent) one of the two always sees
+// the other.
+func (s *Store) maybeUnmap() error {
+	if !s.closed.Load() || s.writers.Load() != 0 || s.totalViews() != 0 {
+		return nil
+	}
 	var err error
 	s.unmapOnce.Do(func() { err = s.arena.Close() })
 	return err
@@ -128,8 +137,8 @@ func (s *Store) ReleaseView(_ trove.ObjectID, hint any) {
 			s.tryFree(e)
 		}
 	}
-	if s.closed.Load() && s.totalViews() == 0 {
-		_ = s.unmap()
+	if s.closed.Load() {
+		_ = s.maybeUnmap()
 	}
 }
 

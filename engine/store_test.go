@@ -239,6 +239,14 @@ func TestPutFunc(t *testing.T) {
 	if _, err := s.PutFunc(ctx, 1<<20, nil, func([]byte) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("PutFunc with failing fill: %v, want the fill's error", err)
 	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("a panic in fill did not reach the caller")
+			}
+		}()
+		s.PutFunc(ctx, 1<<20, nil, func([]byte) error { panic("fill") })
+	}()
 	requireEmpty(t, s)
 }
 
@@ -521,7 +529,7 @@ func TestClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx := context.Background()
-		b, _ := s.Create(ctx, 10)
+		b, _ := s.Create(ctx, 1<<20) // in the arena: must stay mapped while open
 		ref, _ := s.Put(ctx, pattern(1<<20, 7))
 		view, _ := s.Get(ctx, ref)
 		errc := make(chan error)
@@ -539,9 +547,14 @@ func TestClose(t *testing.T) {
 		if _, err := s.Put(ctx, []byte("x")); !errors.Is(err, trove.ErrClosed) {
 			t.Fatalf("Put after Close: %v, want ErrClosed", err)
 		}
-		// An unreleased view stays readable until released.
+		// An unreleased view stays readable, an open builder writable, until
+		// released and sealed.
 		if !bytes.Equal(view.Bytes(), pattern(1<<20, 7)) {
 			t.Fatal("view unreadable after Close")
+		}
+		copy(b.Bytes(), "written after Close")
+		if _, err := s.Get(ctx, ref); !errors.Is(err, trove.ErrClosed) {
+			t.Fatalf("Get after Close: %v, want ErrClosed", err)
 		}
 		view.Release()
 		ref.Drop()
