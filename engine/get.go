@@ -50,7 +50,7 @@ func (s *Store) pin(e *entry) (*trove.Object, state, error) {
 			if !e.rc.CompareAndSwap(w, w+pinOne) {
 				continue
 			}
-			sh := &s.shards[e.shard]
+			sh := s.shardFor(e)
 			sh.views.Add(1)
 			if wordPins(w) == 0 {
 				sh.pinnedObjects.Add(1)
@@ -92,23 +92,27 @@ func (s *Store) waitOne(ctx context.Context, e *entry) error {
 
 // register adds w to e's waiters if e is still pending; otherwise it reports false.
 func (s *Store) register(e *entry, w *waiter) bool {
-	sh := &s.shards[e.shard]
+	sh := s.shardFor(e)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if wordState(e.rc.Load()) != statePending {
 		return false
 	}
-	e.waiters = append(e.waiters, w)
+	if e.more == nil {
+		e.more = &entryMore{}
+	}
+	e.more.waiters = append(e.more.waiters, w)
 	return true
 }
 
 func (s *Store) unregister(e *entry, w *waiter) {
-	sh := &s.shards[e.shard]
+	sh := s.shardFor(e)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	for i, x := range e.waiters {
+	ws := e.more.waiters // register made more
+	for i, x := range ws {
 		if x == w {
-			e.waiters = append(e.waiters[:i], e.waiters[i+1:]...)
+			e.more.waiters = append(ws[:i], ws[i+1:]...)
 			return
 		}
 	}

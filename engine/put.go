@@ -87,23 +87,24 @@ func (s *Store) create(ctx context.Context, size int, contains []trove.Ref) (e *
 	if err != nil {
 		return nil, err
 	}
-	e = &entry{id: trove.NewObjectID(s.cfg.Node, s.seq.Add(1)), off: -1, children: children}
-	e.shard = shardOf(e.id)
+	e = &entry{id: trove.NewObjectID(s.cfg.Node, s.seq.Add(1)), off: -1}
+	if children != nil {
+		e.more = &entryMore{children: children}
+	}
 	if int64(size) <= s.cfg.InlineThreshold {
 		e.data = make([]byte, size)
-		e.size = int64(size)
 	} else {
 		off, err := s.allocate(ctx, int64(size))
 		if err != nil {
 			s.dropChildren(children)
 			return nil, fmt.Errorf("create object of %s: %w", trove.HumanBytes(int64(size)), err)
 		}
-		e.off, e.size = off, s.alloc.Usable(off)
+		e.off = off
 		e.data = s.arena.ReadOnly(off, int64(size))
 	}
 	e.rc.Store(refOne | uint64(statePending)<<stateShift)
 
-	sh := &s.shards[e.shard]
+	sh := s.shardFor(e)
 	sh.mu.Lock()
 	sh.mu.m[e.id] = e
 	sh.mu.Unlock()
@@ -175,10 +176,12 @@ func (s *Store) finish(e *entry, to state) {
 			break
 		}
 	}
-	sh := &s.shards[e.shard]
+	sh := s.shardFor(e)
 	sh.mu.Lock()
-	ws := e.waiters
-	e.waiters = nil
+	var ws []*waiter
+	if e.more != nil {
+		ws, e.more.waiters = e.more.waiters, nil
+	}
 	sh.mu.Unlock()
 	sh.pending.Add(-1)
 	for _, w := range ws {

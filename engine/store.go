@@ -128,7 +128,7 @@ func (s *Store) ReleaseView(_ trove.ObjectID, hint any) {
 	if wordPins(w) == pinMask {
 		panic(fmt.Sprintf("engine: pin count of %s underflowed: a view was released twice", e.id))
 	}
-	sh := &s.shards[e.shard]
+	sh := s.shardFor(e)
 	sh.views.Add(-1)
 	if wordPins(w) == 0 {
 		sh.pinnedObjects.Add(-1)
@@ -165,13 +165,16 @@ func (s *Store) tryFree(e *entry) {
 			continue
 		}
 		s.release(e)
-		for _, c := range e.children {
+		if e.more == nil {
+			continue
+		}
+		for _, c := range e.more.children {
 			w := c.rc.Add(^(refOne - 1))
 			if wordRefs(w) == 0 && wordPins(w) == 0 {
 				stack = append(stack, c)
 			}
 		}
-		e.children = nil
+		e.more = nil
 	}
 }
 
@@ -190,7 +193,7 @@ func (s *Store) markFreed(e *entry) bool {
 
 // release removes a freed entry from the table and gives its memory back.
 func (s *Store) release(e *entry) {
-	sh := &s.shards[e.shard]
+	sh := s.shardFor(e)
 	sh.mu.Lock()
 	delete(sh.mu.m, e.id)
 	sh.mu.Unlock()
@@ -219,7 +222,7 @@ func (s *Store) freeArena(e *entry) {
 		return
 	}
 	if invariantsEnabled {
-		poison(s.arena.Writable(e.off, e.size))
+		poison(s.arena.Writable(e.off, s.alloc.Usable(e.off)))
 	}
 	if err := s.alloc.Free(e.off); err != nil {
 		panic(fmt.Sprintf("engine: free %s at offset %d: %v", e.id, e.off, err))
@@ -321,9 +324,9 @@ func (s *Store) Check() error {
 			case wordRefs(w) == 0 && wordPins(w) == 0:
 				sh.mu.Unlock()
 				return fmt.Errorf("engine check: object %s has no refs and no pins but was not freed", id)
-			case int(e.shard) != i:
+			case int(shardOf(id)) != i:
 				sh.mu.Unlock()
-				return fmt.Errorf("engine check: object %s in shard %d, records %d", id, i, e.shard)
+				return fmt.Errorf("engine check: object %s in shard %d, belongs in %d", id, i, shardOf(id))
 			}
 			objects++
 			bytes += int64(len(e.data))
@@ -331,11 +334,12 @@ func (s *Store) Check() error {
 				pinned++
 			}
 			if !e.inline() {
-				if u := s.alloc.Usable(e.off); u != e.size {
+				u := s.alloc.Usable(e.off)
+				if u < int64(len(e.data)) {
 					sh.mu.Unlock()
-					return fmt.Errorf("engine check: object %s at offset %d: allocator reserves %d bytes, table says %d", id, e.off, u, e.size)
+					return fmt.Errorf("engine check: object %s of %d bytes at offset %d: allocator reserves only %d", id, len(e.data), e.off, u)
 				}
-				arenaBytes += e.size
+				arenaBytes += u
 			}
 		}
 		sh.mu.Unlock()

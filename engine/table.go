@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/trovedb/trove"
 )
@@ -46,12 +47,14 @@ func withState(w uint64, s state) uint64 {
 type entry struct {
 	rc atomic.Uint64 // refs | state | pins: see the word layout above
 
-	id    trove.ObjectID
-	data  []byte // inline: heap bytes; arena: the read-only mapping. Set before publication.
-	off   int64  // arena offset, or -1 if inline or already released
-	size  int64  // bytes the allocator reserved (arena) or len(data) (inline)
-	shard uint8
+	id   trove.ObjectID
+	data []byte // inline: heap bytes; arena: the read-only mapping. Set before publication.
+	off  int64  // arena offset, or -1 if inline or already released
+	more *entryMore
+}
 
+// entryMore holds what few objects need, keeping entry at 64 bytes.
+type entryMore struct {
 	// children are the objects this one contains (it holds one ref on each).
 	// Set before publication, read once when the object is freed.
 	children []*entry
@@ -59,6 +62,9 @@ type entry struct {
 	// waiters of a pending object; guarded by the shard's mu.
 	waiters []*waiter
 }
+
+// Keep the per-object metadata small: 64 bytes (plus the map slot).
+var _ = [1]struct{}{}[unsafe.Sizeof(entry{})-64]
 
 func (e *entry) inline() bool { return e.off < 0 }
 
@@ -120,6 +126,8 @@ func shardOf(id trove.ObjectID) uint8 {
 	// Our own IDs differ in the low bits of the sequence number; foreign IDs mix in the node.
 	return (id[15] ^ id[7] ^ id[11]) % numShards
 }
+
+func (s *Store) shardFor(e *entry) *shard { return &s.shards[shardOf(e.id)] }
 
 // lookup returns the entry for id, or nil.
 func (s *Store) lookup(id trove.ObjectID) *entry {
