@@ -36,6 +36,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAllocFree$$' -fuzztime $(FUZZTIME) ./alloc/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./zerocopy/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeValue$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzParseObjectID$$' -fuzztime $(FUZZTIME) .
 
 ## bench: the comparisons in bench/, COUNT runs each, summarised with benchstat.
 bench:
