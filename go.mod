@@ -3,8 +3,9 @@ module github.com/trovedb/trove
 go 1.26.0
 
 require (
-	github.com/fxamacker/cbor/v2 v2.10.0 // indirect
-	github.com/google/btree v1.1.3 // indirect
-	github.com/x448/float16 v0.8.4 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	github.com/fxamacker/cbor/v2 v2.10.0
+	github.com/google/btree v1.1.3
+	golang.org/x/sys v0.49.0
 )
+
+require github.com/x448/float16 v0.8.4 // indirect

@@ -80,6 +80,9 @@ func (s *Store) create(ctx context.Context, size int, contains []trove.Ref) (e *
 	if s.closed.Load() {
 		return nil, trove.ErrClosed
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("create object: %w", context.Cause(ctx))
+	}
 	if size < 0 {
 		return nil, fmt.Errorf("create object of %d bytes: size must not be negative", size)
 	}

@@ -1,0 +1,330 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/engine"
+)
+
+var ctx = context.Background()
+
+func openStore(b *testing.B, capacity int64, prefault bool) *engine.Store {
+	b.Helper()
+	st, err := engine.Open(engine.Config{Capacity: capacity, PrefaultAll: prefault})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		s := st.Stats()
+		if s.Objects != 0 || s.Used != 0 || s.Views != 0 {
+			b.Errorf("store not empty after the benchmark: %d objects, %d bytes used, %d views", s.Objects, s.Used, s.Views)
+		}
+		st.Close()
+	})
+	return st
+}
+
+func sizeName(n int) string { return trove.HumanBytes(int64(n)) }
+
+var putSizes = []int{1 << 20, 16 << 20, 64 << 20, 256 << 20}
+
+// BenchmarkPut measures Put (one copy into warm shared memory, then seal) against a
+// warm memcpy of the same bytes, and reports put throughput / memcpy throughput.
+func BenchmarkPut(b *testing.B) {
+	for _, size := range putSizes {
+		src := make([]byte, size)
+		for i := range src {
+			src[i] = byte(i)
+		}
+		var memcpyNs float64
+		b.Run(fmt.Sprintf("size=%s/op=memcpy", sizeName(size)), func(b *testing.B) {
+			dst := make([]byte, size)
+			copy(dst, src) // warm
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				copy(dst, src)
+			}
+			memcpyNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		})
+		b.Run(fmt.Sprintf("size=%s/op=put", sizeName(size)), func(b *testing.B) {
+			st := openStore(b, int64(size)+1<<20, true)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				ref, err := st.Put(ctx, src)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ref.Drop()
+			}
+			putNs := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if memcpyNs > 0 {
+				b.ReportMetric(memcpyNs/putNs, "x_memcpy")
+			}
+		})
+	}
+}
+
+// BenchmarkGet measures Get+Release of a sealed object: a view, no copy, so the
+// time must not depend on the size. Reports each size's time relative to 1 KiB.
+func BenchmarkGet(b *testing.B) {
+	var smallNs float64
+	for _, size := range []int{1 << 10, 1 << 20, 256 << 20} {
+		b.Run("size="+sizeName(size), func(b *testing.B) {
+			st := openStore(b, int64(size)+1<<20, false)
+			ref, err := st.Put(ctx, make([]byte, size))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ref.Drop()
+			b.ReportAllocs()
+			for b.Loop() {
+				obj, err := st.Get(ctx, ref)
+				if err != nil {
+					b.Fatal(err)
+				}
+				obj.Release()
+			}
+			ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if size == 1<<10 {
+				smallNs = ns
+			} else if smallNs > 0 {
+				b.ReportMetric(ns/smallNs, "x_1KiB")
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "gets/s")
+		})
+	}
+}
+
+// BenchmarkSmall measures 1 KiB objects from one goroutine: Put (and Drop, so the
+// store stays small) against the baseline of a heap allocation and copy, which
+// is what storing the bytes in a Go map would cost at least.
+func BenchmarkSmall(b *testing.B) {
+	src := make([]byte, 1<<10)
+	var baseNs float64
+	b.Run("op=heapcopy", func(b *testing.B) {
+		b.SetBytes(int64(len(src)))
+		b.ReportAllocs()
+		var keep [][]byte
+		for i := 0; b.Loop(); i++ {
+			c := make([]byte, len(src))
+			copy(c, src)
+			if len(keep) < 1024 {
+				keep = append(keep, c)
+			} else {
+				keep[i%1024] = c
+			}
+		}
+		baseNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	b.Run("op=put", func(b *testing.B) {
+		st := openStore(b, 64<<20, false)
+		b.SetBytes(int64(len(src)))
+		b.ReportAllocs()
+		for b.Loop() {
+			ref, err := st.Put(ctx, src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ref.Drop()
+		}
+		ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(1e9/ns, "puts/s")
+		if baseNs > 0 {
+			b.ReportMetric(baseNs/ns, "x_heapcopy")
+		}
+	})
+	b.Run("op=get+release", func(b *testing.B) {
+		st := openStore(b, 64<<20, false)
+		ref, err := st.Put(ctx, src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ref.Drop()
+		b.ReportAllocs()
+		for b.Loop() {
+			obj, err := st.Get(ctx, ref)
+			if err != nil {
+				b.Fatal(err)
+			}
+			obj.Release()
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "gets/s")
+	})
+	b.Run("op=put/parallel", func(b *testing.B) {
+		st := openStore(b, 64<<20, false)
+		b.SetBytes(int64(len(src)))
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				ref, err := st.Put(ctx, src)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				ref.Drop()
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
+	})
+}
+
+// BenchmarkWait is Ray's "single client wait 1k refs": 1,000 ready refs, then
+// 1,000 one-at-a-time Waits, each on the refs not yet returned. Reports whole
+// rounds per second (Ray: ~5/s) and single Waits per second.
+func BenchmarkWait(b *testing.B) {
+	st := openStore(b, 64<<20, false)
+	const n = 1000
+	refs := make([]trove.Ref, n)
+	for i := range refs {
+		var err error
+		if refs[i], err = st.Put(ctx, []byte{byte(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, r := range refs {
+			r.Drop()
+		}
+	}()
+	b.ReportAllocs()
+	for b.Loop() {
+		notReady := refs
+		for range n {
+			var err error
+			if _, notReady, err = st.Wait(ctx, notReady, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if len(notReady) != 0 {
+			b.Fatalf("%d refs never ready", len(notReady))
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rounds/s")
+	b.ReportMetric(float64(b.N)*n/b.Elapsed().Seconds(), "waits/s")
+}
+
+// BenchmarkGetValueOf10kRefs is Ray's "single client get object containing 10k
+// refs" (Ray: ~13/s): one object whose value is 10,000 refs, decoded (each ref
+// becoming a live handle), then every inner object got and released.
+func BenchmarkGetValueOf10kRefs(b *testing.B) {
+	st := openStore(b, 64<<20, false)
+	const n = 10000
+	inner := make([]trove.Ref, n)
+	for i := range inner {
+		var err error
+		if inner[i], err = st.Put(ctx, []byte{byte(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	outer, err := trove.PutValue(ctx, st, inner)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range inner {
+		r.Drop()
+	}
+	defer outer.Drop()
+	b.ReportAllocs()
+	for b.Loop() {
+		refs, err := trove.GetValue[[]trove.Ref](ctx, st, outer)
+		if err != nil {
+			b.Fatal(err)
+		}
+		objs, err := st.GetAll(ctx, refs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		trove.ReleaseAll(objs)
+		for _, r := range refs {
+			r.Drop()
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "gets/s")
+}
+
+// BenchmarkGetAll10k gets 10,000 ready refs with one GetAll.
+func BenchmarkGetAll10k(b *testing.B) {
+	st := openStore(b, 64<<20, false)
+	const n = 10000
+	refs := make([]trove.Ref, n)
+	for i := range refs {
+		var err error
+		if refs[i], err = st.Put(ctx, []byte{byte(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, r := range refs {
+			r.Drop()
+		}
+	}()
+	b.ReportAllocs()
+	for b.Loop() {
+		objs, err := st.GetAll(ctx, refs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		trove.ReleaseAll(objs)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "getalls/s")
+}
+
+// BenchmarkLiveObjects measures Get latency with 1k and with 1M live objects, and
+// the store's metadata per live object (Go heap growth per object, payload
+// excluded, handles excluded: those are the caller's).
+func BenchmarkLiveObjects(b *testing.B) {
+	var smallNs float64
+	for _, live := range []int{1000, 1000000} {
+		b.Run(fmt.Sprintf("live=%d", live), func(b *testing.B) {
+			st := openStore(b, 64<<20, false)
+			ids := make([]trove.ObjectID, live)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			refs := make([]trove.Ref, live)
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for i := range refs {
+				r, err := st.Put(ctx, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				refs[i], ids[i] = r, r.ID()
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			perObject := float64(after.HeapAlloc-before.HeapAlloc) / float64(live)
+			defer func() {
+				for _, r := range refs {
+					r.Drop()
+				}
+			}()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				obj, err := st.Get(ctx, refs[i])
+				if err != nil {
+					b.Fatal(err)
+				}
+				obj.Release()
+				i += 7919 // stride over the table, defeating the cache as a real workload would
+				if i >= live {
+					i -= live
+				}
+			}
+			ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if live == 1000 {
+				smallNs = ns
+			} else if smallNs > 0 {
+				b.ReportMetric(ns/smallNs, "x_1k")
+			}
+			b.ReportMetric(perObject, "B/object+handle")
+		})
+	}
+}

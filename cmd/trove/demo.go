@@ -1,0 +1,418 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"runtime/debug"
+	"slices"
+	"time"
+	"unsafe"
+
+	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/engine"
+	"github.com/trovedb/trove/zerocopy"
+)
+
+type demoOptions struct {
+	capacity int64
+	quick    bool // scale every sleep down 20×
+}
+
+// demo follows Ray's "Remote Objects" tutorial step by step. Where Ray runs a
+// remote task, the demo runs a goroutine that fills a pending object (Create, then
+// Seal): the ref exists before its value, as a task's result does.
+func demo(ctx context.Context, out io.Writer, opt demoOptions) error {
+	start := time.Now()
+	scale := func(d time.Duration) time.Duration {
+		if opt.quick {
+			return d / 20
+		}
+		return d
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	section := func(title string) { say("\n## %s", title) }
+
+	st, err := engine.Open(engine.Config{Capacity: opt.capacity})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cfg := st.Config()
+	say("# trove demo: Ray's remote objects, on an embedded store")
+	say("store: node %s, %s of shared memory, objects over %s kept there, smaller ones inline",
+		st.Node(), trove.HumanBytes(cfg.Capacity), trove.HumanBytes(cfg.InlineThreshold))
+
+	// --- Single object refs ------------------------------------------------------
+	section("Single object refs: put / get")
+	y := 1
+	objRef, err := trove.PutValue(ctx, st, y)
+	if err != nil {
+		return err
+	}
+	result, err := trove.GetValue[int](ctx, st, objRef)
+	if err != nil {
+		return err
+	}
+	say("obj_ref = %v", objRef)
+	say("result=%d", result)
+	if result != y {
+		return fmt.Errorf("get returned %d, put %d", result, y)
+	}
+	objRef.Drop()
+
+	numList := []int{23, 42, 93}
+	listRef, err := trove.PutValue(ctx, st, numList)
+	if err != nil {
+		return err
+	}
+	gotList, err := trove.GetValue[[]int](ctx, st, listRef)
+	if err != nil {
+		return err
+	}
+	say("num_list = %v -> %v -> %v (sum %d)", numList, listRef, gotList, sum(gotList))
+	if !slices.Equal(gotList, numList) {
+		return fmt.Errorf("list came back as %v", gotList)
+	}
+	listRef.Drop()
+
+	// --- Multiple object refs ----------------------------------------------------
+	section("Multiple object refs: get a list of refs")
+	var refs []trove.Ref
+	for i := range 3 {
+		r, err := trove.PutValue(ctx, st, i)
+		if err != nil {
+			return err
+		}
+		refs = append(refs, r)
+	}
+	var values []int
+	for _, r := range refs {
+		v, err := trove.GetValue[int](ctx, st, r)
+		if err != nil {
+			return err
+		}
+		values = append(values, v)
+	}
+	say("result=%v", values)
+	if !slices.Equal(values, []int{0, 1, 2}) {
+		return fmt.Errorf("got %v, want [0 1 2]", values)
+	}
+	dropAll(refs)
+
+	// --- Timing out --------------------------------------------------------------
+	section("Timing out: Get of a value still being produced")
+	// A goroutine stands in for Ray's remote task (tasks come with a later layer):
+	// the ref exists at once, the value when the goroutine seals it.
+	producer := scale(4 * time.Second)
+	timeout := scale(2 * time.Second)
+	slow, err := remote(ctx, st, 8, func(dst []byte) {
+		time.Sleep(producer)
+		binary.LittleEndian.PutUint64(dst, 42)
+	})
+	if err != nil {
+		return err
+	}
+	say("long_running_function takes %v; Get with a %v timeout...", producer, timeout)
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	_, err = st.Get(tctx, slow)
+	cancel()
+	if !errors.Is(err, trove.ErrGetTimeout) {
+		return fmt.Errorf("Get past its deadline returned %v, want ErrGetTimeout", err)
+	}
+	say("`get` timed out. (%v; errors.Is(err, context.DeadlineExceeded) = %v)", err, errors.Is(err, context.DeadlineExceeded))
+	obj, err := st.Get(ctx, slow)
+	if err != nil {
+		return err
+	}
+	say("without a timeout, Get waits for the value: %d", binary.LittleEndian.Uint64(obj.Bytes()))
+	obj.Release()
+	slow.Drop()
+
+	// --- Waiting without blocking --------------------------------------------------
+	section("Waiting without blocking: Wait on ten values finishing at random times")
+	rng := rand.New(rand.NewPCG(42, 42))
+	var tasks []trove.Ref
+	for range 10 {
+		d := scale(time.Duration(100+rng.IntN(1900)) * time.Millisecond)
+		v := rng.Float64()
+		r, err := remote(ctx, st, 8, func(dst []byte) {
+			time.Sleep(d)
+			binary.LittleEndian.PutUint64(dst, math.Float64bits(v))
+		})
+		if err != nil {
+			return err
+		}
+		tasks = append(tasks, r)
+	}
+	ready, remaining, err := st.Wait(ctx, tasks, 1)
+	if err != nil {
+		return err
+	}
+	say("wait(num_returns=1): ready_refs=%v remaining_refs=%d", ready, len(remaining))
+	for len(remaining) > 0 {
+		var r []trove.Ref
+		r, remaining, err = st.Wait(ctx, remaining, 1)
+		if err != nil {
+			return err
+		}
+		obj, err := st.Get(ctx, r[0])
+		if err != nil {
+			return err
+		}
+		say("  ready: %v = %.4f (%d still running)", r[0], math.Float64frombits(binary.LittleEndian.Uint64(obj.Bytes())), len(remaining))
+		obj.Release()
+	}
+	ready, remaining, err = st.Wait(ctx, tasks, len(tasks))
+	if err != nil || len(ready) != 10 || len(remaining) != 0 {
+		return fmt.Errorf("wait(num_returns=10): %d ready, %d remaining, %v", len(ready), len(remaining), err)
+	}
+	say("wait(num_returns=len(object_refs)): %d ready_refs (in input order), remaining_refs=[]", len(ready))
+	dropAll(tasks)
+
+	// --- Passing objects by reference ----------------------------------------------
+	section("Passing objects: refs nested in other objects")
+	x := make([]int, 20)
+	for i := range x {
+		x[i] = i
+	}
+	objRefX, err := trove.PutValue(ctx, st, x)
+	if err != nil {
+		return err
+	}
+	asDict, err := trove.PutValue(ctx, st, map[string]trove.Ref{"obj": objRefX})
+	if err != nil {
+		return err
+	}
+	asList, err := trove.PutValue(ctx, st, []trove.Ref{objRefX})
+	if err != nil {
+		return err
+	}
+	objRefX.Drop() // the containers keep x alive
+	say("put x=%v, then {\"obj\": ref} and [ref]; dropped our own ref to x", x[:5])
+	dict, err := trove.GetValue[map[string]trove.Ref](ctx, st, asDict)
+	if err != nil {
+		return err
+	}
+	inner, err := trove.GetValue[[]int](ctx, st, dict["obj"])
+	if err != nil {
+		return err
+	}
+	say("echo({\"obj\": obj_ref_x}) sees a ref: %v; getting it gives %v...", dict["obj"], inner[:5])
+	if !slices.Equal(inner, x) {
+		return fmt.Errorf("nested value came back as %v", inner)
+	}
+	dict["obj"].Drop()
+	asDict.Drop()
+	list, err := trove.GetValue[[]trove.Ref](ctx, st, asList)
+	if err != nil {
+		return err
+	}
+	say("echo([obj_ref_x]) sees %v; the object lives while any container holds it", list)
+	dropAll(list)
+	asList.Drop()
+	if n := st.Stats().Objects; n != 0 {
+		return fmt.Errorf("%d objects left after dropping the containers", n)
+	}
+	say("containers dropped: x is freed too (objects in store: 0)")
+
+	// --- Tensors -------------------------------------------------------------------
+	section("Example: 100 random tensors of shape ((i+1)*25, 50), put, get, transform, sum")
+	if err := tensorExample(ctx, st, say); err != nil {
+		return err
+	}
+
+	// --- Immutability --------------------------------------------------------------
+	section("Objects are immutable: a view is mapped read-only")
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = "trove"[i%5]
+	}
+	bigRef, err := st.Put(ctx, big)
+	if err != nil {
+		return err
+	}
+	view, err := st.Get(ctx, bigRef)
+	if err != nil {
+		return err
+	}
+	old := debug.SetPanicOnFault(true)
+	faultErr := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%v", r)
+				if f, ok := r.(interface{ Addr() uintptr }); ok {
+					err = fmt.Errorf("fault writing address %#x, which is mapped read-only (%v)", f.Addr(), r)
+				}
+			}
+		}()
+		view.Bytes()[4096] = 'X'
+		return nil
+	}()
+	debug.SetPanicOnFault(old)
+	if faultErr == nil {
+		return fmt.Errorf("writing into a view of a 1 MiB object did not fault")
+	}
+	say("writing into a view of a %s object: %v", trove.HumanBytes(int64(view.Size())), faultErr)
+	say("the object is unchanged: %v (like numpy's \"assignment destination is read-only\")", bytes.Equal(view.Bytes(), big))
+	view.Release()
+	bigRef.Drop()
+
+	// --- Stats ---------------------------------------------------------------------
+	section("Store statistics (every ref dropped, every view released)")
+	s := st.Stats()
+	say("objects=%d bytes=%s pinned=%d views=%d arena used=%s of %s (populated %s) puts=%d gets=%d frees=%d",
+		s.Objects, trove.HumanBytes(s.ObjectBytes), s.PinnedObjects, s.Views, trove.HumanBytes(s.Used),
+		trove.HumanBytes(s.Capacity), trove.HumanBytes(s.Populated), s.Puts, s.Gets, s.Frees)
+	if s.Objects != 0 || s.Used != 0 || s.Views != 0 {
+		return fmt.Errorf("store not empty at the end: %+v", s)
+	}
+	if err := st.Check(); err != nil {
+		return err
+	}
+	say("\nall freed; demo finished in %v", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// remote stands in for a Ray remote task: it returns a ref at once, and a goroutine
+// fills in the value of size bytes later.
+func remote(ctx context.Context, st *engine.Store, size int, f func(dst []byte)) (trove.Ref, error) {
+	b, err := st.Create(ctx, size)
+	if err != nil {
+		return trove.Ref{}, err
+	}
+	go func() {
+		f(b.Bytes())
+		_ = b.Seal()
+	}()
+	return b.Ref(), nil
+}
+
+func tensorExample(ctx context.Context, st *engine.Store, say func(string, ...any)) error {
+	rng := rand.New(rand.NewPCG(42, 0)) // torch.manual_seed(42)
+	createRandTensor := func(rows, cols int) (zerocopy.Tensor, error) {
+		data := make([]float32, rows*cols)
+		for i := range data {
+			data[i] = float32(rng.NormFloat64())
+		}
+		return zerocopy.NewTensor([]int{rows, cols}, data)
+	}
+	var tensorRefs []trove.Ref
+	var wantSum float64
+	for i := range 100 {
+		t, err := createRandTensor((i+1)*25, 50)
+		if err != nil {
+			return err
+		}
+		r, err := trove.PutValue(ctx, st, t)
+		if err != nil {
+			return err
+		}
+		tensorRefs = append(tensorRefs, r)
+	}
+	s := st.Stats()
+	say("tensor_list_obj_ref[:2] = %v, len %d; %d in shared memory, %d inline (small)",
+		tensorRefs[:2], len(tensorRefs), s.Objects-s.InlineObjects, s.InlineObjects)
+
+	// val = ray.get(tensor_list_obj_ref[0]): zero-copy, read-only.
+	val, obj, err := trove.ViewValue[zerocopy.Tensor](ctx, st, tensorRefs[0])
+	if err != nil {
+		return err
+	}
+	v0, err := zerocopy.TensorValues[float32](val)
+	if err != nil {
+		return err
+	}
+	inside := uintptr(unsafe.Pointer(&v0[0])) >= uintptr(unsafe.Pointer(&obj.Bytes()[0])) &&
+		uintptr(unsafe.Pointer(&v0[0])) < uintptr(unsafe.Pointer(&obj.Bytes()[0]))+uintptr(obj.Size())
+	say("val.size() = %v, val[0][:4] = %.4f; zero-copy view of the stored bytes: %v", val.Shape(), v0[:4], inside)
+	obj.Release()
+	if !inside {
+		return fmt.Errorf("tensor view is not inside the object's memory")
+	}
+
+	// results = ray.get(tensor_list_obj_ref); transform each; put the results.
+	var transformed []trove.Ref
+	for _, r := range tensorRefs {
+		t, obj, err := trove.ViewValue[zerocopy.Tensor](ctx, st, r)
+		if err != nil {
+			return err
+		}
+		in, err := zerocopy.TensorValues[float32](t)
+		if err != nil {
+			obj.Release()
+			return err
+		}
+		factor := float32(2 + rng.IntN(9)) // torch.mul(tensor, random.randint(2, 10))
+		outData := make([]float32, len(in))
+		for i, v := range in {
+			outData[i] = v * factor
+			wantSum += float64(v) * float64(factor)
+		}
+		obj.Release()
+		out, err := zerocopy.NewTensor(t.Shape(), outData)
+		if err != nil {
+			return err
+		}
+		tr, err := trove.PutValue(ctx, st, out)
+		if err != nil {
+			return err
+		}
+		transformed = append(transformed, tr)
+	}
+	say("transformed_object_list[:2] = %v", transformed[:2])
+
+	// Sum every transformed tensor, reading them in place.
+	var total float64
+	var elems int
+	objs, err := st.GetAll(ctx, transformed)
+	if err != nil {
+		return err
+	}
+	for i, o := range objs {
+		o.Release()
+		t, obj, err := trove.ViewValue[zerocopy.Tensor](ctx, st, transformed[i])
+		if err != nil {
+			return err
+		}
+		vals, err := zerocopy.TensorValues[float32](t)
+		if err != nil {
+			obj.Release()
+			return err
+		}
+		for _, v := range vals {
+			total += float64(v)
+		}
+		elems += len(vals)
+		obj.Release()
+	}
+	say("sum over %d transformed tensors (%d elements): %.3f (computed while transforming: %.3f)",
+		len(transformed), elems, total, wantSum)
+	if math.Abs(total-wantSum) > 1e-6*math.Max(1, math.Abs(wantSum))+1e-3 {
+		return fmt.Errorf("sum of stored tensors %.6f differs from %.6f", total, wantSum)
+	}
+	s = st.Stats()
+	say("store now holds %d objects, %s (arena %s used)", s.Objects, trove.HumanBytes(s.ObjectBytes), trove.HumanBytes(s.Used))
+	dropAll(tensorRefs)
+	dropAll(transformed)
+	return nil
+}
+
+func dropAll(refs []trove.Ref) {
+	for _, r := range refs {
+		r.Drop()
+	}
+}
+
+func sum(xs []int) int {
+	t := 0
+	for _, x := range xs {
+		t += x
+	}
+	return t
+}

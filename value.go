@@ -1,0 +1,631 @@
+package trove
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"runtime"
+	"slices"
+	"sync"
+	"unsafe"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/trovedb/trove/zerocopy"
+)
+
+// Typed values, like Ray's serialization with out-of-band numpy buffers: a value is
+// stored as a zerocopy frame whose CBOR body describes it, and whose 64-byte aligned
+// buffers hold its tensors (and a top-level numeric slice), written once and read in
+// place. Refs nested in the value are encoded as tagged object IDs and recorded as
+// contained refs of the stored object, so the inner objects live as long as it does.
+
+// TagRef is the CBOR tag number of an encoded Ref: 0x74726f52, "troR" in ASCII, in
+// the first-come-first-served range of the IANA registry and unregistered. Its
+// content is the 16-byte ObjectID as a byte string.
+const TagRef = 0x74726f52
+
+// ErrBadValue: the object's bytes are not a value PutValue wrote (a raw Put, or
+// corrupted), or its value does not decode into the type asked for. Read it with the
+// type it was put with, or with Get for raw bytes.
+var ErrBadValue = errors.New("trove: object is not a value of the requested type")
+
+// The most levels of arrays, maps and tags a value's body may nest. Decoding needs
+// stack in proportion, so PutValue refuses values GetValue could not decode.
+const maxValueNesting = 256
+
+// The most pointers, interfaces and containers the reflect walks follow down one
+// path: deeper is a pointer cycle, or a value no decoder accepts anyway.
+const maxWalkDepth = 4 * maxValueNesting
+
+var (
+	refType    = reflect.TypeFor[Ref]()
+	tensorType = reflect.TypeFor[zerocopy.Tensor]()
+	marshaler  = reflect.TypeFor[cbor.Marshaler]()
+	unmarsh    = reflect.TypeFor[cbor.Unmarshaler]()
+)
+
+var valueEnc, valueDec = func() (cbor.EncMode, cbor.DecMode) {
+	// Times keep their nanoseconds and zone (the default is whole Unix seconds).
+	em, err := cbor.EncOptions{Time: cbor.TimeRFC3339Nano, TimeTag: cbor.EncTagRequired}.EncMode()
+	if err != nil {
+		panic(err) // constant options: cannot happen
+	}
+	// Registered for decoding only, so that a ref or tensor inside an interface
+	// (a field of type any) decodes as a Ref or Tensor rather than a cbor.Tag.
+	tags := cbor.NewTagSet()
+	for _, tt := range []struct {
+		typ reflect.Type
+		num uint64
+	}{{refType, TagRef}, {tensorType, zerocopy.TagTensor}} {
+		if err := tags.Add(cbor.TagOptions{EncTag: cbor.EncTagNone, DecTag: cbor.DecTagOptional}, tt.typ, tt.num); err != nil {
+			panic(err)
+		}
+	}
+	// Element and pair counts are bounded by the input anyway: the decoder checks
+	// the whole item is well formed before it allocates.
+	dm, err := cbor.DecOptions{
+		MaxNestedLevels:  maxValueNesting,
+		MaxArrayElements: math.MaxInt32,
+		MaxMapPairs:      math.MaxInt32,
+	}.DecModeWithTags(tags)
+	if err != nil {
+		panic(err)
+	}
+	return em, dm
+}()
+
+// refTagHead is the encoding of TagRef followed by the head of a 16-byte string.
+var refTagHead = [...]byte{0xda, TagRef >> 24, TagRef >> 16 & 0xff, TagRef >> 8 & 0xff, TagRef & 0xff, byte(0x40 | ObjectIDLen)}
+
+// MarshalCBOR encodes r as tag TagRef over its object ID; the zero Ref is null. Only
+// the ID is encoded, never the handle: PutValue records nested refs itself.
+func (r Ref) MarshalCBOR() ([]byte, error) {
+	if r.h == nil {
+		return []byte{0xf6}, nil
+	}
+	b := make([]byte, 0, len(refTagHead)+ObjectIDLen)
+	b = append(b, refTagHead[:]...)
+	return append(b, r.h.id[:]...), nil
+}
+
+// UnmarshalCBOR decodes what MarshalCBOR wrote into an unbound ref: it names the
+// object but belongs to no store, and using it fails with ErrInvalidRef until it is
+// bound (GetValue and ViewValue bind every ref they decode). null decodes to the zero
+// Ref.
+func (r *Ref) UnmarshalCBOR(b []byte) error {
+	if len(b) == 1 && (b[0] == 0xf6 || b[0] == 0xf7) { // null, undefined
+		*r = Ref{}
+		return nil
+	}
+	if len(b) != len(refTagHead)+ObjectIDLen || !bytes.HasPrefix(b, refTagHead[:]) {
+		return fmt.Errorf("trove: decode ref: want tag %#x over a %d-byte object ID, got %d bytes starting %x",
+			TagRef, ObjectIDLen, len(b), b[:min(len(b), 8)])
+	}
+	id := ObjectID(b[len(refTagHead):])
+	if id.IsZero() {
+		return errors.New("trove: decode ref: the zero object ID names no object")
+	}
+	*r = unboundRef(id)
+	return nil
+}
+
+// PutValue encodes v (CBOR) and stores it. Refs nested anywhere in v (struct fields,
+// slices, maps, pointers) are recorded as contained refs so the inner objects live as
+// long as the outer one. Tensors (zerocopy.Tensor, anywhere in v) and a top-level
+// numeric slice or []byte (T = []float32, []byte, ...) are stored out-of-band: written
+// once into the object, 64-byte aligned, and read back without a copy.
+//
+// Everything else is in the CBOR body, copied out on every read: a numeric slice
+// nested in a struct, and slices of int or uint (whose size varies by platform);
+// wrap large arrays in a Tensor to read them in place. Fields follow the cbor
+// package's rules (exported fields, `cbor:` or `json:` tags); refs inside a type
+// with its own MarshalCBOR are found only in its exported fields. Nested refs must
+// be live refs of st. v must not contain pointer cycles.
+func PutValue[T any](ctx context.Context, st Store, v T) (Ref, error) {
+	var enc valueEncoder
+	body, err := enc.encode(reflect.ValueOf(&v).Elem())
+	if err != nil {
+		return Ref{}, fmt.Errorf("trove: put value of type %s: %w", reflect.TypeFor[T](), err)
+	}
+	lens := make([]int, len(enc.bufs))
+	for i, b := range enc.bufs {
+		lens[i] = len(b.Data)
+	}
+	size := zerocopy.FrameSize(len(body), lens)
+	ref, err := st.PutFunc(ctx, size, enc.refs, func(dst []byte) error {
+		return zerocopy.WriteFrame(dst, body, enc.bufs)
+	})
+	runtime.KeepAlive(v) // the buffers point into v
+	if err != nil {
+		return Ref{}, fmt.Errorf("trove: put value of type %s (%s, %d nested refs): %w",
+			reflect.TypeFor[T](), HumanBytes(int64(size)), len(enc.refs), err)
+	}
+	return ref, nil
+}
+
+// GetValue returns a decoded copy of the value: it owns its memory (tensors and slices
+// are copied out), so no Release is needed. Nested refs come back as live handles
+// (st.Borrow): one per distinct object, which the caller drops when done (or leaves
+// to the garbage collector).
+//
+// A value that is not a frame PutValue wrote, or does not decode into T, fails with
+// an error wrapping ErrBadValue.
+func GetValue[T any](ctx context.Context, st Store, ref Ref) (T, error) {
+	var out T
+	obj, err := st.Get(ctx, ref)
+	if err != nil {
+		return out, fmt.Errorf("trove: get value %s: %w", ref, err)
+	}
+	defer obj.Release()
+	if err := decodeValue(st, obj.Bytes(), reflect.ValueOf(&out).Elem(), true); err != nil {
+		var zero T
+		return zero, fmt.Errorf("trove: get value %s as %s: %w", ref, reflect.TypeFor[T](), err)
+	}
+	return out, nil
+}
+
+// ViewValue is GetValue without copies: tensors and a top-level numeric slice alias
+// the object's read-only memory, valid until the returned *Object is Released (the
+// caller MUST Release it; writing through them faults). Everything else in the value
+// is decoded into ordinary Go memory as by GetValue, and nested refs are live handles.
+//
+// A buffer is copied after all if the store's bytes are not aligned for its element
+// type, which never happens in the arena (objects start 64-byte aligned).
+func ViewValue[T any](ctx context.Context, st Store, ref Ref) (T, *Object, error) {
+	var out T
+	obj, err := st.Get(ctx, ref)
+	if err != nil {
+		return out, nil, fmt.Errorf("trove: view value %s: %w", ref, err)
+	}
+	if err := decodeValue(st, obj.Bytes(), reflect.ValueOf(&out).Elem(), false); err != nil {
+		obj.Release()
+		var zero T
+		return zero, nil, fmt.Errorf("trove: view value %s as %s: %w", ref, reflect.TypeFor[T](), err)
+	}
+	return out, obj, nil
+}
+
+// typeInfo is what the encoder and decoder need to know about a type, computed once.
+type typeInfo struct {
+	// hold: a value of the type can contain a Ref or Tensor. When false the walks
+	// skip the value in O(1), however large (a []float32 of a billion elements).
+	hold bool
+	// fields of a struct that are encoded and can hold a Ref or Tensor.
+	fields []int
+	// slice: the dtype of a numeric slice that PutValue stores out-of-band when it is
+	// the whole value; invalid for every other type.
+	slice zerocopy.DType
+}
+
+var typeInfos sync.Map // reflect.Type → *typeInfo
+
+func typeInfoOf(t reflect.Type) *typeInfo {
+	if ti, ok := typeInfos.Load(t); ok {
+		return ti.(*typeInfo)
+	}
+	ti := &typeInfo{hold: reachesRefOrTensor(t, map[reflect.Type]bool{})}
+	if t.Kind() == reflect.Struct && ti.hold {
+		for i := range t.NumField() {
+			if f := t.Field(i); encodedField(f) && reachesRefOrTensor(f.Type, map[reflect.Type]bool{}) {
+				ti.fields = append(ti.fields, i)
+			}
+		}
+	}
+	if t.Kind() == reflect.Slice && !customCBOR(t) && !customCBOR(t.Elem()) {
+		ti.slice, _ = zerocopy.DTypeOfKind(t.Elem().Kind())
+	}
+	actual, _ := typeInfos.LoadOrStore(t, ti)
+	return actual.(*typeInfo)
+}
+
+// reachesRefOrTensor reports whether a value of type t can contain a Ref or a Tensor:
+// whether one of those, or an interface, is reachable from t through encoded fields,
+// elements, map keys and values, and pointers. seen makes it terminate on recursive
+// types: a type already on the way is explored by its first visit, so answering
+// false for it again loses nothing.
+func reachesRefOrTensor(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if t == refType || t == tensorType || t.Kind() == reflect.Interface {
+		return true
+	}
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return reachesRefOrTensor(t.Elem(), seen)
+	case reflect.Map:
+		return reachesRefOrTensor(t.Key(), seen) || reachesRefOrTensor(t.Elem(), seen)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if f := t.Field(i); encodedField(f) && reachesRefOrTensor(f.Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// encodedField mirrors the cbor package: exported and embedded fields are encoded,
+// unless tagged "-" (a cbor tag, or failing that a json tag).
+func encodedField(f reflect.StructField) bool {
+	if !f.IsExported() && !f.Anonymous {
+		return false
+	}
+	tag, ok := f.Tag.Lookup("cbor")
+	if !ok {
+		tag = f.Tag.Get("json")
+	}
+	return tag != "-"
+}
+
+func customCBOR(t reflect.Type) bool {
+	return t.Implements(marshaler) || reflect.PointerTo(t).Implements(unmarsh)
+}
+
+// valueEncoder collects what PutValue stores besides the body.
+type valueEncoder struct {
+	refs   []Ref // nested refs, one per object
+	refIDs map[ObjectID]struct{}
+	bufs   []zerocopy.Buffer // out-of-band buffers, sorted by key when encode returns
+	bufIdx map[uint64]int
+}
+
+// encode returns the body of v, which must be addressable, and collects its nested
+// refs and out-of-band buffers.
+func (e *valueEncoder) encode(v reflect.Value) ([]byte, error) {
+	ti := typeInfoOf(v.Type())
+	if ti.slice.Valid() {
+		return e.encodeSlice(v, ti.slice)
+	}
+	if ti.hold {
+		if err := e.collect(v, 0); err != nil {
+			return nil, err
+		}
+	}
+	body, err := valueEnc.Marshal(v.Addr().Interface())
+	if err != nil {
+		return nil, err
+	}
+	if err := valueDec.Wellformed(body); err != nil {
+		return nil, fmt.Errorf("the value cannot be decoded (it nests deeper than %d levels?): %w", maxValueNesting, err)
+	}
+	slices.SortFunc(e.bufs, func(a, b zerocopy.Buffer) int {
+		switch {
+		case a.Key < b.Key:
+			return -1
+		case a.Key > b.Key:
+			return 1
+		}
+		return 0
+	})
+	return body, nil
+}
+
+// encodeSlice encodes a top-level numeric slice as a 1-D tensor over its memory, so
+// it is stored out-of-band and can be read back in place. A nil slice is null.
+func (e *valueEncoder) encodeSlice(v reflect.Value, dt zerocopy.DType) ([]byte, error) {
+	if v.IsNil() {
+		return valueEnc.Marshal(nil)
+	}
+	n := v.Len()
+	var data []byte
+	if n > 0 {
+		data = unsafe.Slice((*byte)(v.UnsafePointer()), n*dt.Size())
+	}
+	t, err := zerocopy.NewTensorFromBytes(dt, []int{n}, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.addTensor(t); err != nil {
+		return nil, err
+	}
+	return valueEnc.Marshal(t)
+}
+
+// collect finds the refs and tensors in v. v need not be addressable.
+func (e *valueEncoder) collect(v reflect.Value, depth int) error {
+	if depth > maxWalkDepth {
+		return fmt.Errorf("the value nests deeper than %d levels (a pointer cycle?)", maxWalkDepth)
+	}
+	t := v.Type()
+	switch {
+	case t == refType:
+		if v.CanInterface() {
+			e.addRef(v.Interface().(Ref))
+		}
+		return nil
+	case t == tensorType:
+		if v.CanInterface() {
+			return e.addTensor(v.Interface().(zerocopy.Tensor))
+		}
+		return nil
+	case !typeInfoOf(t).hold:
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return e.collect(v.Elem(), depth+1)
+		}
+	case reflect.Struct:
+		for _, i := range typeInfoOf(t).fields {
+			if err := e.collect(v.Field(i), depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if err := e.collect(v.Index(i), depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if err := e.collect(it.Key(), depth+1); err != nil {
+				return err
+			}
+			if err := e.collect(it.Value(), depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (e *valueEncoder) addRef(r Ref) {
+	if r.IsZero() {
+		return // encoded as null
+	}
+	if _, ok := e.refIDs[r.ID()]; ok {
+		return
+	}
+	if e.refIDs == nil {
+		e.refIDs = map[ObjectID]struct{}{}
+	}
+	e.refIDs[r.ID()] = struct{}{}
+	e.refs = append(e.refs, r)
+}
+
+func (e *valueEncoder) addTensor(t zerocopy.Tensor) error {
+	if t.Unbound() {
+		return fmt.Errorf("%s was decoded without its data (BindBuffer was not called)", t)
+	}
+	key, data := t.BufferKey(), t.Data()
+	if key == 0 {
+		return nil // no elements, no buffer
+	}
+	if i, ok := e.bufIdx[key]; ok {
+		if old := e.bufs[i].Data; unsafe.SliceData(old) != unsafe.SliceData(data) || len(old) != len(data) {
+			return fmt.Errorf("two tensors' buffers have the same key %#x (a hash collision); put them in separate values", key)
+		}
+		return nil // shared memory, one buffer
+	}
+	if e.bufIdx == nil {
+		e.bufIdx = map[uint64]int{}
+	}
+	e.bufIdx[key] = len(e.bufs)
+	e.bufs = append(e.bufs, zerocopy.Buffer{Key: key, Data: data})
+	return nil
+}
+
+// decodeValue decodes the value frame b into out, which must be addressable and
+// zero, and binds its nested refs with st.Borrow and its tensors to their buffers:
+// copies of them if copyBufs, else the frame's bytes. On error it drops the refs it
+// bound.
+func decodeValue(st Store, b []byte, out reflect.Value, copyBufs bool) error {
+	f, err := zerocopy.ParseFrame(b)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadValue, err)
+	}
+	bd := binder{st: st, frame: f, copy: copyBufs}
+	ti := typeInfoOf(out.Type())
+	if ti.slice.Valid() && isTensorTag(f.Body()) {
+		err = bd.bindSlice(out, ti.slice)
+	} else if err = valueDec.Unmarshal(f.Body(), out.Addr().Interface()); err != nil {
+		err = fmt.Errorf("%w: %w", ErrBadValue, err)
+	} else if ti.hold {
+		err = bd.bind(out, 0)
+	}
+	if err != nil {
+		for _, r := range bd.bound {
+			r.Drop()
+		}
+		return err
+	}
+	return nil
+}
+
+// isTensorTag reports whether body starts with TagTensor, as a top-level numeric
+// slice is encoded.
+func isTensorTag(body []byte) bool {
+	return len(body) >= 5 && body[0] == 0xda && binary.BigEndian.Uint32(body[1:]) == zerocopy.TagTensor
+}
+
+// binder attaches what a decoded value names but does not hold: live handles for its
+// refs and buffers for its tensors.
+type binder struct {
+	st     Store
+	frame  zerocopy.Frame
+	copy   bool
+	refs   map[ObjectID]Ref  // one handle per object
+	copies map[uint64][]byte // one copy per buffer
+	bound  []Ref             // dropped if decoding fails
+}
+
+// bindSlice sets out, a slice of dtype dt, to the frame's top-level tensor.
+func (bd *binder) bindSlice(out reflect.Value, dt zerocopy.DType) error {
+	var t zerocopy.Tensor
+	if err := t.UnmarshalCBOR(bd.frame.Body()); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadValue, err)
+	}
+	if t.DType() != dt || t.Rank() != 1 {
+		return fmt.Errorf("%w: the value is a %s, not a slice of %s", ErrBadValue, t, dt)
+	}
+	if err := bd.bindTensor(&t); err != nil {
+		return err
+	}
+	if t.Len() == 0 {
+		out.Set(reflect.MakeSlice(out.Type(), 0, 0))
+		return nil
+	}
+	out.Set(reflect.SliceAt(out.Type().Elem(), unsafe.Pointer(unsafe.SliceData(t.Data())), t.Len()))
+	return nil
+}
+
+// bind binds the refs and tensors in v, which must be addressable.
+func (bd *binder) bind(v reflect.Value, depth int) error {
+	if depth > maxWalkDepth {
+		return fmt.Errorf("%w: the value nests deeper than %d levels", ErrBadValue, maxWalkDepth)
+	}
+	t := v.Type()
+	switch {
+	case t == refType:
+		if v.CanSet() {
+			return bd.bindRef(v.Addr().Interface().(*Ref))
+		}
+		return nil
+	case t == tensorType:
+		if v.CanSet() {
+			return bd.bindTensor(v.Addr().Interface().(*zerocopy.Tensor))
+		}
+		return nil
+	case !typeInfoOf(t).hold:
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			return bd.bind(v.Elem(), depth+1)
+		}
+	case reflect.Interface:
+		if !needsBind(v) {
+			return nil
+		}
+		switch e := v.Elem(); e.Kind() {
+		case reflect.Pointer, reflect.Map, reflect.Slice:
+			return bd.bind(e, depth+1) // what they point to can be changed in place
+		default:
+			if !v.CanSet() {
+				return nil
+			}
+			// The dynamic value is not addressable: bind a copy and put it back.
+			c := reflect.New(e.Type()).Elem()
+			c.Set(e)
+			if err := bd.bind(c, depth+1); err != nil {
+				return err
+			}
+			v.Set(c)
+		}
+	case reflect.Struct:
+		for _, i := range typeInfoOf(t).fields {
+			if err := bd.bind(v.Field(i), depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if err := bd.bind(v.Index(i), depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		// Map entries are not addressable: bind copies and store them back.
+		for _, k := range v.MapKeys() {
+			val := v.MapIndex(k)
+			keyBinds, valBinds := needsBind(k), needsBind(val)
+			if !keyBinds && !valBinds {
+				continue
+			}
+			nv := reflect.New(t.Elem()).Elem()
+			nv.Set(val)
+			if err := bd.bind(nv, depth+1); err != nil {
+				return err
+			}
+			if keyBinds {
+				nk := reflect.New(t.Key()).Elem()
+				nk.Set(k)
+				if err := bd.bind(nk, depth+1); err != nil {
+					return err
+				}
+				v.SetMapIndex(k, reflect.Value{})
+				k = nk
+			}
+			v.SetMapIndex(k, nv)
+		}
+	}
+	return nil
+}
+
+// needsBind reports whether v can hold a Ref or Tensor: by its type, or for an
+// interface by its dynamic type.
+func needsBind(v reflect.Value) bool {
+	if v.Kind() == reflect.Interface {
+		return !v.IsNil() && typeInfoOf(v.Elem().Type()).hold
+	}
+	return typeInfoOf(v.Type()).hold
+}
+
+func (bd *binder) bindRef(r *Ref) error {
+	if r.IsZero() || r.Bound() {
+		return nil
+	}
+	id := r.ID()
+	if h, ok := bd.refs[id]; ok {
+		*r = h
+		return nil
+	}
+	h, err := bd.st.Borrow(id)
+	if err != nil {
+		return fmt.Errorf("bind nested %s: %w", *r, err)
+	}
+	if bd.refs == nil {
+		bd.refs = map[ObjectID]Ref{}
+	}
+	bd.refs[id] = h
+	bd.bound = append(bd.bound, h)
+	*r = h
+	return nil
+}
+
+func (bd *binder) bindTensor(t *zerocopy.Tensor) error {
+	if !t.Unbound() {
+		return nil
+	}
+	key := t.BufferKey()
+	buf, ok := bd.frame.Lookup(key)
+	if !ok {
+		return fmt.Errorf("%w: %s names buffer %#x, which the value does not have", ErrBadValue, t, key)
+	}
+	if bd.copy || uintptr(unsafe.Pointer(unsafe.SliceData(buf)))%uintptr(t.DType().Size()) != 0 {
+		c, ok := bd.copies[key]
+		if !ok {
+			c = alignedCopy(buf)
+			if bd.copies == nil {
+				bd.copies = map[uint64][]byte{}
+			}
+			bd.copies[key] = c
+		}
+		buf = c
+	}
+	if err := t.BindBuffer(buf); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadValue, err)
+	}
+	return nil
+}
+
+// alignedCopy copies b into new memory aligned for every numeric type.
+func alignedCopy(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	w := make([]uint64, (len(b)+7)/8)
+	c := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(w))), len(b))
+	copy(c, b)
+	return c
+}
