@@ -29,6 +29,20 @@ func NewObject(id ObjectID, data []byte, owner ViewOwner, hint any) *Object {
 	return &Object{id: id, data: data, owner: owner, hint: hint}
 }
 
+// MakeObjects returns n uninitialised views in one allocation, for a store that
+// hands out many at once (GetAll) and fills each with InitObject. Until then they
+// are not views: do not return them.
+func MakeObjects(n int) []Object { return make([]Object, n) }
+
+// InitObject makes o, from MakeObjects, a view of data as NewObject would. It
+// panics if o is already a view.
+func InitObject(o *Object, id ObjectID, data []byte, owner ViewOwner, hint any) {
+	if o.owner != nil {
+		panic("trove: InitObject on an object that is already a view")
+	}
+	o.id, o.data, o.owner, o.hint = id, data, owner, hint
+}
+
 // ID returns the object's ID.
 func (o *Object) ID() ObjectID { return o.id }
 

@@ -15,37 +15,25 @@ import (
 // context.DeadlineExceeded); if ctx is cancelled, with ctx's error; if the creator
 // aborts, with ErrObjectAborted.
 func (s *Store) Get(ctx context.Context, ref trove.Ref) (*trove.Object, error) {
-	e, err := s.entryOf(ref)
-	if err != nil {
-		return nil, fmt.Errorf("get: %w", err)
+	o := new(trove.Object)
+	if err := s.getInto(ctx, ref, o); err != nil {
+		return nil, err
 	}
-	defer runtime.KeepAlive(ref)
-	for {
-		if s.closed.Load() {
-			return nil, fmt.Errorf("get %s: %w", e.id, trove.ErrClosed)
-		}
-		obj, st, err := s.pin(e)
-		if st != statePending {
-			return obj, err
-		}
-		if err := s.waitOne(ctx, e); err != nil {
-			return nil, fmt.Errorf("get %s: %w", e.id, err)
-		}
-	}
+	return o, nil
 }
 
-// pin takes a view of a sealed object. For a pending object it returns
-// statePending and no error: the caller waits.
-func (s *Store) pin(e *entry) (*trove.Object, state, error) {
+// pin pins a sealed object for a view the caller then makes. For a pending
+// object it returns statePending and no error: the caller waits.
+func (s *Store) pin(e *entry) (state, error) {
 	for {
 		w := e.rc.Load()
 		switch st := wordState(w); st {
 		case stateSealed:
 			if wordRefs(w) == 0 {
-				return nil, stateFreed, fmt.Errorf("get %s: %w", e.id, trove.ErrObjectFreed)
+				return stateFreed, fmt.Errorf("get %s: %w", e.id, trove.ErrObjectFreed)
 			}
 			if wordPins(w) == pinMask {
-				return nil, st, fmt.Errorf("get %s: %d views already pin it; release some", e.id, pinMask)
+				return st, fmt.Errorf("get %s: %d views already pin it; release some", e.id, pinMask)
 			}
 			if !e.rc.CompareAndSwap(w, w+pinOne) {
 				continue
@@ -58,16 +46,16 @@ func (s *Store) pin(e *entry) (*trove.Object, state, error) {
 			}
 			if s.closed.Load() { // after counting the view: see maybeUnmap
 				s.ReleaseView(e.id, e)
-				return nil, stateFreed, fmt.Errorf("get %s: %w", e.id, trove.ErrClosed)
+				return stateFreed, fmt.Errorf("get %s: %w", e.id, trove.ErrClosed)
 			}
 			s.gets.Add(1)
-			return trove.NewObject(e.id, e.data, s, e), st, nil
+			return st, nil
 		case statePending:
-			return nil, st, nil
+			return st, nil
 		case stateAborted:
-			return nil, st, fmt.Errorf("get %s: %w", e.id, trove.ErrObjectAborted)
+			return st, fmt.Errorf("get %s: %w", e.id, trove.ErrObjectAborted)
 		default:
-			return nil, st, fmt.Errorf("get %s: %w", e.id, trove.ErrObjectFreed)
+			return st, fmt.Errorf("get %s: %w", e.id, trove.ErrObjectFreed)
 		}
 	}
 }
@@ -134,54 +122,121 @@ func ctxError(ctx context.Context) error {
 // input order. On any error it releases the views it took and returns none. The
 // caller MUST Release every view (trove.ReleaseAll).
 func (s *Store) GetAll(ctx context.Context, refs []trove.Ref) ([]*trove.Object, error) {
+	defer runtime.KeepAlive(refs)
+	views := trove.MakeObjects(len(refs)) // one allocation for the batch
 	objs := make([]*trove.Object, len(refs))
 	for i, r := range refs {
-		o, err := s.Get(ctx, r)
-		if err != nil {
+		if err := s.getInto(ctx, r, &views[i]); err != nil {
 			trove.ReleaseAll(objs[:i])
 			return nil, fmt.Errorf("get all (ref %d of %d): %w", i, len(refs), err)
 		}
-		objs[i] = o
+		objs[i] = &views[i]
 	}
 	return objs, nil
+}
+
+// getInto is Get making the view in o.
+func (s *Store) getInto(ctx context.Context, ref trove.Ref, o *trove.Object) error {
+	defer runtime.KeepAlive(ref) // the handle holds the object until pinned
+	e, err := s.entryOf(ref)
+	if err != nil {
+		return fmt.Errorf("get: %w", err)
+	}
+	for {
+		if s.closed.Load() {
+			return fmt.Errorf("get %s: %w", e.id, trove.ErrClosed)
+		}
+		st, err := s.pin(e)
+		if st == stateSealed && err == nil {
+			trove.InitObject(o, e.id, e.data, s, e)
+			return nil
+		}
+		if st != statePending {
+			return err
+		}
+		if err := s.waitOne(ctx, e); err != nil {
+			return fmt.Errorf("get %s: %w", e.id, err)
+		}
+	}
 }
 
 // Wait blocks until numReturns of refs are ready and returns the first numReturns
 // ready refs and the others, each in input order. A ref is ready when Get would not
 // block: sealed, or aborted (Get then fails at once). If ctx ends first, Wait
 // returns what was ready by then and ctx's error. A ref listed twice counts twice.
+//
+// Wait looks at refs in order and stops at the numReturns'th ready one: the refs
+// after it are returned as pending without being examined (some may be ready, as
+// in Ray's wait), so an invalid ref there is reported by a later Wait. pending may
+// share refs' backing array (it never has room to append into it).
 func (s *Store) Wait(ctx context.Context, refs []trove.Ref, numReturns int) (ready, pending []trove.Ref, err error) {
 	if numReturns < 0 || numReturns > len(refs) {
 		return nil, nil, fmt.Errorf("wait: numReturns %d outside [0, %d], the number of refs", numReturns, len(refs))
-	}
-	entries := make([]*entry, len(refs))
-	for i, r := range refs {
-		if entries[i], err = s.entryOf(r); err != nil {
-			return nil, nil, fmt.Errorf("wait (ref %d of %d): %w", i, len(refs), err)
-		}
 	}
 	defer runtime.KeepAlive(refs)
 	for {
 		if s.closed.Load() {
 			return nil, nil, fmt.Errorf("wait: %w", trove.ErrClosed)
 		}
-		n, waitOn := 0, entries[:0:0]
-		for _, e := range entries {
+		n, cut := 0, len(refs)
+		for i, r := range refs {
+			if n == numReturns {
+				cut = i
+				break
+			}
+			e, err := s.entryOf(r)
+			if err != nil {
+				return nil, nil, fmt.Errorf("wait (ref %d of %d): %w", i, len(refs), err)
+			}
 			if wordState(e.rc.Load()) != statePending {
 				n++
-			} else {
-				waitOn = append(waitOn, e)
 			}
 		}
 		if n >= numReturns {
-			ready, pending = splitReady(refs, entries, numReturns)
+			ready, pending = s.splitReady(refs, cut, numReturns)
 			return ready, pending, nil
 		}
+		// Every ref was examined and too few are ready: wait on the pending ones.
+		var waitOn []*entry
+		for _, r := range refs {
+			if e, err := s.entryOf(r); err == nil && wordState(e.rc.Load()) == statePending {
+				waitOn = append(waitOn, e)
+			}
+		}
 		if err := s.waitMany(ctx, waitOn, numReturns-n); err != nil {
-			ready, pending = splitReady(refs, entries, numReturns)
+			ready, pending = s.splitReady(refs, len(refs), numReturns)
 			return ready, pending, fmt.Errorf("wait: %d of %d ready, wanted %d: %w", len(ready), len(refs), numReturns, err)
 		}
 	}
+}
+
+// splitReady returns the first n ready refs among refs[:cut] and all the others,
+// each in input order. States only move forward, so refs found ready stay ready.
+// When the first n refs are the ready ones (the common case of polling with
+// numReturns 1) pending is refs[n:] itself, with its capacity clipped, not a copy.
+func (s *Store) splitReady(refs []trove.Ref, cut, n int) (ready, pending []trove.Ref) {
+	ready = make([]trove.Ref, 0, n)
+	for _, r := range refs[:cut] {
+		if e, err := s.entryOf(r); err != nil || wordState(e.rc.Load()) == statePending {
+			break
+		}
+		ready = append(ready, r)
+		if len(ready) == n {
+			return ready, refs[n:len(refs):len(refs)]
+		}
+	}
+	ready = ready[:0]
+	pending = make([]trove.Ref, 0, len(refs)-n)
+	for _, r := range refs[:cut] {
+		if len(ready) < n {
+			if e, err := s.entryOf(r); err == nil && wordState(e.rc.Load()) != statePending {
+				ready = append(ready, r)
+				continue
+			}
+		}
+		pending = append(pending, r)
+	}
+	return ready, append(pending, refs[cut:]...)
 }
 
 // waitMany blocks until need more of entries, which were all pending when the
@@ -208,17 +263,4 @@ func (s *Store) waitMany(ctx context.Context, entries []*entry, need int) error 
 		s.unregister(e, w)
 	}
 	return err
-}
-
-func splitReady(refs []trove.Ref, entries []*entry, n int) (ready, pending []trove.Ref) {
-	ready = make([]trove.Ref, 0, n)
-	pending = make([]trove.Ref, 0, len(refs)-min(n, len(refs)))
-	for i, e := range entries {
-		if len(ready) < n && wordState(e.rc.Load()) != statePending {
-			ready = append(ready, refs[i])
-		} else {
-			pending = append(pending, refs[i])
-		}
-	}
-	return ready, pending
 }

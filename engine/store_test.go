@@ -312,6 +312,29 @@ func TestWait(t *testing.T) {
 	})
 }
 
+func TestWaitStopsAtNumReturns(t *testing.T) {
+	s := newStore(t, Config{})
+	ctx := context.Background()
+	a, _ := s.Put(ctx, []byte("a"))
+	b, _ := s.Put(ctx, []byte("b"))
+	c, _ := s.Put(ctx, []byte("c"))
+	c.Drop()
+	refs := []trove.Ref{a, b, c}
+	ready, pending, err := s.Wait(ctx, refs, 1)
+	if err != nil || ids(ready) != ids(refs[:1]) || ids(pending) != ids(refs[1:]) {
+		t.Fatalf("Wait(1): ready %v pending %v err %v; want a, then b and the unexamined dropped c", ids(ready), ids(pending), err)
+	}
+	if cap(pending) != len(pending) {
+		t.Fatalf("pending has room to append into the caller's slice: len %d cap %d", len(pending), cap(pending))
+	}
+	if _, _, err := s.Wait(ctx, refs, 3); !errors.Is(err, trove.ErrInvalidRef) {
+		t.Fatalf("Wait(3) reaching a dropped ref: %v, want ErrInvalidRef", err)
+	}
+	a.Drop()
+	b.Drop()
+	requireEmpty(t, s)
+}
+
 func ids(refs []trove.Ref) string {
 	s := ""
 	for _, r := range refs {
