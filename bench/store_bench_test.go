@@ -77,11 +77,19 @@ func BenchmarkGet(b *testing.B) {
 	for _, size := range []int{1 << 10, 1 << 20, 256 << 20} {
 		b.Run("size="+sizeName(size), func(b *testing.B) {
 			st := openStore(b, int64(size)+1<<20, false)
-			ref, err := st.Put(ctx, make([]byte, size))
+			// Fill the object in place: a 256 MiB source buffer on the Go heap would
+			// make the collector run during the timed loop.
+			bld, err := st.Create(ctx, size)
 			if err != nil {
 				b.Fatal(err)
 			}
+			clear(bld.Bytes())
+			ref := bld.Ref()
+			if err := bld.Seal(); err != nil {
+				b.Fatal(err)
+			}
 			defer ref.Drop()
+			runtime.GC()
 			b.ReportAllocs()
 			for b.Loop() {
 				obj, err := st.Get(ctx, ref)
@@ -275,56 +283,94 @@ func BenchmarkGetAll10k(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "getalls/s")
 }
 
-// BenchmarkLiveObjects measures Get latency with 1k and with 1M live objects, and
-// the store's metadata per live object (Go heap growth per object, payload
-// excluded, handles excluded: those are the caller's).
+// BenchmarkLiveObjects measures Get+Release with 1k and with 1M live objects, and
+// the Go heap each live object costs (store metadata, its Ref handle, and the
+// caller's slice of refs; the payload is empty).
+//
+// access=hot gets one object over and over: the table's size must not matter
+// (x_1k is the ratio to 1k live objects). access=random strides over every
+// object, so with 1M objects each Get misses the CPU caches; its baseline,
+// op=chase, makes the dependent loads a Get must make (the ref in the caller's
+// slice, its handle, the store's 64-byte record) with no store at all, and
+// get/chase is Get's time over that.
 func BenchmarkLiveObjects(b *testing.B) {
-	var smallNs float64
+	type key struct {
+		live   int
+		access string
+	}
+	ns := map[key]float64{}
 	for _, live := range []int{1000, 1000000} {
-		b.Run(fmt.Sprintf("live=%d", live), func(b *testing.B) {
-			st := openStore(b, 64<<20, false)
-			ids := make([]trove.ObjectID, live)
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			refs := make([]trove.Ref, live)
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			for i := range refs {
-				r, err := st.Put(ctx, nil)
-				if err != nil {
-					b.Fatal(err)
+		st := openStore(b, 64<<20, false)
+		var before, after runtime.MemStats
+		refs := make([]trove.Ref, live)
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range refs {
+			r, err := st.Put(ctx, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			refs[i] = r
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perObject := float64(after.HeapAlloc-before.HeapAlloc) / float64(live)
+
+		for _, access := range []string{"hot", "random"} {
+			b.Run(fmt.Sprintf("live=%d/access=%s/op=get", live, access), func(b *testing.B) {
+				stride := 0
+				if access == "random" {
+					stride = 7919 // a prime: visits every object, defeating the caches
 				}
-				refs[i], ids[i] = r, r.ID()
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					obj, err := st.Get(ctx, refs[i])
+					if err != nil {
+						b.Fatal(err)
+					}
+					obj.Release()
+					i = (i + stride) % live
+				}
+				t := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+				ns[key{live, access}] = t
+				if small, ok := ns[key{1000, access}]; ok && live != 1000 {
+					b.ReportMetric(t/small, "x_1k")
+				}
+				if chase, ok := ns[key{live, "chase"}]; ok {
+					b.ReportMetric(t/chase, "x_chase")
+				}
+				b.ReportMetric(perObject, "B/object")
+			})
+		}
+		b.Run(fmt.Sprintf("live=%d/access=random/op=chase", live), func(b *testing.B) {
+			// Each record holds the index of the next one, so every load depends on
+			// the one before, as Get's do: no overlapping of misses.
+			type record struct {
+				next int
+				_    [7]uint64
+			}
+			type handle struct {
+				_   [9]uint64
+				rec *record
+			}
+			hs := make([]*handle, live)
+			for i := range hs {
+				hs[i] = &handle{rec: &record{next: (i + 7919) % live}}
 			}
 			runtime.GC()
-			runtime.ReadMemStats(&after)
-			perObject := float64(after.HeapAlloc-before.HeapAlloc) / float64(live)
-			defer func() {
-				for _, r := range refs {
-					r.Drop()
-				}
-			}()
-			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				obj, err := st.Get(ctx, refs[i])
-				if err != nil {
-					b.Fatal(err)
-				}
-				obj.Release()
-				i += 7919 // stride over the table, defeating the cache as a real workload would
-				if i >= live {
-					i -= live
-				}
+				i = hs[i].rec.next
 			}
-			ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-			if live == 1000 {
-				smallNs = ns
-			} else if smallNs > 0 {
-				b.ReportMetric(ns/smallNs, "x_1k")
+			t := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			ns[key{live, "chase"}] = t
+			if get, ok := ns[key{live, "random"}]; ok {
+				b.ReportMetric(get/t, "get/chase")
 			}
-			b.ReportMetric(perObject, "B/object+handle")
 		})
+		for _, r := range refs {
+			r.Drop()
+		}
 	}
 }
