@@ -35,7 +35,7 @@ func (s *Store) pin(e *entry) (state, error) {
 			if wordPins(w) == pinMask {
 				return st, fmt.Errorf("get %s: %d views already pin it; release some", e.id, pinMask)
 			}
-			if !e.rc.CompareAndSwap(w, w+pinOne) {
+			if !e.rc.CompareAndSwap(w, (w+pinOne)|accessedBit) {
 				continue
 			}
 			sh := s.shardFor(e)
@@ -83,7 +83,7 @@ func (s *Store) register(e *entry, w *waiter) bool {
 	sh := s.shardFor(e)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if wordState(e.rc.Load()) != statePending {
+	if wordState(e.rc.Load()).ready() {
 		return false
 	}
 	if e.more == nil {
@@ -188,7 +188,7 @@ func (s *Store) Wait(ctx context.Context, refs []trove.Ref, numReturns int) (rea
 			if err != nil {
 				return nil, nil, fmt.Errorf("wait (ref %d of %d): %w", i, len(refs), err)
 			}
-			if wordState(e.rc.Load()) != statePending {
+			if wordState(e.rc.Load()).ready() {
 				n++
 			}
 		}
@@ -199,7 +199,7 @@ func (s *Store) Wait(ctx context.Context, refs []trove.Ref, numReturns int) (rea
 		// Every ref was examined and too few are ready: wait on the pending ones.
 		var waitOn []*entry
 		for _, r := range refs {
-			if e, err := s.entryOf(r); err == nil && wordState(e.rc.Load()) == statePending {
+			if e, err := s.entryOf(r); err == nil && !wordState(e.rc.Load()).ready() {
 				waitOn = append(waitOn, e)
 			}
 		}
@@ -217,7 +217,7 @@ func (s *Store) Wait(ctx context.Context, refs []trove.Ref, numReturns int) (rea
 func (s *Store) splitReady(refs []trove.Ref, cut, n int) (ready, pending []trove.Ref) {
 	ready = make([]trove.Ref, 0, n)
 	for _, r := range refs[:cut] {
-		if e, err := s.entryOf(r); err != nil || wordState(e.rc.Load()) == statePending {
+		if e, err := s.entryOf(r); err != nil || !wordState(e.rc.Load()).ready() {
 			break
 		}
 		ready = append(ready, r)
@@ -229,7 +229,7 @@ func (s *Store) splitReady(refs []trove.Ref, cut, n int) (ready, pending []trove
 	pending = make([]trove.Ref, 0, len(refs)-n)
 	for _, r := range refs[:cut] {
 		if len(ready) < n {
-			if e, err := s.entryOf(r); err == nil && wordState(e.rc.Load()) != statePending {
+			if e, err := s.entryOf(r); err == nil && wordState(e.rc.Load()).ready() {
 				ready = append(ready, r)
 				continue
 			}

@@ -14,25 +14,34 @@ type state uint8
 
 const (
 	statePending state = iota // created, not yet sealed: Get blocks
-	stateSealed               // immutable, readable
+	stateSealed               // immutable, readable, in memory
+	stateSpilled              // sealed, on disk only: Get restores it
+	stateEvicted              // a secondary copy dropped under pressure: gone here
 	stateAborted              // its creator gave up: Get fails, memory already released
 	stateFreed                // refs and pins reached zero: gone from the table
 )
 
 func (s state) String() string {
-	return [...]string{"pending", "sealed", "aborted", "freed"}[s]
+	return [...]string{"pending", "sealed", "spilled", "evicted", "aborted", "freed", "?6", "?7"}[s]
 }
 
-// The count word packs, from the low bits up: pins (30 bits), state (2 bits),
-// refs (32 bits). One word lets Get check "sealed and referenced" and pin in a single
-// compare-and-swap, and lets exactly one goroutine see both counts reach zero.
+// ready reports whether Get of an object in state s returns without waiting for
+// its creator: with the value (restoring it from disk if spilled) or an error.
+func (s state) ready() bool { return s != statePending }
+
+// The count word packs, from the low bits up: pins (28 bits), the accessed bit,
+// state (3 bits), refs (32 bits). One word lets Get check "sealed, in memory and
+// referenced" and pin in a single compare-and-swap, lets the spiller move an
+// object out of memory only if no view pins it, and lets exactly one goroutine see
+// both counts reach zero. Pins also count the store's own holds during I/O.
 const (
-	pinOne     = uint64(1)
-	pinMask    = uint64(1)<<30 - 1
-	stateShift = 30
-	stateMask  = uint64(3) << stateShift
-	refShift   = 32
-	refOne     = uint64(1) << refShift
+	pinOne      = uint64(1)
+	pinMask     = uint64(1)<<28 - 1
+	accessedBit = uint64(1) << 28 // set by every pin, cleared by the eviction clock
+	stateShift  = 29
+	stateMask   = uint64(7) << stateShift
+	refShift    = 32
+	refOne      = uint64(1) << refShift
 )
 
 func wordPins(w uint64) uint64 { return w & pinMask }
