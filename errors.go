@@ -35,6 +35,15 @@ var (
 	// ErrObjectAborted: the object's creator called Abort (or was closed) before
 	// Seal; the value will never exist. Create and put it again.
 	ErrObjectAborted = errors.New("trove: object was aborted by its creator before Seal; it will never have a value")
+
+	// ErrObjectEvicted: this node's secondary copy of an object owned elsewhere
+	// was evicted to make room. Fetch it again from its owner.
+	ErrObjectEvicted = errors.New("trove: this node's copy of the object was evicted under memory pressure; fetch it again from its owner")
+
+	// ErrSpillCorrupt: a spilled object could not be read back intact (its spill
+	// file is damaged or truncated). The object's bytes are lost on this node;
+	// the error names the object and the file.
+	ErrSpillCorrupt = errors.New("trove: spilled object is damaged on disk")
 )
 
 // Errors from creating an object.
@@ -43,6 +52,11 @@ var (
 	// context ended. The wrapping StoreFullError says how full the store is. Release
 	// views, drop refs, or raise the store's capacity.
 	ErrStoreFull = errors.New("trove: object store full")
+
+	// ErrOutOfDisk: the store was full and objects could not be spilled to make
+	// room because the spill directories are full. The wrapping OutOfDiskError
+	// has the figures. Free disk space, add spill directories, or drop refs.
+	ErrOutOfDisk = errors.New("trove: out of disk space for spilling")
 
 	// ErrObjectTooLarge: the object is larger than the store's whole capacity and
 	// can never fit. Raise the capacity or split the object.
@@ -106,3 +120,23 @@ func HumanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// OutOfDiskError explains an ErrOutOfDisk: the store needed room, memory was full
+// of objects that could have been spilled, and the spill directories had no space.
+// It matches ErrOutOfDisk, ErrStoreFull's figures are in Full, and the spill
+// error and the context's error match with errors.Is.
+type OutOfDiskError struct {
+	Full      StoreFullError
+	SpillDirs []string
+	Spilled   int64 // bytes already on disk
+	Err       error // the spill error
+}
+
+func (e *OutOfDiskError) Error() string {
+	return fmt.Sprintf("trove: object store full and spilling failed: need %s, %s of %s in memory, %s already spilled to %v: %v; free disk space, add spill directories, or drop refs",
+		HumanBytes(e.Full.Requested), HumanBytes(e.Full.Used), HumanBytes(e.Full.Capacity),
+		HumanBytes(e.Spilled), e.SpillDirs, e.Err)
+}
+
+// Unwrap lets errors.Is match ErrOutOfDisk, the spill error and the context's error.
+func (e *OutOfDiskError) Unwrap() []error { return []error{ErrOutOfDisk, e.Err, e.Full.Cause} }

@@ -43,6 +43,9 @@ func FuzzDecodeValue(f *testing.F) {
 		42, "text", []float32{1, 2, 3}, []byte("bytes"), tn,
 		fuzzValue{N: 1, S: "s", F: []float32{1}, T: tn, R: inner, M: map[string]trove.Ref{"k": inner}, A: inner,
 			P: &fuzzValue{A: []any{tn, inner}}},
+		[]trove.Ref{inner, {}},          // TagRefList over the ref table
+		[]trove.Ref{inner, inner},       // a repeat: an array of refs and a ref table
+		[]trove.Ref{}, []trove.Ref(nil), // TagRefList over 0 and no table; null
 	}
 	for _, s := range seeds {
 		ref, err := trove.PutValue(context.Background(), st, s)
@@ -74,6 +77,8 @@ func FuzzDecodeValue(f *testing.F) {
 		decodeFuzz[zerocopy.Tensor](t, st, ref)
 		decodeFuzz[fuzzValue](t, st, ref)
 		decodeFuzz[map[string]trove.Ref](t, st, ref)
+		decodeFuzz[[]trove.Ref](t, st, ref)
+		decodeFuzz[[]any](t, st, ref)
 		decodeFuzz[any](t, st, ref)
 	})
 }

@@ -23,11 +23,29 @@ import (
 // buffers hold its tensors (and a top-level numeric slice), written once and read in
 // place. Refs nested in the value are encoded as tagged object IDs and recorded as
 // contained refs of the stored object, so the inner objects live as long as it does.
+//
+// A value that holds refs also has a ref table: the buffer under the reserved key 0
+// (zerocopy.ReservedKey), holding 16-byte object IDs back to back. For most values
+// it lists each nested object once, in the order PutValue found them, and decoding
+// takes handles to all of them with one BorrowAll before it walks the value. A
+// top-level []Ref is not encoded element by element at all: its body is TagRefList
+// over the element count, and its ref table holds every element's ID in order (the
+// zero ID for a zero Ref), so decoding it is a copy of the table and one BorrowAll.
 
 // TagRef is the CBOR tag number of an encoded Ref: 0x74726f52, "troR" in ASCII, in
 // the first-come-first-served range of the IANA registry and unregistered. Its
 // content is the 16-byte ObjectID as a byte string.
 const TagRef = 0x74726f52
+
+// TagRefList is the CBOR tag number of the body of a top-level []Ref: 0x74726f4c,
+// "troL" in ASCII, unregistered like TagRef. Its content is the element count, an
+// unsigned integer; the elements are the value's ref table. (A []Ref that holds one
+// object twice is encoded as an array of TagRef items instead, so that decoding it
+// gives the repeats one shared handle, as for any value.)
+const TagRefList = 0x74726f4c
+
+// refTableKey is the frame buffer holding a value's ref table.
+const refTableKey = zerocopy.ReservedKey
 
 // ErrBadValue: the object's bytes are not a value PutValue wrote (a raw Put, or
 // corrupted), or its value does not decode into the type asked for. Read it with the
@@ -43,10 +61,11 @@ const maxValueNesting = 256
 const maxWalkDepth = 4 * maxValueNesting
 
 var (
-	refType    = reflect.TypeFor[Ref]()
-	tensorType = reflect.TypeFor[zerocopy.Tensor]()
-	marshaler  = reflect.TypeFor[cbor.Marshaler]()
-	unmarsh    = reflect.TypeFor[cbor.Unmarshaler]()
+	refType     = reflect.TypeFor[Ref]()
+	refListType = reflect.TypeFor[[]Ref]()
+	tensorType  = reflect.TypeFor[zerocopy.Tensor]()
+	marshaler   = reflect.TypeFor[cbor.Marshaler]()
+	unmarsh     = reflect.TypeFor[cbor.Unmarshaler]()
 )
 
 var valueEnc, valueDec = func() (cbor.EncMode, cbor.DecMode) {
@@ -90,7 +109,7 @@ func (r Ref) MarshalCBOR() ([]byte, error) {
 	}
 	b := make([]byte, 0, len(refTagHead)+ObjectIDLen)
 	b = append(b, refTagHead[:]...)
-	return append(b, r.h.id[:]...), nil
+	return append(b, r.h.s.id[:]...), nil
 }
 
 // UnmarshalCBOR decodes what MarshalCBOR wrote into an unbound ref: it names the
@@ -149,9 +168,14 @@ func PutValue[T any](ctx context.Context, st Store, v T) (Ref, error) {
 }
 
 // GetValue returns a decoded copy of the value: it owns its memory (tensors and slices
-// are copied out), so no Release is needed. Nested refs come back as live handles
-// (st.Borrow): one per distinct object, which the caller drops when done (or leaves
-// to the garbage collector).
+// are copied out), so no Release is needed. Nested refs come back as live handles:
+// one per distinct object, which the caller drops when done (or leaves to the
+// garbage collector).
+//
+// The handles are borrowed together, with one BorrowAll if st has it (the engine
+// does) and else one Borrow each. Borrowed together, they are collected together:
+// the garbage collector releases an undropped one only once all of them are
+// unreachable (see Ref). Drop the refs you do not keep.
 //
 // A value that is not a frame PutValue wrote, or does not decode into T, fails with
 // an error wrapping ErrBadValue.
@@ -270,18 +294,23 @@ func customCBOR(t reflect.Type) bool {
 
 // valueEncoder collects what PutValue stores besides the body.
 type valueEncoder struct {
-	refs   []Ref // nested refs, one per object
+	refs   []Ref // nested refs, one per object: the stored object's contained refs
 	refIDs map[ObjectID]struct{}
 	bufs   []zerocopy.Buffer // out-of-band buffers, sorted by key when encode returns
 	bufIdx map[uint64]int
 }
 
 // encode returns the body of v, which must be addressable, and collects its nested
-// refs and out-of-band buffers.
+// refs and out-of-band buffers, the ref table among them.
 func (e *valueEncoder) encode(v reflect.Value) ([]byte, error) {
 	ti := typeInfoOf(v.Type())
 	if ti.slice.Valid() {
 		return e.encodeSlice(v, ti.slice)
+	}
+	if v.Type() == refListType && !v.IsNil() {
+		if body, ok := e.encodeRefList(v.Interface().([]Ref)); ok {
+			return body, nil
+		}
 	}
 	if ti.hold {
 		if err := e.collect(v, 0); err != nil {
@@ -304,7 +333,84 @@ func (e *valueEncoder) encode(v reflect.Value) ([]byte, error) {
 		}
 		return 0
 	})
+	if len(e.refs) > 0 {
+		table := make([]byte, 0, len(e.refs)*ObjectIDLen)
+		for _, r := range e.refs {
+			table = append(table, r.h.s.id[:]...)
+		}
+		e.addRefTable(table)
+	}
 	return body, nil
+}
+
+// addRefTable adds the ref table as the first buffer: its key, 0, sorts before
+// every tensor's.
+func (e *valueEncoder) addRefTable(table []byte) {
+	e.bufs = slices.Insert(e.bufs, 0, zerocopy.Buffer{Key: refTableKey, Data: table})
+}
+
+// encodeRefList encodes a top-level []Ref as TagRefList over its length, with every
+// element's ID in the ref table. It declines (false) a list that holds an object
+// twice, which the general encoding gives one handle when decoded.
+func (e *valueEncoder) encodeRefList(list []Ref) ([]byte, bool) {
+	e.refIDs = make(map[ObjectID]struct{}, len(list))
+	table := make([]byte, len(list)*ObjectIDLen) // a zero Ref is the zero ID
+	nonZero := 0
+	for i, r := range list {
+		if r.IsZero() {
+			continue
+		}
+		nonZero++
+		e.addRef(r)
+		copy(table[i*ObjectIDLen:], r.h.s.id[:])
+	}
+	if len(e.refs) != nonZero {
+		e.refs, e.refIDs = nil, nil
+		return nil, false
+	}
+	if len(table) > 0 {
+		e.addRefTable(table)
+	}
+	body := binary.BigEndian.AppendUint32([]byte{0xda}, TagRefList)
+	return appendCBORHead(body, 0, uint64(len(list))), true
+}
+
+// appendCBORHead appends the head of a CBOR item of the major type with argument n,
+// in its shortest form.
+func appendCBORHead(b []byte, major byte, n uint64) []byte {
+	m := major << 5
+	switch {
+	case n < 24:
+		return append(b, m|byte(n))
+	case n <= math.MaxUint8:
+		return append(b, m|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, m|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, m|26), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, m|27), n)
+}
+
+// parseCBORUint returns the unsigned integer that is all of b (major type 0, in any
+// length of head), and whether b is one.
+func parseCBORUint(b []byte) (uint64, bool) {
+	if len(b) == 0 || b[0]>>5 != 0 {
+		return 0, false
+	}
+	switch ai := b[0] & 0x1f; {
+	case ai < 24 && len(b) == 1:
+		return uint64(ai), true
+	case ai == 24 && len(b) == 2:
+		return uint64(b[1]), true
+	case ai == 25 && len(b) == 3:
+		return uint64(binary.BigEndian.Uint16(b[1:])), true
+	case ai == 26 && len(b) == 5:
+		return uint64(binary.BigEndian.Uint32(b[1:])), true
+	case ai == 27 && len(b) == 9:
+		return binary.BigEndian.Uint64(b[1:]), true
+	}
+	return 0, false
 }
 
 // encodeSlice encodes a top-level numeric slice as a 1-D tensor over its memory, so
@@ -415,30 +521,53 @@ func (e *valueEncoder) addTensor(t zerocopy.Tensor) error {
 }
 
 // decodeValue decodes the value frame b into out, which must be addressable and
-// zero, and binds its nested refs with st.Borrow and its tensors to their buffers:
-// copies of them if copyBufs, else the frame's bytes. On error it drops the refs it
-// bound.
+// zero, and binds its nested refs to handles from st (borrowed together, see
+// borrowAll) and its tensors to their buffers: copies of them if copyBufs, else the
+// frame's bytes. On error it drops the refs it bound.
 func decodeValue(st Store, b []byte, out reflect.Value, copyBufs bool) error {
 	f, err := zerocopy.ParseFrame(b)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadValue, err)
 	}
-	bd := binder{st: st, frame: f, copy: copyBufs}
-	ti := typeInfoOf(out.Type())
-	if ti.slice.Valid() && isTensorTag(f.Body()) {
-		err = bd.bindSlice(out, ti.slice)
-	} else if err = valueDec.Unmarshal(f.Body(), out.Addr().Interface()); err != nil {
-		err = fmt.Errorf("%w: %w", ErrBadValue, err)
-	} else if ti.hold {
-		err = bd.bind(out, 0)
-	}
+	table, err := refTable(f)
 	if err != nil {
-		for _, r := range bd.bound {
-			r.Drop()
-		}
 		return err
 	}
-	return nil
+	bd := binder{st: st, frame: f, copy: copyBufs}
+	ti := typeInfoOf(out.Type())
+	switch body := f.Body(); {
+	case ti.slice.Valid() && isTensorTag(body):
+		err = bd.bindSlice(out, ti.slice)
+	case isRefListTag(body):
+		err = bd.bindRefList(out, table)
+	default:
+		bd.table = table
+		if err = valueDec.Unmarshal(body, out.Addr().Interface()); err != nil {
+			err = fmt.Errorf("%w: %w", ErrBadValue, err)
+		} else if ti.hold {
+			err = bd.bind(out, 0)
+		}
+	}
+	bd.finish(err == nil)
+	return err
+}
+
+// refTable returns the frame's ref table as object IDs, aliasing the frame's bytes
+// (nil if the frame has none).
+func refTable(f zerocopy.Frame) ([]ObjectID, error) {
+	if f.NumBuffers() == 0 {
+		return nil, nil
+	}
+	buf := f.Buffer(0) // the lowest key: the table's, if there is one
+	if buf.Key != refTableKey {
+		return nil, nil
+	}
+	if len(buf.Data)%ObjectIDLen != 0 {
+		return nil, fmt.Errorf("%w: the ref table is %d bytes, not a whole number of %d-byte object IDs",
+			ErrBadValue, len(buf.Data), ObjectIDLen)
+	}
+	// ObjectID is a byte array: any address is aligned for it.
+	return unsafe.Slice((*ObjectID)(unsafe.Pointer(unsafe.SliceData(buf.Data))), len(buf.Data)/ObjectIDLen), nil
 }
 
 // isTensorTag reports whether body starts with TagTensor, as a top-level numeric
@@ -447,15 +576,141 @@ func isTensorTag(body []byte) bool {
 	return len(body) >= 5 && body[0] == 0xda && binary.BigEndian.Uint32(body[1:]) == zerocopy.TagTensor
 }
 
+// isRefListTag reports whether body starts with TagRefList, as a top-level []Ref
+// is encoded.
+func isRefListTag(body []byte) bool {
+	return len(body) >= 5 && body[0] == 0xda && binary.BigEndian.Uint32(body[1:]) == TagRefList
+}
+
+// batchBorrower is a store that hands out many handles at once: engine.Store. ids
+// may alias an object's bytes, so BorrowAll must not keep the slice.
+type batchBorrower interface {
+	BorrowAll(ids []ObjectID) ([]Ref, error)
+}
+
+// borrowAll returns new handles to ids, in order, all or nothing: with one call if
+// st is a batchBorrower, else with one Borrow per ID.
+func borrowAll(st Store, ids []ObjectID) ([]Ref, error) {
+	if b, ok := st.(batchBorrower); ok {
+		return b.BorrowAll(ids)
+	}
+	refs := make([]Ref, len(ids))
+	for i, id := range ids {
+		r, err := st.Borrow(id)
+		if err != nil {
+			for _, r := range refs[:i] {
+				r.Drop()
+			}
+			return nil, err
+		}
+		refs[i] = r
+	}
+	return refs, nil
+}
+
 // binder attaches what a decoded value names but does not hold: live handles for its
 // refs and buffers for its tensors.
 type binder struct {
-	st     Store
-	frame  zerocopy.Frame
-	copy   bool
-	refs   map[ObjectID]Ref  // one handle per object
+	st    Store
+	frame zerocopy.Frame
+	copy  bool
+
+	// table is the value's ref table, aliasing the frame. Binding the first ref
+	// found in it borrows handles to the whole table at once; finish drops those
+	// no ref was bound to.
+	table   []ObjectID
+	handles []Ref            // for table[i], once borrowed
+	used    []bool           // handles[i] was bound to a ref
+	next    int              // the table index the next new ref most likely has
+	index   map[ObjectID]int // table index by ID, made when next is not it
+
+	refs   map[ObjectID]Ref  // handles to objects outside the table, one per object
+	bound  []Ref             // those handles, dropped if decoding fails
 	copies map[uint64][]byte // one copy per buffer
-	bound  []Ref             // dropped if decoding fails
+}
+
+// finish drops the handles the decoded value does not hold: those of the table it
+// did not use, and, if decoding failed, all of them.
+func (bd *binder) finish(ok bool) {
+	for i, r := range bd.handles {
+		if !ok || !bd.used[i] {
+			r.Drop()
+		}
+	}
+	if !ok {
+		for _, r := range bd.bound {
+			r.Drop()
+		}
+	}
+}
+
+// bindRefList sets out to the top-level []Ref whose body is TagRefList over n and
+// whose elements are the ref table. A type other than []Ref (any, []any, a named
+// slice type) gets the elements through CBOR, as if the list were an array of refs.
+func (bd *binder) bindRefList(out reflect.Value, table []ObjectID) error {
+	n, ok := parseCBORUint(bd.frame.Body()[5:])
+	if !ok {
+		return fmt.Errorf("%w: a ref list's body must be tag %#x over its length, got %x",
+			ErrBadValue, TagRefList, bd.frame.Body()[:min(len(bd.frame.Body()), 16)])
+	}
+	if n != uint64(len(table)) {
+		return fmt.Errorf("%w: the ref list has %d elements but its ref table holds %d object IDs",
+			ErrBadValue, n, len(table))
+	}
+	if out.Type() != refListType {
+		return bd.bindRefListAs(out, table)
+	}
+	nonZero := table // the store copies the IDs it keeps: the table may alias the frame
+	if slices.Contains(table, ObjectID{}) {
+		nonZero = make([]ObjectID, 0, len(table))
+		for _, id := range table {
+			if !id.IsZero() {
+				nonZero = append(nonZero, id)
+			}
+		}
+	}
+	if len(nonZero) == 0 {
+		out.Set(reflect.ValueOf(make([]Ref, len(table))))
+		return nil
+	}
+	refs, err := borrowAll(bd.st, nonZero)
+	if err != nil {
+		return fmt.Errorf("bind nested refs: %w", err)
+	}
+	if len(nonZero) < len(table) { // put the zero Refs back in their places
+		all := make([]Ref, len(table))
+		j := 0
+		for i, id := range table {
+			if !id.IsZero() {
+				all[i] = refs[j]
+				j++
+			}
+		}
+		refs = all
+	}
+	out.Set(reflect.ValueOf(refs))
+	return nil
+}
+
+// bindRefListAs decodes a ref list into out, which is not a []Ref, through its CBOR
+// form: an array of TagRef items (null for a zero Ref). This path is for
+// compatibility, not speed; its refs are borrowed one by one.
+func (bd *binder) bindRefListAs(out reflect.Value, table []ObjectID) error {
+	body := appendCBORHead(nil, 4, uint64(len(table)))
+	for _, id := range table {
+		if id.IsZero() {
+			body = append(body, 0xf6)
+		} else {
+			body = append(append(body, refTagHead[:]...), id[:]...)
+		}
+	}
+	if err := valueDec.Unmarshal(body, out.Addr().Interface()); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadValue, err)
+	}
+	if typeInfoOf(out.Type()).hold {
+		return bd.bind(out, 0)
+	}
+	return nil
 }
 
 // bindSlice sets out, a slice of dtype dt, to the frame's top-level tensor.
@@ -576,6 +831,18 @@ func (bd *binder) bindRef(r *Ref) error {
 		return nil
 	}
 	id := r.ID()
+	if i := bd.tableIndex(id); i >= 0 {
+		if bd.handles == nil {
+			if err := bd.borrowTable(); err != nil {
+				return err
+			}
+		}
+		bd.used[i] = true
+		*r = bd.handles[i]
+		return nil
+	}
+	// Not in the table: a value written before there were tables, or a ref that
+	// PutValue did not find (inside a type with its own MarshalCBOR).
 	if h, ok := bd.refs[id]; ok {
 		*r = h
 		return nil
@@ -590,6 +857,53 @@ func (bd *binder) bindRef(r *Ref) error {
 	bd.refs[id] = h
 	bd.bound = append(bd.bound, h)
 	*r = h
+	return nil
+}
+
+// A table this short is searched in order rather than through a map.
+const maxScannedTable = 8
+
+// tableIndex returns the index of id in the ref table, or -1. The table lists the
+// objects in the order PutValue's walk first met them, and the bind walk follows
+// the same path except through maps: so, unless the value has maps, each ref is
+// either at next or seen before, and the index map is made only for the latter.
+func (bd *binder) tableIndex(id ObjectID) int {
+	if bd.next < len(bd.table) && bd.table[bd.next] == id {
+		bd.next++
+		return bd.next - 1
+	}
+	if len(bd.table) <= maxScannedTable {
+		for i, t := range bd.table {
+			if t == id {
+				return i
+			}
+		}
+		return -1
+	}
+	if bd.index == nil {
+		bd.index = make(map[ObjectID]int, len(bd.table))
+		for i, t := range slices.Backward(bd.table) { // the first of repeated IDs wins
+			bd.index[t] = i
+		}
+	}
+	if i, ok := bd.index[id]; ok {
+		return i
+	}
+	return -1
+}
+
+// borrowTable takes handles to every object in the ref table at once.
+func (bd *binder) borrowTable() error {
+	for i, id := range bd.table {
+		if id.IsZero() {
+			return fmt.Errorf("%w: entry %d of the ref table is the zero object ID", ErrBadValue, i)
+		}
+	}
+	handles, err := borrowAll(bd.st, bd.table)
+	if err != nil {
+		return fmt.Errorf("bind nested refs: %w", err)
+	}
+	bd.handles, bd.used = handles, make([]bool, len(handles))
 	return nil
 }
 

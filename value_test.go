@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -534,6 +536,17 @@ func TestBadValues(t *testing.T) {
 	unknown := trove.NewObjectID(trove.NewNodeID(), 9)
 	refBody, _ := cbor.Marshal(map[string][]byte{"Inner": nil})
 	refBody = bytes.Replace(refBody, []byte{0xf6}, append([]byte{0xda, 0x74, 0x72, 0x6f, 0x52, 0x50}, unknown[:]...), 1)
+	known, _ := st.Put(ctx, []byte("known"))
+	t.Cleanup(known.Drop)
+	knownID := known.ID()
+	refList := func(n byte) []byte { return []byte{0xda, 't', 'r', 'o', 'L', n} }
+	table := func(ids ...trove.ObjectID) zerocopy.Buffer {
+		b := []byte{}
+		for _, id := range ids {
+			b = append(b, id[:]...)
+		}
+		return zerocopy.Buffer{Key: zerocopy.ReservedKey, Data: b}
+	}
 
 	tests := []struct {
 		name    string
@@ -556,6 +569,18 @@ func TestBadValues(t *testing.T) {
 		{"bad ref", put(frame([]byte{0xa1, 0x65, 'I', 'n', 'n', 'e', 'r', 0xda, 0x74, 0x72, 0x6f, 0x52, 0x41, 0x00})), getAs[holder], trove.ErrBadValue, "decode ref"},
 		{"unknown nested ref", put(frame(refBody)), getAs[holder], trove.ErrUnknownObject, "bind nested"},
 		{"unknown nested ref view", put(frame(refBody)), viewAs[holder], trove.ErrUnknownObject, "bind nested"},
+		{"unknown ref in table", put(frame(refBody, table(unknown))), getAs[holder], trove.ErrUnknownObject, "bind nested"},
+		{"zero ID in table", put(frame(refBody, table(unknown, trove.ObjectID{}))), getAs[holder], trove.ErrBadValue, "zero object ID"},
+		{"table of partial IDs", put(frame(refBody, zerocopy.Buffer{Key: 0, Data: make([]byte, 17)})), getAs[holder], trove.ErrBadValue, "whole number"},
+		{"ref list too long", put(frame(refList(2), table(knownID))), getAs[[]trove.Ref], trove.ErrBadValue, "2 elements but its ref table holds 1"},
+		{"ref list too short", put(frame(refList(0), table(knownID))), getAs[[]trove.Ref], trove.ErrBadValue, "0 elements but its ref table holds 1"},
+		{"ref list without table", put(frame(refList(1))), viewAs[[]trove.Ref], trove.ErrBadValue, "1 elements but its ref table holds 0"},
+		{"ref list count not an int", put(frame(append(refList(0)[:5], 0x41, 0), table())), getAs[[]trove.Ref], trove.ErrBadValue, "tag"},
+		{"ref list trailing bytes", put(frame(append(refList(1), 0), table(knownID))), getAs[[]trove.Ref], trove.ErrBadValue, "tag"},
+		{"ref list truncated count", put(frame(append(refList(0)[:5], 0x19, 1), table(knownID))), getAs[[]trove.Ref], trove.ErrBadValue, "tag"},
+		{"ref list unknown object", put(frame(refList(2), table(knownID, unknown))), getAs[[]trove.Ref], trove.ErrUnknownObject, "bind nested"},
+		{"ref list unknown object as any", put(frame(refList(2), table(knownID, unknown))), getAs[any], trove.ErrUnknownObject, "bind nested"},
+		{"ref list as int", put(frame(refList(1), table(knownID))), getAs[int], trove.ErrBadValue, "cannot unmarshal"},
 		{"zero ref", trove.Ref{}, getAs[int], trove.ErrInvalidRef, ""},
 	}
 	for _, tt := range tests {
@@ -685,4 +710,454 @@ func TestInterfaceNesting(t *testing.T) {
 	if !h.Dropped() {
 		t.Fatal("refs to one object in one value must share a handle")
 	}
+}
+
+// putInner puts n small objects and returns their refs.
+func putInner(t testing.TB, st trove.Store, n int) []trove.Ref {
+	t.Helper()
+	refs := make([]trove.Ref, n)
+	for i := range refs {
+		r, err := st.Put(context.Background(), []byte{byte(i), 'x'})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs[i] = r
+	}
+	return refs
+}
+
+func dropAll(refs []trove.Ref) {
+	for _, r := range refs {
+		r.Drop()
+	}
+}
+
+// collectUntil runs the garbage collector until cond holds, at most 200 times: GC
+// cleanups run asynchronously after a collection.
+func collectUntil(cond func() bool) bool {
+	for range 200 {
+		if cond() {
+			return true
+		}
+		runtime.GC()
+		runtime.Gosched()
+	}
+	return cond()
+}
+
+// borrowOnly hides the store's BorrowAll: values bind their refs one Borrow each.
+type borrowOnly struct{ trove.Store }
+
+// recordingStore records the contained refs of each PutFunc.
+type recordingStore struct {
+	trove.Store
+	contains [][]trove.ObjectID
+}
+
+func (s *recordingStore) PutFunc(ctx context.Context, size int, contains []trove.Ref, fill func([]byte) error) (trove.Ref, error) {
+	ids := make([]trove.ObjectID, len(contains))
+	for i, r := range contains {
+		ids[i] = r.ID()
+	}
+	s.contains = append(s.contains, ids)
+	return s.Store.PutFunc(ctx, size, contains, fill)
+}
+
+func TestRefList(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wrap func(*testStore) trove.Store
+	}{
+		{"BorrowAll", func(s *testStore) trove.Store { return s }},
+		{"Borrow", func(s *testStore) trove.Store { return borrowOnly{s} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestStore(t)
+			st := tc.wrap(ts)
+			ctx := t.Context()
+			inner := putInner(t, st, 20)
+			in := slices.Insert(slices.Clone(inner), 3, trove.Ref{}) // a zero Ref stays zero
+			outer, err := trove.PutValue(ctx, st, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer outer.Drop()
+			dropAll(inner)
+			if objs, _ := ts.counts(); objs != len(inner)+1 {
+				t.Fatalf("%d objects; the list must hold its %d inner ones", objs, len(inner))
+			}
+			check := func(how string, got []trove.Ref) {
+				t.Helper()
+				if len(got) != len(in) {
+					t.Fatalf("%s: %d refs, want %d", how, len(got), len(in))
+				}
+				for i, r := range got {
+					if r.ID() != in[i].ID() || r.Bound() != !in[i].IsZero() {
+						t.Fatalf("%s: ref %d is %v (bound %v), want %v", how, i, r, r.Bound(), in[i])
+					}
+					if r.IsZero() {
+						continue
+					}
+					obj, err := st.Get(ctx, r)
+					if err != nil {
+						t.Fatalf("%s: ref %d: %v", how, i, err)
+					}
+					if obj.Bytes()[0] != byte(slices.Index(inner, in[i])) {
+						t.Fatalf("%s: ref %d reads %x", how, i, obj.Bytes())
+					}
+					obj.Release()
+				}
+			}
+
+			got, err := trove.GetValue[[]trove.Ref](ctx, st, outer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check("GetValue", got)
+			got[0].Drop() // members of one decoded list drop one by one
+			if got[1].Dropped() {
+				t.Fatal("dropping one element dropped another")
+			}
+			dropAll(got)
+
+			view, obj, err := trove.ViewValue[[]trove.Ref](ctx, st, outer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj.Release()
+			check("ViewValue", view)
+			dropAll(view)
+
+			// Other types read the list as an array of refs.
+			type refs []trove.Ref
+			named, err := trove.GetValue[refs](ctx, st, outer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check("GetValue[named]", named)
+			dropAll(named)
+			dyn, err := trove.GetValue[any](ctx, st, outer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			elems, ok := dyn.([]any)
+			if !ok || len(elems) != len(in) || elems[3] != nil {
+				t.Fatalf("GetValue[any] = %#v", dyn)
+			}
+			for i, e := range elems {
+				if r, ok := e.(trove.Ref); ok && r.ID() == in[i].ID() && r.Bound() {
+					r.Drop()
+				} else if i != 3 {
+					t.Fatalf("GetValue[any][%d] = %#v, want a bound %v", i, e, in[i])
+				}
+			}
+			if _, err := trove.GetValue[[]int](ctx, st, outer); !errors.Is(err, trove.ErrBadValue) {
+				t.Fatalf("a ref list as []int: %v", err)
+			}
+			if objs, pins := ts.counts(); objs != len(inner)+1 || pins != 0 {
+				t.Fatalf("%d objects, %d pins after dropping every decoded ref", objs, pins)
+			}
+		})
+	}
+}
+
+func TestRefListFormat(t *testing.T) {
+	st := newTestStore(t)
+	ctx := t.Context()
+	inner := putInner(t, st, 3)
+	defer dropAll(inner)
+	in := []trove.Ref{inner[0], {}, inner[2]}
+	ref, err := trove.PutValue(ctx, st, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Drop()
+	obj, err := st.Get(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Release()
+	f, err := zerocopy.ParseFrame(obj.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []byte{0xda, 't', 'r', 'o', 'L', 0x03}; !bytes.Equal(f.Body(), want) {
+		t.Fatalf("body %x, want TagRefList over the count, %x", f.Body(), want)
+	}
+	table, ok := f.Lookup(zerocopy.ReservedKey)
+	var want []byte
+	for _, r := range in {
+		id := r.ID()
+		want = append(want, id[:]...)
+	}
+	if !ok || !bytes.Equal(table, want) || f.NumBuffers() != 1 {
+		t.Fatalf("ref table %x (%d buffers), want every element's ID in order: %x", table, f.NumBuffers(), want)
+	}
+}
+
+func TestRefListEdges(t *testing.T) {
+	st := newTestStore(t)
+	ctx := t.Context()
+	get := func(in []trove.Ref) []trove.Ref {
+		t.Helper()
+		ref, err := trove.PutValue(ctx, st, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ref.Drop()
+		got, err := trove.GetValue[[]trove.Ref](ctx, st, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := get(nil); got != nil {
+		t.Fatalf("nil list decoded as %#v", got)
+	}
+	if got := get([]trove.Ref{}); got == nil || len(got) != 0 {
+		t.Fatalf("empty list decoded as %#v", got)
+	}
+	if got := get([]trove.Ref{{}, {}}); len(got) != 2 || !got[0].IsZero() || !got[1].IsZero() {
+		t.Fatalf("list of zero refs decoded as %v", got)
+	}
+
+	// A list holding an object twice decodes, like any value, to one handle for it.
+	inner := putInner(t, st, 2)
+	got := get([]trove.Ref{inner[0], inner[1], inner[0]})
+	dropAll(inner)
+	if got[0].ID() != got[2].ID() || !got[0].Bound() {
+		t.Fatalf("decoded %v", got)
+	}
+	got[0].Drop()
+	if !got[2].Dropped() {
+		t.Fatal("the two refs to one object in one list must share a handle")
+	}
+	got[1].Drop()
+}
+
+func TestContainedRefsOncePerObject(t *testing.T) {
+	ts := newTestStore(t)
+	st := &recordingStore{Store: ts}
+	ctx := t.Context()
+	inner := putInner(t, st, 3)
+	defer dropAll(inner)
+	a, b, c := inner[0], inner[1], inner[2]
+	for _, v := range []any{
+		[]trove.Ref{a, b, c},
+		[]trove.Ref{a, b, a, c, b},
+		holder{Inner: a, List: []trove.Ref{b, a, c}, ByKey: map[string]trove.Ref{"x": c}},
+	} {
+		st.contains = st.contains[:0]
+		var ref trove.Ref
+		var err error
+		if l, ok := v.([]trove.Ref); ok {
+			ref, err = trove.PutValue(ctx, st, l)
+		} else {
+			ref, err = trove.PutValue(ctx, st, v)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref.Drop()
+		want := []trove.ObjectID{a.ID(), b.ID(), c.ID()}
+		if len(st.contains) != 1 || !slices.Equal(st.contains[0], want) {
+			t.Fatalf("%T: contained refs %v, want each object once, first seen first: %v", v, st.contains, want)
+		}
+	}
+}
+
+// Refs decoded from one value are borrowed as one batch; the GC releases them once
+// all are unreachable, and decoding drops at once the handles the type has no place for.
+func TestDecodedRefsBatch(t *testing.T) {
+	st := newTestStore(t)
+	ctx := t.Context()
+
+	// A type that holds only Inner: the table's other handles are dropped at once.
+	inner := putInner(t, st, 12)
+	outer, err := trove.PutValue(ctx, st, holder{Inner: inner[0], List: inner[1:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropAll(inner)
+	only, err := trove.GetValue[struct{ Inner trove.Ref }](ctx, st, outer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outer.Drop()
+	if objs, _ := st.counts(); objs != 1 {
+		t.Fatalf("%d objects after dropping the value; only the decoded Inner should hold one", objs)
+	}
+	only.Inner.Drop()
+
+	// Nothing kept: the GC gives every count back, once.
+	inner = putInner(t, st, 12)
+	list, err := trove.PutValue(ctx, st, inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropAll(inner)
+	func() {
+		for range 2 {
+			got, err := trove.GetValue[[]trove.Ref](ctx, st, list)
+			if err != nil || len(got) != len(inner) {
+				t.Fatal(got, err)
+			}
+			got[5].Drop() // released now, and not again by the cleanup
+		}
+	}()
+	list.Drop()
+	if objs, _ := st.counts(); objs != len(inner)-1 {
+		t.Fatalf("%d objects: the decoded refs must hold all but the dropped one", objs)
+	}
+	if !collectUntil(func() bool { objs, _ := st.counts(); return objs == 0 }) {
+		objs, _ := st.counts()
+		t.Fatalf("%d objects left: unreachable decoded refs were not released", objs)
+	}
+}
+
+// The ref table is under buffer key 0, which no tensor uses: values holding both
+// keep each where it belongs.
+func TestRefTableBesideTensors(t *testing.T) {
+	st := newTestStore(t)
+	ctx := t.Context()
+	inner := putInner(t, st, 2)
+	tn, _ := zerocopy.NewTensor([]int{3}, []float32{1, 2, 3})
+	type mixed struct {
+		T    zerocopy.Tensor
+		Refs []trove.Ref
+		Any  any
+	}
+	ref, err := trove.PutValue(ctx, st, mixed{T: tn, Refs: inner, Any: inner[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropAll(inner)
+	for _, s := range []trove.Store{st, borrowOnly{st}} {
+		got, err := trove.GetValue[mixed](ctx, s, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := zerocopy.TensorValues[float32](got.T); !slices.Equal(v, []float32{1, 2, 3}) {
+			t.Fatalf("tensor %v", v)
+		}
+		if len(got.Refs) != 2 || got.Refs[0].ID() != inner[0].ID() || got.Any.(trove.Ref) != got.Refs[1] || !got.Refs[1].Bound() {
+			t.Fatalf("refs %v, any %v", got.Refs, got.Any)
+		}
+		dropAll(got.Refs)
+	}
+	ref.Drop()
+}
+
+type countingOwner struct {
+	mu       sync.Mutex
+	released map[trove.ObjectID]int
+}
+
+func (o *countingOwner) ReleaseRef(id trove.ObjectID, _ any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.released[id]++
+}
+
+func (o *countingOwner) count(id trove.ObjectID) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.released[id]
+}
+
+func TestNewRefBatch(t *testing.T) {
+	own := &countingOwner{released: map[trove.ObjectID]int{}}
+	node := trove.NewNodeID()
+	ids := []trove.ObjectID{trove.NewObjectID(node, 1), trove.NewObjectID(node, 2), trove.NewObjectID(node, 1)}
+	hints := []any{"a", "b", "c"}
+	func() {
+		refs := trove.NewRefBatch(ids, own, hints)
+		for i, r := range refs {
+			if h, ok := r.Hint(own); !ok || h != hints[i] || r.ID() != ids[i] || !r.Bound() || r.Dropped() {
+				t.Fatalf("ref %d: %v hint %v %v", i, r, h, ok)
+			}
+			if _, ok := r.Hint(&countingOwner{}); ok {
+				t.Fatal("Hint must reject another owner")
+			}
+		}
+		refs[2].Drop()
+		refs[2].Drop()
+		if own.count(ids[2]) != 1 || !refs[2].Dropped() || refs[0].Dropped() {
+			t.Fatalf("after Drop of a member: released %v", own.released)
+		}
+		if _, ok := refs[2].Hint(own); ok {
+			t.Fatal("a dropped member still has a hint")
+		}
+	}()
+	if !collectUntil(func() bool { return own.count(ids[1]) == 1 }) {
+		t.Fatal("an unreachable batch was not released")
+	}
+	if own.count(ids[0]) != 2 { // one for refs[0] by the GC, one for refs[2] by Drop
+		t.Fatalf("released %v; want each handle released exactly once", own.released)
+	}
+	if refs := trove.NewRefBatch(nil, own, nil); refs != nil {
+		t.Fatalf("an empty batch: %v", refs)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("NewRefBatch with fewer hints than IDs must panic")
+		}
+	}()
+	trove.NewRefBatch(ids, own, hints[:1])
+}
+
+// BenchmarkGetValueRefs decodes a value holding 10,000 refs, each becoming a live
+// handle, and drops them: a top-level []Ref (form=list, the ref table alone) and the
+// same refs in a struct field (form=struct, CBOR and a bind walk).
+func BenchmarkGetValueRefs(b *testing.B) {
+	const n = 10000
+	type listHolder struct{ List []trove.Ref }
+	st := newTestStore(b)
+	ctx := b.Context()
+	inner := make([]trove.Ref, n)
+	for i := range inner {
+		var err error
+		if inner[i], err = st.Put(ctx, []byte{byte(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	list, err := trove.PutValue(ctx, st, inner)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer list.Drop()
+	holder, err := trove.PutValue(ctx, st, listHolder{List: inner})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer holder.Drop()
+	for _, r := range inner {
+		r.Drop()
+	}
+	b.Run("form=list", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			refs, err := trove.GetValue[[]trove.Ref](ctx, st, list)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, r := range refs {
+				r.Drop()
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/ref")
+	})
+	b.Run("form=struct", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v, err := trove.GetValue[listHolder](ctx, st, holder)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, r := range v.List {
+				r.Drop()
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/ref")
+	})
 }

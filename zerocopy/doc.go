@@ -28,4 +28,7 @@
 //     error wrapping [ErrBadFrame], never panics, and allocates nothing.
 //   - A Tensor's data is never in its CBOR encoding: the encoding names an
 //     out-of-band buffer by key, and the value decoder attaches it with BindBuffer.
+//   - No tensor's buffer has key 0 ([ReservedKey]): the key of a tensor with data is
+//     never 0, and a decoded tensor with elements that names 0 is rejected. The
+//     value encoder in package trove keeps the value's ref table under that key.
 package zerocopy

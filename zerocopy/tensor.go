@@ -174,8 +174,14 @@ func TensorValues[T Numeric](t Tensor) ([]T, error) {
 // into stored objects that other processes and nodes read.
 var keySeed = maphash.MakeSeed()
 
+// ReservedKey is the buffer key no tensor ever names: BufferKey is 0 only for a
+// tensor without data bytes, which has no buffer, and UnmarshalCBOR rejects a
+// tensor with elements whose key is 0. An encoder may therefore keep one buffer of
+// its own in a frame under this key; package trove keeps a value's ref table there.
+const ReservedKey uint64 = 0
+
 // BufferKey returns the key naming the out-of-band buffer that holds t's data in an
-// encoded value, and 0 if t has no data bytes. For a tensor decoded but not yet bound
+// encoded value, and 0 (ReservedKey, never a buffer's) if t has no data bytes. For a tensor decoded but not yet bound
 // it is the key read from the encoding. Otherwise it is derived from the address and
 // length of t's data, so tensors sharing memory share a buffer: an encoder (the value
 // encoder in package trove) calls it to collect the buffers that MarshalCBOR names.
@@ -185,7 +191,7 @@ func (t Tensor) BufferKey() uint64 {
 	}
 	k := maphash.Comparable(keySeed, [2]uintptr{uintptr(unsafe.Pointer(unsafe.SliceData(t.data))), uintptr(len(t.data))})
 	if k == 0 {
-		k = 1 // 0 means "no buffer"
+		k = 1 // 0 means "no buffer", and is ReservedKey
 	}
 	return k
 }

@@ -1,0 +1,152 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/trovedb/trove"
+)
+
+// BorrowAll is Borrow for many objects: new, independent handles to ids, in input
+// order, all or nothing. A repeated ID gets a handle (and a count) of its own. It
+// fails like Borrow, naming the first ID that failed, and then holds none of the
+// objects: the counts it had taken are given back. ids is not kept after the call
+// (it may alias an object's bytes).
+//
+// The handles are one batch (trove.NewRefBatch): one allocation and one GC cleanup
+// for all of them, instead of one each. Drop releases a handle at once, but the
+// garbage collector releases an undropped one only when every handle of the batch
+// is unreachable: drop the refs you are done with.
+func (s *Store) BorrowAll(ids []trove.ObjectID) ([]trove.Ref, error) {
+	if s.closed.Load() {
+		if len(ids) == 0 {
+			return nil, trove.ErrClosed
+		}
+		return nil, fmt.Errorf("borrow %s: %w", ids[0], trove.ErrClosed)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	sc := getScratch(len(ids))
+	defer putScratch(sc)
+	hints := sc.hints // the entries: each handle finds its object without the map
+	var failed int
+	var err error
+	if len(ids) < minGroupedBorrow {
+		failed, err = s.takeRefs(ids, hints)
+	} else {
+		failed, err = s.takeRefsByShard(ids, hints, sc.order)
+	}
+	if err != nil {
+		for _, h := range hints[:failed] {
+			s.decRef(h.(*entry))
+		}
+		return nil, fmt.Errorf("borrow %s (ID %d of %d): %w", ids[failed], failed+1, len(ids), err)
+	}
+	return trove.NewRefBatch(ids, s, hints), nil
+}
+
+// takeRefs takes a ref on the object of each of ids, in order, and sets its entry in
+// hints. If one fails it stops and returns its index and error: it then holds refs
+// on the objects of hints[:failed] only.
+func (s *Store) takeRefs(ids []trove.ObjectID, hints []any) (failed int, err error) {
+	for i, id := range ids {
+		e := s.lookup(id)
+		if err := takeRef(e); err != nil {
+			return i, err
+		}
+		hints[i] = e
+	}
+	return 0, nil
+}
+
+// From this many IDs on, BorrowAll looks them up shard by shard: one lock per shard
+// instead of one per ID, and the shard's map stays in cache meanwhile.
+const minGroupedBorrow = 4 * numShards
+
+// takeRefsByShard is takeRefs with the lookups grouped by shard. order is scratch,
+// as long as ids. hints[failed:] may hold entries it found but took no ref on.
+func (s *Store) takeRefsByShard(ids []trove.ObjectID, hints []any, order []int32) (failed int, err error) {
+	// Counting sort of the indices by shard: shard k's are order[start[k]:start[k+1]].
+	var start [numShards + 1]int32
+	for _, id := range ids {
+		start[shardOf(id)+1]++
+	}
+	for k := 1; k <= numShards; k++ {
+		start[k] += start[k-1]
+	}
+	next := start
+	for i, id := range ids {
+		k := shardOf(id)
+		order[next[k]] = int32(i)
+		next[k]++
+	}
+	for k := range numShards {
+		group := order[start[k]:start[k+1]]
+		if len(group) == 0 {
+			continue
+		}
+		sh := &s.shards[k]
+		sh.mu.Lock()
+		for _, i := range group {
+			if e := sh.mu.m[ids[i]]; e != nil {
+				hints[i] = e
+			}
+		}
+		sh.mu.Unlock()
+	}
+	// Load every count word before changing any: the loads miss the cache but are
+	// independent, so they overlap, where each compare-and-swap would wait for its
+	// own miss. (An entry may be freed after its lookup; addRef sees that.)
+	var sum uint64
+	for _, h := range hints {
+		if h != nil {
+			sum += h.(*entry).rc.Load()
+		}
+	}
+	_ = sum
+	for i, h := range hints {
+		e, _ := h.(*entry)
+		if err := takeRef(e); err != nil {
+			return i, err
+		}
+	}
+	return 0, nil
+}
+
+// takeRef takes a ref on e, the entry found for an ID (nil if none).
+func takeRef(e *entry) error {
+	switch {
+	case e == nil:
+		return trove.ErrUnknownObject
+	case !e.addRef():
+		return trove.ErrObjectFreed
+	}
+	return nil
+}
+
+// scratch is BorrowAll's working memory, recycled: NewRefBatch copies the hints,
+// so they are scratch too, and large slices are worth not allocating (and, for the
+// hints, scanning) again on every call.
+type scratch struct {
+	hints []any
+	order []int32
+}
+
+var scratchPool sync.Pool // *scratch
+
+func getScratch(n int) *scratch {
+	sc, ok := scratchPool.Get().(*scratch)
+	if !ok || cap(sc.hints) < n {
+		return &scratch{hints: make([]any, n), order: make([]int32, n)}
+	}
+	sc.hints, sc.order = sc.hints[:n], sc.order[:n]
+	return sc
+}
+
+// putScratch clears the hints, so that the pool keeps no entry reachable (every
+// element up to the capacity is nil in the pool), and recycles sc.
+func putScratch(sc *scratch) {
+	clear(sc.hints)
+	scratchPool.Put(sc)
+}
