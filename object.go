@@ -43,6 +43,15 @@ func InitObject(o *Object, id ObjectID, data []byte, owner ViewOwner, hint any) 
 	o.id, o.data, o.owner, o.hint = id, data, owner, hint
 }
 
+// Hint returns the hint that owner attached to o, and true, if o is an unreleased
+// view owned by owner. Stores use it to find their record of the object.
+func (o *Object) Hint(owner ViewOwner) (any, bool) {
+	if o == nil || o.owner != owner || o.released.Load() {
+		return nil, false
+	}
+	return o.hint, true
+}
+
 // ID returns the object's ID.
 func (o *Object) ID() ObjectID { return o.id }
 

@@ -186,7 +186,7 @@ func GetValue[T any](ctx context.Context, st Store, ref Ref) (T, error) {
 		return out, fmt.Errorf("trove: get value %s: %w", ref, err)
 	}
 	defer obj.Release()
-	if err := decodeValue(st, obj.Bytes(), reflect.ValueOf(&out).Elem(), true); err != nil {
+	if err := decodeValue(st, obj, reflect.ValueOf(&out).Elem(), true); err != nil {
 		var zero T
 		return zero, fmt.Errorf("trove: get value %s as %s: %w", ref, reflect.TypeFor[T](), err)
 	}
@@ -206,7 +206,7 @@ func ViewValue[T any](ctx context.Context, st Store, ref Ref) (T, *Object, error
 	if err != nil {
 		return out, nil, fmt.Errorf("trove: view value %s: %w", ref, err)
 	}
-	if err := decodeValue(st, obj.Bytes(), reflect.ValueOf(&out).Elem(), false); err != nil {
+	if err := decodeValue(st, obj, reflect.ValueOf(&out).Elem(), false); err != nil {
 		obj.Release()
 		var zero T
 		return zero, nil, fmt.Errorf("trove: view value %s as %s: %w", ref, reflect.TypeFor[T](), err)
@@ -520,12 +520,12 @@ func (e *valueEncoder) addTensor(t zerocopy.Tensor) error {
 	return nil
 }
 
-// decodeValue decodes the value frame b into out, which must be addressable and
-// zero, and binds its nested refs to handles from st (borrowed together, see
+// decodeValue decodes the value frame in obj into out, which must be addressable
+// and zero, and binds its nested refs to handles from st (borrowed together, see
 // borrowAll) and its tensors to their buffers: copies of them if copyBufs, else the
 // frame's bytes. On error it drops the refs it bound.
-func decodeValue(st Store, b []byte, out reflect.Value, copyBufs bool) error {
-	f, err := zerocopy.ParseFrame(b)
+func decodeValue(st Store, obj *Object, out reflect.Value, copyBufs bool) error {
+	f, err := zerocopy.ParseFrame(obj.Bytes())
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadValue, err)
 	}
@@ -533,7 +533,7 @@ func decodeValue(st Store, b []byte, out reflect.Value, copyBufs bool) error {
 	if err != nil {
 		return err
 	}
-	bd := binder{st: st, frame: f, copy: copyBufs}
+	bd := binder{st: st, obj: obj, frame: f, copy: copyBufs}
 	ti := typeInfoOf(out.Type())
 	switch body := f.Body(); {
 	case ti.slice.Valid() && isTensorTag(body):
@@ -588,9 +588,22 @@ type batchBorrower interface {
 	BorrowAll(ids []ObjectID) ([]Ref, error)
 }
 
-// borrowAll returns new handles to ids, in order, all or nothing: with one call if
-// st is a batchBorrower, else with one Borrow per ID.
-func borrowAll(st Store, ids []ObjectID) ([]Ref, error) {
+// childBorrower is a store that can hand out handles to the objects a pinned
+// object contains without looking them up: engine.Store. It reports false (and
+// takes nothing) unless ids are exactly obj's contained objects, in order.
+type childBorrower interface {
+	BorrowContained(obj *Object, ids []ObjectID) ([]Ref, bool)
+}
+
+// borrowAll returns new handles to ids, in order, all or nothing: through obj's
+// contained objects if st is a childBorrower and ids are those, else with one call
+// if st is a batchBorrower, else with one Borrow per ID.
+func borrowAll(st Store, obj *Object, ids []ObjectID) ([]Ref, error) {
+	if c, ok := st.(childBorrower); ok && obj != nil {
+		if refs, ok := c.BorrowContained(obj, ids); ok {
+			return refs, nil
+		}
+	}
 	if b, ok := st.(batchBorrower); ok {
 		return b.BorrowAll(ids)
 	}
@@ -612,6 +625,7 @@ func borrowAll(st Store, ids []ObjectID) ([]Ref, error) {
 // refs and buffers for its tensors.
 type binder struct {
 	st    Store
+	obj   *Object // the value's object, pinned while decoding
 	frame zerocopy.Frame
 	copy  bool
 
@@ -673,7 +687,7 @@ func (bd *binder) bindRefList(out reflect.Value, table []ObjectID) error {
 		out.Set(reflect.ValueOf(make([]Ref, len(table))))
 		return nil
 	}
-	refs, err := borrowAll(bd.st, nonZero)
+	refs, err := borrowAll(bd.st, bd.obj, nonZero)
 	if err != nil {
 		return fmt.Errorf("bind nested refs: %w", err)
 	}
@@ -899,7 +913,7 @@ func (bd *binder) borrowTable() error {
 			return fmt.Errorf("%w: entry %d of the ref table is the zero object ID", ErrBadValue, i)
 		}
 	}
-	handles, err := borrowAll(bd.st, bd.table)
+	handles, err := borrowAll(bd.st, bd.obj, bd.table)
 	if err != nil {
 		return fmt.Errorf("bind nested refs: %w", err)
 	}

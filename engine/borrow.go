@@ -150,3 +150,31 @@ func putScratch(sc *scratch) {
 	clear(sc.hints)
 	scratchPool.Put(sc)
 }
+
+// BorrowContained returns new handles, in one batch, to the objects a view's object
+// contains, if ids are exactly those objects in the order they were given to
+// PutFunc or CreateContaining; otherwise it takes nothing and reports false. The
+// view pins its object, which holds a ref on each, so no lookup is needed and none
+// can fail: decoding a value that holds refs uses it.
+func (s *Store) BorrowContained(obj *trove.Object, ids []trove.ObjectID) ([]trove.Ref, bool) {
+	h, ok := obj.Hint(s)
+	if !ok {
+		return nil, false
+	}
+	e := h.(*entry)
+	if e.more == nil || len(e.more.children) != len(ids) || len(ids) == 0 {
+		return nil, false
+	}
+	children := e.more.children
+	for i, c := range children {
+		if c.id != ids[i] {
+			return nil, false
+		}
+	}
+	hints := make([]any, len(children))
+	for i, c := range children {
+		c.rc.Add(refOne) // the container's own ref keeps c alive: this cannot race a free
+		hints[i] = c
+	}
+	return trove.NewRefBatch(ids, s, hints), true
+}
