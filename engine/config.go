@@ -6,6 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/spill"
 )
 
 // Defaults for a zero Config.
@@ -35,7 +36,48 @@ type Config struct {
 
 	// Name names the arena's memfd (visible in /proc/PID/maps). Default "trove".
 	Name string
+
+	// Memory pressure: see pressure.go.
+
+	// SpillDirs are the directories objects are spilled to, round robin, one
+	// fused file at a time. Default: one directory under os.TempDir().
+	SpillDirs []string
+	// SpillWorkers is the number of I/O workers that write and restore. Default 4.
+	SpillWorkers int
+	// MinSpillSize is the least a background spill writes at once, so that many
+	// small objects become few large writes. Default 100 MiB. When memory is
+	// short, and for a creator that cannot otherwise get room, batches are
+	// as small as needed.
+	MinSpillSize int64
+	// SpillThreshold is the fraction of Capacity in use above which objects are
+	// spilled in the background. Default 0.8.
+	SpillThreshold float64
+	// Fallback says whether a Get that must restore a spilled object into a full
+	// arena maps it from its spill file instead of waiting (as Ray's fallback
+	// allocation does). Default FallbackOn.
+	Fallback FallbackMode
+	// SpillFS is the file system spill files live on. Default the OS's; tests
+	// inject faults here.
+	SpillFS spill.FS
+	// DisableSpilling turns spilling off: a full store makes creators wait for
+	// refs to be dropped (secondary copies are still evicted).
+	DisableSpilling bool
 }
+
+// FallbackMode says whether restores may use fallback allocation.
+type FallbackMode uint8
+
+const (
+	FallbackOn  FallbackMode = iota // map the spill file when the arena is full
+	FallbackOff                     // wait for room like a creator
+)
+
+// Defaults for memory pressure.
+const (
+	DefaultSpillWorkers   = 4
+	DefaultMinSpillSize   = 100 << 20
+	DefaultSpillThreshold = 0.8
+)
 
 func (c Config) withDefaults() (Config, error) {
 	if c.Capacity == 0 {
@@ -60,6 +102,18 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Name == "" {
 		c.Name = "trove"
+	}
+	if c.SpillWorkers <= 0 {
+		c.SpillWorkers = DefaultSpillWorkers
+	}
+	if c.MinSpillSize <= 0 {
+		c.MinSpillSize = DefaultMinSpillSize
+	}
+	if c.SpillThreshold == 0 {
+		c.SpillThreshold = DefaultSpillThreshold
+	}
+	if c.SpillThreshold < 0 || c.SpillThreshold > 1 {
+		return c, fmt.Errorf("engine: Config.SpillThreshold %v outside (0, 1]", c.SpillThreshold)
 	}
 	return c, nil
 }

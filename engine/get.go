@@ -22,8 +22,8 @@ func (s *Store) Get(ctx context.Context, ref trove.Ref) (*trove.Object, error) {
 	return o, nil
 }
 
-// pin pins a sealed object for a view the caller then makes. For a pending
-// object it returns statePending and no error: the caller waits.
+// pin pins a sealed object for a view the caller then makes. For a pending or a
+// spilled object it returns that state and no error: the caller waits or restores.
 func (s *Store) pin(e *entry) (state, error) {
 	for {
 		w := e.rc.Load()
@@ -50,8 +50,10 @@ func (s *Store) pin(e *entry) (state, error) {
 			}
 			s.gets.Add(1)
 			return st, nil
-		case statePending:
+		case statePending, stateSpilled:
 			return st, nil
+		case stateEvicted:
+			return st, fmt.Errorf("get %s: %w", e.id, trove.ErrObjectEvicted)
 		case stateAborted:
 			return st, fmt.Errorf("get %s: %w", e.id, trove.ErrObjectAborted)
 		default:
@@ -147,15 +149,20 @@ func (s *Store) getInto(ctx context.Context, ref trove.Ref, o *trove.Object) err
 			return fmt.Errorf("get %s: %w", e.id, trove.ErrClosed)
 		}
 		st, err := s.pin(e)
-		if st == stateSealed && err == nil {
+		switch {
+		case st == stateSealed && err == nil:
 			trove.InitObject(o, e.id, e.data, s, e)
 			return nil
-		}
-		if st != statePending {
+		case st == stateSpilled:
+			if err := s.restore(ctx, e); err != nil {
+				return fmt.Errorf("get %s: %w", e.id, err)
+			}
+		case st == statePending:
+			if err := s.waitOne(ctx, e); err != nil {
+				return fmt.Errorf("get %s: %w", e.id, err)
+			}
+		default:
 			return err
-		}
-		if err := s.waitOne(ctx, e); err != nil {
-			return fmt.Errorf("get %s: %w", e.id, err)
 		}
 	}
 }

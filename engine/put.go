@@ -57,7 +57,24 @@ func (s *Store) Create(ctx context.Context, size int) (*Builder, error) {
 // CreateContaining is Create for an object that holds refs: it keeps each of
 // contains alive until the object is freed.
 func (s *Store) CreateContaining(ctx context.Context, size int, contains []trove.Ref) (*Builder, error) {
-	e, err := s.create(ctx, size, contains)
+	return s.newBuilder(ctx, trove.ObjectID{}, size, contains)
+}
+
+// CreateCopy makes a pending secondary copy of id, an object owned by another
+// node, for the cluster layer to pull into. A secondary copy lives in the arena
+// and is evicted, least recently used first and before any primary object is
+// spilled, when memory runs short; a Get of an evicted copy fails with
+// trove.ErrObjectEvicted (fetch it again from its owner). It fails with
+// ErrCopyExists if the store already has a copy of id.
+func (s *Store) CreateCopy(ctx context.Context, id trove.ObjectID, size int) (*Builder, error) {
+	if id.IsZero() {
+		return nil, fmt.Errorf("create a copy: zero object ID: %w", trove.ErrUnknownObject)
+	}
+	return s.newBuilder(ctx, id, size, nil)
+}
+
+func (s *Store) newBuilder(ctx context.Context, copyOf trove.ObjectID, size int, contains []trove.Ref) (*Builder, error) {
+	e, err := s.createEntry(ctx, copyOf, size, contains)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +86,13 @@ func (s *Store) CreateContaining(ctx context.Context, size int, contains []trove
 }
 
 // create allocates and publishes a pending object holding one ref for its creator.
-func (s *Store) create(ctx context.Context, size int, contains []trove.Ref) (e *entry, err error) {
+func (s *Store) create(ctx context.Context, size int, contains []trove.Ref) (*entry, error) {
+	return s.createEntry(ctx, trove.ObjectID{}, size, contains)
+}
+
+// createEntry is create for a new object (copyOf zero) or for a secondary copy of
+// copyOf, an object owned elsewhere, which always lives in the arena.
+func (s *Store) createEntry(ctx context.Context, copyOf trove.ObjectID, size int, contains []trove.Ref) (e *entry, err error) {
 	s.writers.Add(1) // before checking closed: see maybeUnmap
 	defer func() {
 		if err != nil {
@@ -90,11 +113,19 @@ func (s *Store) create(ctx context.Context, size int, contains []trove.Ref) (e *
 	if err != nil {
 		return nil, err
 	}
-	e = &entry{id: trove.NewObjectID(s.cfg.Node, s.seq.Add(1)), off: -1}
+	if copyOf.IsZero() {
+		e = &entry{id: trove.NewObjectID(s.cfg.Node, s.seq.Add(1)), off: offInline}
+	} else {
+		e = &entry{id: copyOf, off: offInline}
+		if s.lookup(copyOf) != nil {
+			s.dropChildren(children)
+			return nil, fmt.Errorf("create a copy of %s: %w", copyOf, ErrCopyExists)
+		}
+	}
 	if children != nil {
 		e.more = &entryMore{children: children}
 	}
-	if int64(size) <= s.cfg.InlineThreshold {
+	if int64(size) <= s.cfg.InlineThreshold && copyOf.IsZero() {
 		e.data = make([]byte, size)
 	} else {
 		off, err := s.allocate(ctx, int64(size))
@@ -104,11 +135,22 @@ func (s *Store) create(ctx context.Context, size int, contains []trove.Ref) (e *
 		}
 		e.off = off
 		e.data = s.arena.ReadOnly(off, int64(size))
+		if e.more == nil {
+			e.more = &entryMore{}
+		}
+		e.more.size = int64(size)
+		e.more.secondary = !copyOf.IsZero()
 	}
 	e.rc.Store(refOne | uint64(statePending)<<stateShift)
 
 	sh := s.shardFor(e)
 	sh.mu.Lock()
+	if _, dup := sh.mu.m[e.id]; dup { // a racing CreateCopy of the same ID won
+		sh.mu.Unlock()
+		s.freeArena(e)
+		s.dropChildren(children)
+		return nil, fmt.Errorf("create a copy of %s: %w", copyOf, ErrCopyExists)
+	}
 	sh.mu.m[e.id] = e
 	sh.mu.Unlock()
 	sh.objects.Add(1)
@@ -157,8 +199,14 @@ func (s *Store) writable(e *entry) []byte {
 	return s.arena.Writable(e.off, int64(len(e.data)))
 }
 
-// seal makes a pending object readable and wakes its waiters.
-func (s *Store) seal(e *entry) { s.finish(e, stateSealed) }
+// seal makes a pending object readable and wakes its waiters. An arena object
+// joins the eviction order, and may set the background spiller going.
+func (s *Store) seal(e *entry) {
+	s.finish(e, stateSealed)
+	if !e.inline() {
+		s.track(e)
+	}
+}
 
 // abort fails a pending object: its memory goes back at once, Gets fail with
 // ErrObjectAborted. The entry stays (holding no memory) until its refs are dropped.

@@ -2,9 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/spill"
 )
 
 // allocate reserves size bytes of arena. When the arena is full it asks the
@@ -18,7 +21,7 @@ func (s *Store) allocate(ctx context.Context, size int64) (int64, error) {
 		if off, ok := s.alloc.Alloc(size); ok {
 			return off, s.prefault(off, size)
 		}
-		if s.reclaim != nil && s.reclaim(size) {
+		if s.reclaim(ctx, size) {
 			continue
 		}
 		if !counted {
@@ -37,6 +40,9 @@ func (s *Store) allocate(ctx context.Context, size int64) (int64, error) {
 			return 0, trove.ErrClosed
 		case <-ctx.Done():
 			return 0, s.fullError(size, context.Cause(ctx))
+		case <-time.After(reclaimRetry):
+			// Views released or the background spiller finished: try again to
+			// spill what may have become spillable. Frees wake us sooner.
 		}
 	}
 }
@@ -74,8 +80,21 @@ func (s *Store) wakeRoom() {
 	s.room.Unlock()
 }
 
+// reclaimRetry is how often a creator waiting for room retries reclaiming, in
+// case objects became spillable without freeing anything (a view released).
+const reclaimRetry = 50 * time.Millisecond
+
 func (s *Store) fullError(size int64, cause error) error {
 	st := s.Stats()
+	if perr := s.pressure.lastSpillErr.Load(); perr != nil && errors.Is(*perr, spill.ErrOutOfDisk) {
+		return &trove.OutOfDiskError{
+			Full: trove.StoreFullError{Requested: size, Capacity: st.Capacity, Used: st.Used,
+				Pinned: st.PinnedBytes, PinnedObjects: st.PinnedObjects, LargestFree: st.LargestFree, Cause: cause},
+			SpillDirs: s.cfg.SpillDirs,
+			Spilled:   st.SpilledBytes,
+			Err:       *perr,
+		}
+	}
 	return &trove.StoreFullError{
 		Requested:     size,
 		Capacity:      st.Capacity,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/alloc"
@@ -26,11 +27,9 @@ type Store struct {
 		waiting atomic.Bool // some creator is waiting: frees must close ch
 	}
 
-	// reclaim is the memory-pressure hook: asked to make need bytes of room when
-	// an allocation fails, before the creator waits. It reports whether it freed
-	// anything (then the allocation is retried at once). Eviction and spilling
-	// plug in here; with none, creators wait for refs to be dropped.
-	reclaim func(need int64) bool
+	// pressure is the memory-pressure machinery: the eviction order, the
+	// spiller, and their statistics (pressure.go).
+	pressure pressure
 
 	closing   chan struct{} // closed by Close: wakes every waiter
 	closed    atomic.Bool
@@ -72,6 +71,10 @@ func Open(cfg Config) (*Store, error) {
 	for i := range s.shards {
 		s.shards[i].mu.m = make(map[trove.ObjectID]*entry)
 	}
+	if err := s.startPressure(); err != nil {
+		ar.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -90,7 +93,11 @@ func (s *Store) Close() error {
 		return nil
 	}
 	close(s.closing)
-	return s.maybeUnmap()
+	err := s.stopPressure()
+	if uerr := s.maybeUnmap(); err == nil {
+		err = uerr
+	}
+	return err
 }
 
 // maybeUnmap unmaps the arena once the store is closed and nobody can touch it:
@@ -123,8 +130,8 @@ func (s *Store) ReleaseRef(_ trove.ObjectID, hint any) {
 // ReleaseView implements trove.ViewOwner: a view was released.
 func (s *Store) ReleaseView(_ trove.ObjectID, hint any) {
 	e := hint.(*entry)
-	size := int64(len(e.data)) // read while pinned: e may be freed once the pin is gone
-	w := e.rc.Add(^uint64(0))  // pins - 1
+	size := e.size()          // read while pinned: e may be freed once the pin is gone
+	w := e.rc.Add(^uint64(0)) // pins - 1
 	if wordPins(w) == pinMask {
 		panic(fmt.Sprintf("engine: pin count of %s underflowed: a view was released twice", e.id))
 	}
@@ -133,7 +140,7 @@ func (s *Store) ReleaseView(_ trove.ObjectID, hint any) {
 	if wordPins(w) == 0 {
 		sh.pinnedObjects.Add(-1)
 		sh.pinnedBytes.Add(-size)
-		if wordRefs(w) == 0 {
+		if idle(w) {
 			s.tryFree(e)
 		}
 	}
@@ -148,7 +155,7 @@ func (s *Store) decRef(e *entry) {
 	if wordRefs(w) == uint64(1)<<32-1 {
 		panic(fmt.Sprintf("engine: ref count of %s underflowed: a handle was released twice", e.id))
 	}
-	if wordRefs(w) == 0 && wordPins(w) == 0 {
+	if idle(w) {
 		s.tryFree(e)
 	}
 }
@@ -170,11 +177,11 @@ func (s *Store) tryFree(e *entry) {
 		}
 		for _, c := range e.more.children {
 			w := c.rc.Add(^(refOne - 1))
-			if wordRefs(w) == 0 && wordPins(w) == 0 {
+			if idle(w) {
 				stack = append(stack, c)
 			}
 		}
-		e.more = nil
+		e.more.children = nil
 	}
 }
 
@@ -182,7 +189,7 @@ func (s *Store) tryFree(e *entry) {
 func (s *Store) markFreed(e *entry) bool {
 	for {
 		w := e.rc.Load()
-		if wordRefs(w) != 0 || wordPins(w) != 0 || wordState(w) == stateFreed {
+		if !idle(w) || wordState(w) == stateFreed {
 			return false
 		}
 		if e.rc.CompareAndSwap(w, withState(w, stateFreed)) {
@@ -199,10 +206,10 @@ func (s *Store) release(e *entry) {
 	sh.mu.Unlock()
 	// Memory first, counters after: a reader that sees the object count drop sees
 	// its memory gone too.
+	n := e.size()
 	if !e.inline() {
-		s.freeArena(e)
+		s.dropArenaObject(e)
 	}
-	n := int64(len(e.data))
 	if e.inline() {
 		e.data = nil // dropped handles may keep e reachable for a while; not its bytes
 		sh.inlineObjects.Add(-1)
@@ -213,22 +220,28 @@ func (s *Store) release(e *entry) {
 	s.frees.Add(1)
 }
 
-// freeArena gives e's arena range back to the allocator and wakes waiting creators.
-// The caller is the only one holding e (its counts are zero, or it is an aborting
-// builder).
+// freeArena gives e's memory back (to the allocator, or unmaps its fallback
+// mapping) and wakes waiting creators. The caller is the only one holding e (its
+// counts are zero, it is an aborting builder, or it holds e for spilling and moved
+// it out of the sealed state).
 func (s *Store) freeArena(e *entry) {
-	if e.off < 0 || s.closed.Load() {
-		e.off = -1
-		return
+	switch {
+	case e.off == offFallback:
+		s.unmapFallback(e)
+	case e.off < 0:
+	case s.closed.Load(): // the arena is going away whole
+	default:
+		if invariantsEnabled {
+			poison(s.arena.Writable(e.off, s.alloc.Usable(e.off)))
+		}
+		if err := s.alloc.Free(e.off); err != nil {
+			panic(fmt.Sprintf("engine: free %s at offset %d: %v", e.id, e.off, err))
+		}
+		s.wakeRoom()
 	}
-	if invariantsEnabled {
-		poison(s.arena.Writable(e.off, s.alloc.Usable(e.off)))
+	if e.off != offInline {
+		e.off = offNone
 	}
-	if err := s.alloc.Free(e.off); err != nil {
-		panic(fmt.Sprintf("engine: free %s at offset %d: %v", e.id, e.off, err))
-	}
-	e.off = -1
-	s.wakeRoom()
 }
 
 func poison(b []byte) {
@@ -279,6 +292,26 @@ type Stats struct {
 	Gets      uint64 // views handed out
 	Frees     uint64 // objects freed
 	FullWaits uint64 // times a creator had to wait for room
+
+	// Memory pressure.
+	InMemoryBytes       int64         // bytes of live objects in memory (ObjectBytes less SpilledBytes)
+	SpilledObjects      int64         // live objects only on disk
+	SpilledBytes        int64         // their bytes
+	SpillFiles          int64         // spill files on disk
+	SpillFilesWritten   int64         // spill files written since Open: one per batch
+	SpillDiskBytes      int64         // bytes in them (objects and headers, live or not yet deleted)
+	Spills              int64         // objects written out, since Open
+	SpillBytesTotal     int64         // bytes written out, since Open
+	SpillTime           time.Duration // time spent writing them
+	SpillThroughput     float64       // SpillBytesTotal / SpillTime, bytes per second
+	Restores            int64         // objects read back, since Open
+	RestoreBytesTotal   int64         // bytes read back
+	RestoreTime         time.Duration // time spent reading them
+	RestoreThroughput   float64       // bytes per second
+	Evictions           int64         // secondary copies evicted, since Open
+	EvictedBytes        int64
+	FallbackAllocations int64 // restores that mapped a spill file because memory was full, since Open
+	FallbackBytes       int64 // bytes currently mapped that way
 }
 
 // Stats returns a snapshot of the store's figures.
@@ -300,6 +333,7 @@ func (s *Store) Stats() Stats {
 	st.Fragmentation, st.SlabBytes, st.SlabFree = a.Fragmentation, a.SlabBytes, a.SlabFree
 	st.Populated = s.arena.Populated()
 	st.Puts, st.Gets, st.Frees, st.FullWaits = s.puts.Load(), s.gets.Load(), s.frees.Load(), s.fullWaits.Load()
+	s.pressureStats(&st)
 	return st
 }
 
@@ -321,7 +355,7 @@ func (s *Store) Check() error {
 			case wordState(w) == stateFreed:
 				sh.mu.Unlock()
 				return fmt.Errorf("engine check: freed object %s still in the table", id)
-			case wordRefs(w) == 0 && wordPins(w) == 0:
+			case idle(w):
 				sh.mu.Unlock()
 				return fmt.Errorf("engine check: object %s has no refs and no pins but was not freed", id)
 			case int(shardOf(id)) != i:
@@ -333,7 +367,7 @@ func (s *Store) Check() error {
 			if wordPins(w) > 0 {
 				pinned++
 			}
-			if !e.inline() {
+			if e.off >= 0 {
 				u := s.alloc.Usable(e.off)
 				if u < int64(len(e.data)) {
 					sh.mu.Unlock()

@@ -485,7 +485,7 @@ func TestNestedRefs(t *testing.T) {
 
 func TestStoreFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newStore(t, Config{Capacity: 8 << 20})
+		s := newStore(t, Config{Capacity: 8 << 20, DisableSpilling: true})
 		ctx := context.Background()
 		a, err := s.Put(ctx, pattern(3<<20, 1))
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/spill"
 )
 
 // An object's lifecycle state, kept in the top bits of its count word.
@@ -29,14 +30,17 @@ func (s state) String() string {
 // its creator: with the value (restoring it from disk if spilled) or an error.
 func (s state) ready() bool { return s != statePending }
 
-// The count word packs, from the low bits up: pins (28 bits), the accessed bit,
-// state (3 bits), refs (32 bits). One word lets Get check "sealed, in memory and
-// referenced" and pin in a single compare-and-swap, lets the spiller move an
-// object out of memory only if no view pins it, and lets exactly one goroutine see
-// both counts reach zero. Pins also count the store's own holds during I/O.
+// The count word packs, from the low bits up: pins (27 bits), the hold bit, the
+// accessed bit, state (3 bits), refs (32 bits). One word lets Get check "sealed,
+// in memory and referenced" and pin in a single compare-and-swap, lets the spiller
+// move an object out of memory only if no view pins it, and lets exactly one
+// goroutine see every count reach zero. The hold bit is the spiller's: it keeps an
+// object (and its memory) alive while its bytes are being written out, without
+// counting as a view.
 const (
 	pinOne      = uint64(1)
-	pinMask     = uint64(1)<<28 - 1
+	pinMask     = uint64(1)<<27 - 1
+	holdBit     = uint64(1) << 27 // the spiller is writing the object out
 	accessedBit = uint64(1) << 28 // set by every pin, cleared by the eviction clock
 	stateShift  = 29
 	stateMask   = uint64(7) << stateShift
@@ -45,6 +49,9 @@ const (
 )
 
 func wordPins(w uint64) uint64 { return w & pinMask }
+
+// idle reports whether nothing holds the object: no ref, no view, no spill.
+func idle(w uint64) bool       { return w&(pinMask|holdBit) == 0 && wordRefs(w) == 0 }
 func wordRefs(w uint64) uint64 { return w >> refShift }
 func wordState(w uint64) state { return state((w & stateMask) >> stateShift) }
 func withState(w uint64, s state) uint64 {
@@ -57,10 +64,17 @@ type entry struct {
 	rc atomic.Uint64 // refs | state | pins: see the word layout above
 
 	id   trove.ObjectID
-	data []byte // inline: heap bytes; arena: the read-only mapping. Set before publication.
-	off  int64  // arena offset, or -1 if inline or already released
+	data []byte // inline: heap bytes; arena: the read-only mapping while resident
+	off  int64  // arena offset while resident in the arena, or one of the off* values
 	more *entryMore
 }
+
+// Values of entry.off that are not arena offsets.
+const (
+	offInline   = -1 // kept in the Go heap: never evicted or spilled
+	offNone     = -2 // an arena object not in memory (spilled, evicted, aborted, freed)
+	offFallback = -3 // restored into a read-only mapping of its spill file
+)
 
 // entryMore holds what few objects need, keeping entry at 64 bytes.
 type entryMore struct {
@@ -68,14 +82,36 @@ type entryMore struct {
 	// Set before publication, read once when the object is freed.
 	children []*entry
 
-	// waiters of a pending object; guarded by the shard's mu.
+	// waiters of a pending object, or of one being restored; guarded by the
+	// shard's mu.
 	waiters []*waiter
+
+	// The fields below concern arena objects (every arena object has an
+	// entryMore). They are written by the goroutine that holds the object for
+	// I/O (the hold bit, or restoring) and published by the count word's atomics.
+	size      int64          // the object's size in bytes
+	secondary bool           // a copy of an object owned elsewhere: evicted, never spilled
+	spilled   bool           // loc names a complete copy on disk
+	loc       spill.Location // where, if spilled
+	restoring bool           // a Get is reading it back; guarded by the shard's mu
+	mapping   []byte         // the spill file mapping, if restored by fallback
 }
 
 // Keep the per-object metadata small: 64 bytes (plus the map slot).
 var _ = [1]struct{}{}[unsafe.Sizeof(entry{})-64]
 
-func (e *entry) inline() bool { return e.off < 0 }
+func (e *entry) inline() bool { return e.off == offInline }
+
+// size returns the object's size in bytes, resident or not.
+func (e *entry) size() int64 {
+	if e.more != nil && !e.inline() {
+		return e.more.size
+	}
+	return int64(len(e.data))
+}
+
+// resident reports whether an arena object's bytes are in memory.
+func (e *entry) resident() bool { return e.off >= 0 || e.off == offFallback }
 
 // addRef takes one more reference, unless the object already has none (it is being
 // freed) or is freed.

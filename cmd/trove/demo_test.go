@@ -25,6 +25,8 @@ func TestDemo(t *testing.T) {
 		"zero-copy view of the stored bytes: true",
 		"mapped read-only",
 		"the object is unchanged: true",
+		"back intact (checksums match)",
+		"refs dropped: 0 spill files and 0 B left on disk",
 		"objects=0 bytes=0 B pinned=0 views=0 arena used=0 B",
 	} {
 		if !strings.Contains(out.String(), want) {

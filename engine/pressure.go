@@ -1,0 +1,583 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/eviction"
+	"github.com/trovedb/trove/spill"
+)
+
+// Memory pressure: which objects in the arena give way when it fills, and how.
+//
+//   - Secondary copies (CreateCopy) are evicted, least recently used first: their
+//     memory is freed and this node simply no longer has them.
+//   - Primary objects are spilled, never dropped: written to disk by the spiller
+//     in fused batches, then their memory is freed. A Get restores them.
+//   - Objects pinned by views, pending objects and objects already being written
+//     out are never chosen.
+//
+// Spilling runs in the background once the arena is more than SpillThreshold full
+// (in batches of at least MinSpillSize unless memory is short), and synchronously,
+// in the creator's goroutine, when an allocation would otherwise fail.
+//
+// The order is an LRU (package eviction) of resident, sealed arena objects,
+// maintained without touching it on Get: every pin sets the object's accessed bit,
+// and the victim walk gives an accessed object a second chance (moving it to the
+// most recently used end) instead of choosing it, as the CLOCK algorithm does.
+
+// pressure is the Store's memory-pressure state.
+type pressure struct {
+	spiller *spill.Spiller // nil if spilling is disabled
+
+	// lru orders the resident, sealed arena objects that nothing holds for I/O.
+	lru struct {
+		sync.Mutex // a leaf: nothing else is locked while it is held
+		primary    *eviction.LRU[*entry]
+		secondary  *eviction.LRU[*entry]
+	}
+
+	reclaimMu sync.Mutex    // one synchronous reclaim at a time
+	passMu    sync.Mutex    // held by the background spiller during a pass
+	kick      chan struct{} // wakes the background spiller
+	done      chan struct{} // closed when the background spiller has stopped
+
+	lastSpillErr atomic.Pointer[error] // the last spill failure, for ErrOutOfDisk
+
+	evictions, evictedBytes     atomic.Int64
+	spilledObjects, spilledSize atomic.Int64 // live objects with a copy on disk
+	fallbacks, fallbackBytes    atomic.Int64
+	restoring                   atomic.Int64
+	inflight                    atomic.Int64 // bytes held for a spill being written
+}
+
+func (s *Store) startPressure() error {
+	p := &s.pressure
+	p.lru.primary = eviction.New[*entry]()
+	p.lru.secondary = eviction.New[*entry]()
+	p.kick = make(chan struct{}, 1)
+	p.done = make(chan struct{})
+	if s.cfg.DisableSpilling {
+		close(p.done)
+		return nil
+	}
+	sp, err := spill.New(spill.Config{
+		Dirs:         s.cfg.SpillDirs,
+		Workers:      s.cfg.SpillWorkers,
+		MinSpillSize: s.cfg.MinSpillSize,
+		FS:           s.cfg.SpillFS,
+	})
+	if err != nil {
+		return fmt.Errorf("engine: start spilling: %w", err)
+	}
+	p.spiller = sp
+	s.cfg.SpillDirs = sp.Config().Dirs
+	go s.backgroundSpiller()
+	return nil
+}
+
+func (s *Store) stopPressure() error {
+	<-s.pressure.done
+	if s.pressure.spiller == nil {
+		return nil
+	}
+	return s.pressure.spiller.Close()
+}
+
+// track puts a newly resident arena object into the eviction order and wakes the
+// background spiller if the arena is past its threshold.
+func (s *Store) track(e *entry) {
+	p := &s.pressure
+	p.lru.Lock()
+	if e.more.secondary {
+		p.lru.secondary.Add(e, e.more.size)
+	} else {
+		p.lru.primary.Add(e, e.more.size)
+	}
+	p.lru.Unlock()
+	if p.spiller != nil && s.overThreshold() {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// untrack takes e out of the eviction order, if it is there.
+func (s *Store) untrack(e *entry) {
+	p := &s.pressure
+	p.lru.Lock()
+	if e.more.secondary {
+		p.lru.secondary.Remove(e)
+	} else {
+		p.lru.primary.Remove(e)
+	}
+	p.lru.Unlock()
+}
+
+func (s *Store) overThreshold() bool {
+	return float64(s.alloc.Stats().Used) > s.cfg.SpillThreshold*float64(s.cfg.Capacity)
+}
+
+// backgroundSpiller spills while the arena is past SpillThreshold, in batches of
+// at least MinSpillSize unless memory is short (over 95% full).
+func (s *Store) backgroundSpiller() {
+	defer close(s.pressure.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-s.closing
+		cancel()
+	}()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-s.pressure.kick:
+		}
+		s.pressure.passMu.Lock()
+		for s.overThreshold() && !s.closed.Load() {
+			used := s.alloc.Stats().Used
+			target := int64(s.cfg.SpillThreshold*float64(s.cfg.Capacity)) * 9 / 10
+			want := used - target
+			short := float64(used) > 0.95*float64(s.cfg.Capacity)
+			if !short {
+				want = max(want, s.cfg.MinSpillSize)
+			}
+			freed, err := s.reclaimBytes(ctx, want, !short)
+			if short && err == nil && freed == 0 {
+				freed, err = s.reclaimBytes(ctx, want, false) // memory is short: copies go too
+			}
+			if err != nil || freed == 0 {
+				break // nothing more can go now; the next kick retries
+			}
+		}
+		s.pressure.passMu.Unlock()
+	}
+}
+
+// quiesce waits until no spill is in flight: the background spiller's pass and
+// any synchronous reclaim have finished. For tests and Close.
+func (s *Store) quiesce() {
+	p := &s.pressure
+	p.passMu.Lock()
+	p.reclaimMu.Lock()
+	p.reclaimMu.Unlock()
+	p.passMu.Unlock()
+}
+
+// reclaim makes room for need bytes, synchronously, for a creator whose
+// allocation failed: it evicts secondary copies, then spills primaries. It
+// reports whether it freed anything.
+func (s *Store) reclaim(ctx context.Context, need int64) bool {
+	p := &s.pressure
+	p.reclaimMu.Lock()
+	defer p.reclaimMu.Unlock()
+	if s.alloc.Stats().LargestFree >= need { // another reclaim made room meanwhile
+		return true
+	}
+	if p.inflight.Load() >= need {
+		// A spill under way will free enough: wait for it (its frees wake the
+		// caller) rather than spill more than memory needs.
+		return false
+	}
+	freed, _ := s.reclaimBytes(ctx, need, false)
+	return freed > 0
+}
+
+// reclaimBytes frees at least want bytes of arena if it can: secondary copies
+// first (unless background is set: they are evicted only when room is needed
+// now, staying useful as a cache until then), then primary objects spilled in
+// one batch of at least MinSpillSize if there is that much. If background is set
+// it writes nothing unless it can fill the batch. It returns the bytes freed.
+func (s *Store) reclaimBytes(ctx context.Context, want int64, background bool) (int64, error) {
+	var freed int64
+	if !background {
+		freed = s.evictSecondaries(want)
+	}
+	if freed >= want || s.pressure.spiller == nil {
+		return freed, nil
+	}
+	batch := s.pickPrimaries(max(want-freed, s.cfg.MinSpillSize), background)
+	if len(batch) == 0 {
+		return freed, nil
+	}
+	var held int64
+	for _, e := range batch {
+		held += e.more.size
+	}
+	s.pressure.inflight.Add(held)
+	defer s.pressure.inflight.Add(-held)
+	// Objects already on disk (restored earlier) only need their memory dropped.
+	var write []*entry
+	var objs []spill.Object
+	for _, e := range batch {
+		if !e.more.spilled {
+			write = append(write, e)
+			objs = append(objs, spill.Object{ID: spill.ID(e.id), Data: e.data})
+		}
+	}
+	var err error
+	if len(objs) > 0 {
+		var locs []spill.Location
+		locs, err = s.pressure.spiller.SpillSync(ctx, objs)
+		if err == nil {
+			for i, e := range write {
+				e.more.loc, e.more.spilled = locs[i], true
+			}
+			s.pressure.lastSpillErr.Store(nil)
+		} else {
+			s.pressure.lastSpillErr.Store(&err)
+		}
+	}
+	for _, e := range batch {
+		size := e.more.size
+		switch {
+		case !e.more.spilled: // the write failed
+			s.unhold(e)
+		case s.dropResident(e): // (it releases the hold either way)
+			freed += size
+		}
+	}
+	return freed, err
+}
+
+// evictSecondaries frees unpinned secondary copies, least recently used first,
+// until want bytes are free or none is left.
+func (s *Store) evictSecondaries(want int64) int64 {
+	p := &s.pressure
+	p.lru.Lock()
+	victims := pickLocked(p.lru.secondary, want)
+	p.lru.Unlock()
+	var freed int64
+	for _, e := range victims {
+		for {
+			w := e.rc.Load()
+			if wordPins(w) != 0 || wordState(w) != stateSealed {
+				s.unhold(e) // a view pinned it after all
+				break
+			}
+			// The hold stays until the memory is freed: a ref dropped meanwhile
+			// must not free the object a second time.
+			if e.rc.CompareAndSwap(w, withState(w, stateEvicted)) {
+				s.freeArena(e)
+				freed += e.more.size
+				p.evictions.Add(1)
+				p.evictedBytes.Add(e.more.size)
+				if idle(e.rc.And(^holdBit) &^ holdBit) {
+					s.tryFree(e)
+				}
+				break
+			}
+		}
+	}
+	return freed
+}
+
+// pickPrimaries holds (hold bit) unpinned primary objects, least recently used
+// first, until their sizes reach want, and takes them out of the eviction order.
+// If whole is set and fewer than want bytes can be had, it holds none.
+func (s *Store) pickPrimaries(want int64, whole bool) []*entry {
+	p := &s.pressure
+	p.lru.Lock()
+	defer p.lru.Unlock()
+	if whole && p.lru.primary.Bytes() < want {
+		return nil
+	}
+	return pickLocked(p.lru.primary, want)
+}
+
+// pickLocked walks lru from its least recently used end and holds objects that
+// nothing pins until their sizes reach want: an object accessed since the walk
+// last passed gets a second chance (its accessed bit cleared, moved to the most
+// recently used end), a pinned one moves to that end too. Held objects leave the
+// LRU. The caller holds the LRU lock.
+func pickLocked(lru *eviction.LRU[*entry], want int64) []*entry {
+	var picked []*entry
+	var got int64
+	for budget := 2 * lru.Len(); got < want && budget > 0; budget-- {
+		e, size, ok := lru.Victim()
+		if !ok {
+			break
+		}
+		w := e.rc.Load()
+		switch {
+		case wordState(w) != stateSealed || w&holdBit != 0:
+			lru.Remove(e) // not resident, or already held: not the LRU's
+			continue
+		case wordPins(w) != 0:
+			lru.Touch(e)
+			continue
+		case w&accessedBit != 0:
+			e.rc.CompareAndSwap(w, w&^accessedBit)
+			lru.Touch(e)
+			continue
+		}
+		if !e.rc.CompareAndSwap(w, w|holdBit) {
+			continue // changed under us: look again on the next turn
+		}
+		lru.Remove(e)
+		picked = append(picked, e)
+		got += size
+	}
+	return picked
+}
+
+// dropResident moves a held object that is now on disk out of memory: sealed to
+// spilled, memory freed, hold released. The hold is kept until the memory is
+// freed, so that a Get that sees the object spilled waits for that before it
+// restores (see restore). If a view pinned the object meanwhile it stays resident
+// (and on disk: dropping it later costs no write) and this reports false.
+func (s *Store) dropResident(e *entry) bool {
+	for {
+		w := e.rc.Load()
+		if wordPins(w) != 0 {
+			s.unhold(e)
+			return false
+		}
+		if e.rc.CompareAndSwap(w, withState(w&^accessedBit, stateSpilled)) {
+			break
+		}
+	}
+	s.freeArena(e)
+	s.pressure.spilledObjects.Add(1)
+	s.pressure.spilledSize.Add(e.more.size)
+	w := e.rc.And(^holdBit) &^ holdBit
+	s.wakeWaiters(e)
+	if idle(w) {
+		s.tryFree(e)
+	}
+	return true
+}
+
+// wakeWaiters wakes the goroutines waiting on e: for its seal, or for a restore
+// or a spill of it to finish.
+func (s *Store) wakeWaiters(e *entry) {
+	sh := s.shardFor(e)
+	sh.mu.Lock()
+	ws := e.more.waiters
+	e.more.waiters = nil
+	sh.mu.Unlock()
+	for _, w := range ws {
+		w.ready()
+	}
+}
+
+// unhold releases the spiller's hold on a still-resident object and returns it to
+// the eviction order (or frees it, if everything else let go meanwhile).
+func (s *Store) unhold(e *entry) {
+	w := e.rc.And(^holdBit) &^ holdBit
+	if idle(w) {
+		s.tryFree(e)
+		return
+	}
+	if wordState(w) == stateSealed {
+		s.track(e)
+	}
+}
+
+// restore brings a spilled object back into memory for a Get. One goroutine
+// restores; others wait for it. It returns nil once the object is no longer
+// spilled (the caller pins it, or finds it spilled again and calls restore again).
+func (s *Store) restore(ctx context.Context, e *entry) error {
+	sh := s.shardFor(e)
+	sh.mu.Lock()
+	w := e.rc.Load()
+	if wordState(w) != stateSpilled {
+		sh.mu.Unlock()
+		return nil
+	}
+	// Another Get is restoring it, or the spiller is still freeing its memory:
+	// wait for them (both wake e's waiters when done), then look again.
+	if e.more.restoring || w&holdBit != 0 {
+		w := newWaiter(1)
+		e.more.waiters = append(e.more.waiters, w)
+		sh.mu.Unlock()
+		select {
+		case <-w.ch:
+			return nil
+		case <-ctx.Done():
+			s.unregister(e, w)
+			return ctxError(ctx)
+		case <-s.closing:
+			s.unregister(e, w)
+			return trove.ErrClosed
+		}
+	}
+	e.more.restoring = true
+	sh.mu.Unlock()
+	s.pressure.restoring.Add(1)
+	err := s.readBack(ctx, e)
+	s.pressure.restoring.Add(-1)
+	sh.mu.Lock()
+	e.more.restoring = false
+	sh.mu.Unlock()
+	s.wakeWaiters(e)
+	return err
+}
+
+// readBack reads a spilled object into fresh memory and makes it resident again.
+// The caller is the object's only restorer; the object stays on disk too.
+func (s *Store) readBack(ctx context.Context, e *entry) error {
+	size := e.more.size
+	off, err := s.allocateForRestore(ctx, size)
+	var data []byte
+	switch {
+	case err == nil:
+		data = s.arena.ReadOnly(off, size)
+		if err = s.pressure.spiller.Restore(spill.ID(e.id), e.more.loc, s.arena.Writable(off, size)); err != nil {
+			_ = s.alloc.Free(off)
+			s.wakeRoom()
+		}
+	case s.cfg.Fallback == FallbackOn && errors.Is(err, errNoRoom):
+		off = offFallback
+		data, err = s.mapFallback(e)
+	}
+	if err != nil {
+		if errors.Is(err, spill.ErrCorrupt) {
+			err = fmt.Errorf("restore %s from %s: %w: %w", e.id, s.pressure.spiller.Path(e.more.loc), trove.ErrSpillCorrupt, err)
+		}
+		return fmt.Errorf("restore %s: %w", e.id, err)
+	}
+	e.off, e.data = off, data
+	for {
+		w := e.rc.Load()
+		if e.rc.CompareAndSwap(w, withState(w, stateSealed)) {
+			break
+		}
+	}
+	s.pressure.spilledObjects.Add(-1)
+	s.pressure.spilledSize.Add(-size)
+	s.track(e)
+	return nil
+}
+
+// errNoRoom: the arena is full and nothing more can be evicted or spilled now.
+var errNoRoom = errors.New("no room in the arena")
+
+// allocateForRestore finds room for a restore: at once if it can (evicting and
+// spilling others), else, with fallback allocation on, errNoRoom so that the
+// caller maps the spill file instead; with it off, it waits like a creator.
+func (s *Store) allocateForRestore(ctx context.Context, size int64) (int64, error) {
+	if s.cfg.Fallback != FallbackOn {
+		return s.allocate(ctx, size)
+	}
+	for {
+		if off, ok := s.alloc.Alloc(size); ok {
+			return off, s.prefault(off, size)
+		}
+		if s.reclaim(ctx, size) {
+			continue
+		}
+		if s.pressure.inflight.Load() == 0 {
+			return 0, errNoRoom // nothing can give way: fall back
+		}
+		// A spill under way will make room: wait for it.
+		select {
+		case <-s.roomChan():
+		case <-time.After(reclaimRetry):
+		case <-s.closing:
+			return 0, trove.ErrClosed
+		case <-ctx.Done():
+			return 0, s.fullError(size, context.Cause(ctx))
+		}
+	}
+}
+
+// mapFallback maps the object's bytes straight from its spill file, read-only,
+// as Ray's fallback allocation does when shared memory is full, after checking
+// them against their checksum.
+func (s *Store) mapFallback(e *entry) ([]byte, error) {
+	sp := s.pressure.spiller
+	path := sp.Path(e.more.loc)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("fallback allocation: open %s: %w", path, err)
+	}
+	defer f.Close()
+	// A mapping read past the end of its file faults (SIGBUS): check the length
+	// first, so a truncated file is an error, not a crash.
+	if fi, err := f.Stat(); err != nil || fi.Size() < e.more.loc.Offset+e.more.size {
+		return nil, fmt.Errorf("fallback allocation: %s is shorter than object %s needs (%v): %w", path, e.id, err, trove.ErrSpillCorrupt)
+	}
+	page := int64(unix.Getpagesize())
+	start := e.more.loc.Offset / page * page
+	n := e.more.loc.Offset + e.more.size - start
+	if e.more.size == 0 {
+		return []byte{}, nil
+	}
+	m, err := unix.Mmap(int(f.Fd()), start, int(n), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("fallback allocation: map %s: %w", path, err)
+	}
+	data := m[e.more.loc.Offset-start:]
+	if err := sp.Verify(spill.ID(e.id), e.more.loc, data); err != nil {
+		unix.Munmap(m)
+		return nil, err
+	}
+	e.more.mapping = m
+	s.pressure.fallbacks.Add(1)
+	s.pressure.fallbackBytes.Add(e.more.size)
+	return data, nil
+}
+
+func (s *Store) unmapFallback(e *entry) {
+	if m := e.more.mapping; m != nil {
+		e.more.mapping = nil
+		_ = unix.Munmap(m)
+		s.pressure.fallbackBytes.Add(-e.more.size)
+	}
+}
+
+// dropArenaObject releases everything a freed arena object holds: memory, its
+// place in the eviction order, and its copy on disk.
+func (s *Store) dropArenaObject(e *entry) {
+	if e.resident() {
+		s.untrack(e)
+		s.freeArena(e)
+	} else if e.more.spilled {
+		// Only on disk: the spilled counters still count it.
+		s.pressure.spilledObjects.Add(-1)
+		s.pressure.spilledSize.Add(-e.more.size)
+	}
+	if e.more.spilled {
+		e.more.spilled = false
+		// An error here means the file is already gone (Close removed it):
+		// nothing references the object any more either way.
+		_ = s.pressure.spiller.Delete(e.more.loc)
+	}
+}
+
+// pressureStats fills the memory-pressure figures of st.
+func (s *Store) pressureStats(st *Stats) {
+	p := &s.pressure
+	st.Evictions, st.EvictedBytes = p.evictions.Load(), p.evictedBytes.Load()
+	st.SpilledObjects, st.SpilledBytes = p.spilledObjects.Load(), p.spilledSize.Load()
+	st.FallbackAllocations, st.FallbackBytes = p.fallbacks.Load(), p.fallbackBytes.Load()
+	st.InMemoryBytes = st.ObjectBytes - st.SpilledBytes
+	if p.spiller != nil {
+		ss := p.spiller.Stats()
+		st.Spills, st.SpillBytesTotal, st.SpillTime = ss.SpilledObjects, ss.SpilledBytes, ss.SpillTime
+		st.SpillFilesWritten = ss.Spills
+		st.Restores, st.RestoreBytesTotal, st.RestoreTime = ss.Restores, ss.RestoredBytes, ss.RestoreTime
+		st.SpillFiles, st.SpillDiskBytes = ss.FilesLive, ss.BytesOnDisk
+		st.SpillThroughput = throughput(st.SpillBytesTotal, st.SpillTime)
+		st.RestoreThroughput = throughput(st.RestoreBytesTotal, st.RestoreTime)
+	}
+}
+
+// throughput returns bytes per second, or 0.
+func throughput(bytes int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(bytes) / d.Seconds()
+}

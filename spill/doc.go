@@ -1,0 +1,83 @@
+// Package spill owns the bytes of spilled objects on disk and their integrity: it
+// writes batches of objects out of memory into fused spill files, reads single
+// objects back, verifies them, and deletes files when their objects are freed.
+//
+// It does not decide anything. Which objects to spill, when, in which batches
+// (the engine batches at least Config.MinSpillSize, 100 MiB, unless memory is
+// short), when to restore and when to delete are the engine's policy; this
+// package does the I/O it is told to do and reports what happened.
+//
+//	s, err := spill.New(spill.Config{Dirs: []string{"/mnt/a", "/mnt/b"}})
+//	err = s.Spill(objs, func(locs []spill.Location, err error) { ... }) // async
+//	err = s.Restore(id, loc, dst)                                       // verified
+//	err = s.Delete(loc)                                                 // last one removes the file
+//
+// # Files
+//
+// One batch is one file, in the next directory of Config.Dirs round robin; if
+// that directory is full (ENOSPC, EDQUOT, a short write, or less free space than
+// the batch needs), the following directories are tried in turn before the batch
+// fails with ErrOutOfDisk. Files are named trove-<pid>-<random>-<n>.spill, so
+// several Spillers may share a directory. Workers (Config.Workers) write batches
+// concurrently. A batch is written with one writev(2) per 2 MiB window, straight
+// from the objects' memory (the only bytes on the Go heap are the headers), while
+// a second goroutine checksums the windows just ahead, so the objects are read
+// from memory once and the copy into the page cache comes from the CPU cache.
+// The header of an object larger than a window goes out before its checksum is
+// known and is rewritten (pwrite) after its data. Each live file holds one open
+// descriptor, which Restore's pread(2) calls use; Restore reads and checksums
+// 256 KiB at a time, for the same reason.
+//
+// A file is the batch's objects back to back, each a 40-byte header followed by
+// its data, with no padding, file header or index:
+//
+//	off len field (integers little endian)
+//	  0   4 magic "TRSP"
+//	  4   2 format version (1)
+//	  6   2 header size in bytes (40)
+//	  8  16 object ID
+//	 24   8 data length in bytes
+//	 32   4 CRC-32C (Castagnoli) of the data
+//	 36   4 CRC-32C of header bytes [0, 36)
+//
+// A Location holds the offset of the data, so Restore reads the header just
+// before it, checks magic, header checksum, version, size, the object ID and the
+// length against the Location, reads the data into the caller's buffer and checks
+// its checksum. Any mismatch, or a file that ends early, is ErrCorrupt naming the
+// object and the file. Verify makes the same checks of bytes the engine read by
+// another route (a mapping of the file).
+//
+// # Durability
+//
+// None, by default. Spill files are scratch space: nothing reads them after the
+// process ends (New never looks at old files), and the objects they hold die with
+// the process or the node. So a batch is complete once written to the page cache;
+// Config.Sync adds an fdatasync, which only serves to push the bytes out of memory
+// at once. A crash may leave files behind; remove trove-spill-* directories and
+// trove-*.spill files of dead processes.
+//
+// # Invariants
+//
+//   - A Location handed to done names a complete, checksummed object until it is
+//     passed to Delete (or Close is called); it is deleted at most once.
+//   - A spill file exists if and only if it holds at least one live object, or its
+//     batch is being written, or a Restore is reading it (Delete of an object under
+//     a concurrent Restore of it defers the removal to the Restore's end).
+//   - No part of a failed batch survives: the partial file is closed and removed
+//     before done sees the error, and the objects, still in memory, are untouched.
+//   - Restore never returns data it has not verified; on error the contents of
+//     its buffer are undefined (it may have been partly overwritten).
+//
+// # Lifetimes
+//
+// Object.Data, and the objs slice, are read until the batch's done is called (or
+// SpillSync returns) and MUST NOT change or be freed before then. dst passed to
+// Restore is written during the call only. done runs on a worker goroutine; it
+// must return promptly and must not call Close.
+//
+// # Locking
+//
+// Spiller.mu guards the table of files, each file's live-object bits and reader
+// counts; it is held for map and bit operations only, never during I/O. The work
+// queue has its own mutex. The two are never held together.
+package spill

@@ -1,0 +1,42 @@
+package spill
+
+import (
+	"fmt"
+	"hash/crc32"
+)
+
+// Verify checks data, the object's bytes as found at loc by some other route (the
+// engine maps spill files directly when memory is full), against the header and
+// checksum in the file: an error wrapping ErrCorrupt if they do not match. It reads
+// the header from the file and every byte of data.
+func (s *Spiller) Verify(id ID, loc Location, data []byte) error {
+	if int64(len(data)) != loc.Length {
+		return fmt.Errorf("spill: verify object %s at %v: %d bytes given, want %d", id, loc, len(data), loc.Length)
+	}
+	f, err := s.acquire(loc)
+	if err != nil {
+		return fmt.Errorf("spill: verify object %s at %v: %w", id, loc, err)
+	}
+	defer s.release(f)
+	corrupt := func(format string, args ...any) error {
+		return &CorruptError{ID: id, Path: f.path, Offset: loc.Offset, Reason: fmt.Sprintf(format, args...)}
+	}
+	var hb [HeaderSize]byte
+	if n, err := f.f.ReadAt(hb[:], loc.Offset-HeaderSize); n < HeaderSize {
+		return corrupt("reading the header: %d of %d bytes: %v", n, HeaderSize, err)
+	}
+	h, err := decodeHeader(hb[:])
+	if err != nil {
+		return corrupt("%v", err)
+	}
+	switch {
+	case h.id != id:
+		return corrupt("the header there names object %s", h.id)
+	case h.length != loc.Length:
+		return corrupt("the header says %d bytes, the location %d", h.length, loc.Length)
+	}
+	if got := crc32.Checksum(data, castagnoli); got != h.dataCRC {
+		return corrupt("data checksum mismatch: the header says %08x, the data has %08x", h.dataCRC, got)
+	}
+	return nil
+}
