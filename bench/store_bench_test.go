@@ -318,7 +318,6 @@ func BenchmarkLiveObjects(b *testing.B) {
 		perObject := float64(after.HeapAlloc-before.HeapAlloc) / float64(live)
 		perObject -= handleBytes(live) // the caller's handles and slice, not the store's
 
-
 		for _, access := range []string{"hot", "random"} {
 			b.Run(fmt.Sprintf("live=%d/access=%s/op=get", live, access), func(b *testing.B) {
 				stride := 0
