@@ -1,7 +1,7 @@
 # trove — build, test, benchmark. `make test` is what CI (.ci/run) runs.
 GO        ?= go
 PKGS      := ./...
-FUZZTIME  ?= 10s
+FUZZTIME  ?= 8s
 BENCHTIME ?= 1s
 COUNT     ?= 6
 
@@ -37,12 +37,19 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./zerocopy/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeValue$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzParseObjectID$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzLRU$$' -fuzztime $(FUZZTIME) ./eviction/
+	$(GO) test -run '^$$' -fuzz '^FuzzObjectHeader$$' -fuzztime $(FUZZTIME) ./spill/
 
-## bench: the comparisons in bench/, COUNT runs each, summarised with benchstat.
+## bench: the comparisons in bench/ and beside the packages, COUNT runs each,
+## summarised with benchstat. The 16 GB spill benchmark runs once, separately.
+BENCHSTAT := $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 bench:
 	mkdir -p bench/out
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(COUNT) -timeout 60m ./bench/ | tee bench/out/bench.txt
-	$(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da bench/out/bench.txt
+	$(GO) test -run '^$$' -bench '^Benchmark([^M]|M[^a])' -benchtime $(BENCHTIME) -count $(COUNT) -timeout 60m ./bench/ | tee bench/out/bench.txt
+	$(GO) test -run '^$$' -bench . -benchtime 3x -count $(COUNT) -timeout 30m ./spill/ ./arena/ | tee bench/out/io.txt
+	$(GO) test -run '^$$' -bench ManySmallObjectsSpilled -benchtime 1x -count 1 -timeout 30m ./bench/ | tee bench/out/manysmall.txt
+	$(BENCHSTAT) bench/out/bench.txt
+	$(BENCHSTAT) bench/out/io.txt
 
 demo:
 	$(GO) run ./cmd/trove demo

@@ -19,6 +19,7 @@ func openStore(b *testing.B, capacity int64, prefault bool) *engine.Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
+		st.WaitIdle()
 		s := st.Stats()
 		if s.Objects != 0 || s.Used != 0 || s.Views != 0 {
 			b.Errorf("store not empty after the benchmark: %d objects, %d bytes used, %d views", s.Objects, s.Used, s.Views)

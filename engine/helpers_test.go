@@ -30,7 +30,7 @@ func newStore(t testing.TB, cfg Config) *Store {
 // requireEmpty fails the test unless the store holds no objects, bytes or pins.
 func requireEmpty(t testing.TB, s *Store) {
 	t.Helper()
-	s.quiesce() // a background spill may still hold dropped objects
+	s.WaitIdle() // a background spill may still hold dropped objects
 	st := s.Stats()
 	if st.Objects != 0 || st.ObjectBytes != 0 || st.Used != 0 || st.Views != 0 || st.PinnedObjects != 0 || st.PinnedBytes != 0 {
 		t.Fatalf("store not empty after every ref was dropped: objects=%d bytes=%d used=%d views=%d pinned=%d pinnedBytes=%d",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,7 @@ type pressure struct {
 	lastSpillErr atomic.Pointer[error] // the last spill failure, for ErrOutOfDisk
 
 	evictions, evictedBytes     atomic.Int64
+	evictedLive                 atomic.Int64 // bytes of evicted copies still referenced
 	spilledObjects, spilledSize atomic.Int64 // live objects with a copy on disk
 	fallbacks, fallbackBytes    atomic.Int64
 	restoring                   atomic.Int64
@@ -164,9 +166,11 @@ func (s *Store) backgroundSpiller() {
 	}
 }
 
-// quiesce waits until no spill is in flight: the background spiller's pass and
-// any synchronous reclaim have finished. For tests and Close.
-func (s *Store) quiesce() {
+// WaitIdle blocks until no spill is being written: the background spiller's pass
+// and any creator's reclaim have finished. An object whose last ref is dropped
+// while it is being spilled is freed when the write ends, so call WaitIdle before
+// checking that a store is empty.
+func (s *Store) WaitIdle() {
 	p := &s.pressure
 	p.passMu.Lock()
 	p.reclaimMu.Lock()
@@ -207,10 +211,18 @@ func (s *Store) reclaimBytes(ctx context.Context, want int64, background bool) (
 		return freed, nil
 	}
 	batch := s.pickPrimaries(max(want-freed, s.cfg.MinSpillSize), background)
+	_, n, err := s.spillBatch(ctx, batch)
+	return freed + n, err
+}
+
+// spillBatch writes held objects out as one fused file and drops them from
+// memory, releasing the holds. It returns the objects and bytes freed.
+func (s *Store) spillBatch(ctx context.Context, batch []*entry) (int, int64, error) {
 	if len(batch) == 0 {
-		return freed, nil
+		return 0, 0, nil
 	}
-	var held int64
+	dropped := 0
+	var freed, held int64
 	for _, e := range batch {
 		held += e.more.size
 	}
@@ -245,9 +257,45 @@ func (s *Store) reclaimBytes(ctx context.Context, want int64, background bool) (
 			s.unhold(e)
 		case s.dropResident(e): // (it releases the hold either way)
 			freed += size
+			dropped++
 		}
 	}
-	return freed, err
+	return dropped, freed, err
+}
+
+// Spill writes the objects refs name to disk now, as one fused file, and frees
+// their memory, as memory pressure would: a later Get restores them. Objects that
+// are pinned by views, pending, not in the arena (small ones live in the Go heap),
+// already spilled or being spilled are left as they are. It returns how many
+// objects it spilled.
+func (s *Store) Spill(ctx context.Context, refs []trove.Ref) (int, error) {
+	if s.pressure.spiller == nil {
+		return 0, fmt.Errorf("engine: spill: spilling is disabled (Config.DisableSpilling)")
+	}
+	defer runtime.KeepAlive(refs)
+	var batch []*entry
+	p := &s.pressure
+	p.lru.Lock()
+	for _, r := range refs {
+		e, err := s.entryOf(r)
+		if err != nil {
+			p.lru.Unlock()
+			s.spillBatch(ctx, batch) // give back the holds taken so far, spilling them
+			return 0, fmt.Errorf("engine: spill: %w", err)
+		}
+		if e.inline() || e.more.secondary {
+			continue
+		}
+		w := e.rc.Load()
+		if wordState(w) != stateSealed || wordPins(w) != 0 || w&holdBit != 0 || !e.rc.CompareAndSwap(w, w|holdBit) {
+			continue
+		}
+		p.lru.primary.Remove(e)
+		batch = append(batch, e)
+	}
+	p.lru.Unlock()
+	n, _, err := s.spillBatch(ctx, batch)
+	return n, err
 }
 
 // evictSecondaries frees unpinned secondary copies, least recently used first,
@@ -269,9 +317,11 @@ func (s *Store) evictSecondaries(want int64) int64 {
 			// must not free the object a second time.
 			if e.rc.CompareAndSwap(w, withState(w, stateEvicted)) {
 				s.freeArena(e)
+				e.more.evicted = true
 				freed += e.more.size
 				p.evictions.Add(1)
 				p.evictedBytes.Add(e.more.size)
+				p.evictedLive.Add(e.more.size)
 				if idle(e.rc.And(^holdBit) &^ holdBit) {
 					s.tryFree(e)
 				}
@@ -547,6 +597,8 @@ func (s *Store) dropArenaObject(e *entry) {
 		// Only on disk: the spilled counters still count it.
 		s.pressure.spilledObjects.Add(-1)
 		s.pressure.spilledSize.Add(-e.more.size)
+	} else if e.more.evicted {
+		s.pressure.evictedLive.Add(-e.more.size)
 	}
 	if e.more.spilled {
 		e.more.spilled = false
@@ -562,7 +614,7 @@ func (s *Store) pressureStats(st *Stats) {
 	st.Evictions, st.EvictedBytes = p.evictions.Load(), p.evictedBytes.Load()
 	st.SpilledObjects, st.SpilledBytes = p.spilledObjects.Load(), p.spilledSize.Load()
 	st.FallbackAllocations, st.FallbackBytes = p.fallbacks.Load(), p.fallbackBytes.Load()
-	st.InMemoryBytes = st.ObjectBytes - st.SpilledBytes
+	st.InMemoryBytes = st.ObjectBytes - st.SpilledBytes - p.evictedLive.Load()
 	if p.spiller != nil {
 		ss := p.spiller.Stats()
 		st.Spills, st.SpillBytesTotal, st.SpillTime = ss.SpilledObjects, ss.SpilledBytes, ss.SpillTime

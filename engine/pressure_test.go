@@ -377,3 +377,32 @@ func TestPressureConcurrent(t *testing.T) {
 	wg.Wait()
 	requireDrained(t, s, dir)
 }
+
+func TestSpillNow(t *testing.T) {
+	s, dir := pressureStore(t, 64<<20, nil)
+	ctx := context.Background()
+	big, _ := s.Put(ctx, fill(4<<20, 1))
+	small, _ := s.Put(ctx, []byte("inline"))
+	pinned, _ := s.Put(ctx, fill(2<<20, 2))
+	v, _ := s.Get(ctx, pinned)
+	n, err := s.Spill(ctx, []trove.Ref{big, small, pinned})
+	if err != nil || n != 1 {
+		t.Fatalf("Spill of one arena object, one inline, one pinned: %d spilled, %v; want 1", n, err)
+	}
+	if st := s.Stats(); st.SpilledObjects != 1 || st.SpilledBytes != 4<<20 {
+		t.Fatalf("after Spill: %d objects, %d bytes spilled", st.SpilledObjects, st.SpilledBytes)
+	}
+	got, err := s.Get(ctx, big)
+	if err != nil || crc32.ChecksumIEEE(got.Bytes()) != crc32.ChecksumIEEE(fill(4<<20, 1)) {
+		t.Fatalf("restored object differs: %v", err)
+	}
+	got.Release()
+	v.Release()
+	for _, r := range []trove.Ref{big, small, pinned} {
+		r.Drop()
+	}
+	if _, err := s.Spill(ctx, []trove.Ref{big}); !errors.Is(err, trove.ErrInvalidRef) {
+		t.Fatalf("Spill of a dropped ref: %v, want ErrInvalidRef", err)
+	}
+	requireDrained(t, s, dir)
+}

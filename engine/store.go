@@ -294,7 +294,7 @@ type Stats struct {
 	FullWaits uint64 // times a creator had to wait for room
 
 	// Memory pressure.
-	InMemoryBytes       int64         // bytes of live objects in memory (ObjectBytes less SpilledBytes)
+	InMemoryBytes       int64         // bytes of live objects in memory (less those spilled or evicted)
 	SpilledObjects      int64         // live objects only on disk
 	SpilledBytes        int64         // their bytes
 	SpillFiles          int64         // spill files on disk

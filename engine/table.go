@@ -91,6 +91,7 @@ type entryMore struct {
 	// I/O (the hold bit, or restoring) and published by the count word's atomics.
 	size      int64          // the object's size in bytes
 	secondary bool           // a copy of an object owned elsewhere: evicted, never spilled
+	evicted   bool           // a secondary copy whose memory was evicted
 	spilled   bool           // loc names a complete copy on disk
 	loc       spill.Location // where, if spilled
 	restoring bool           // a Get is reading it back; guarded by the shard's mu
