@@ -18,7 +18,7 @@ func (s *Store) Put(ctx context.Context, data []byte) (trove.Ref, error) {
 		return trove.Ref{}, err
 	}
 	copy(s.writable(e), data)
-	s.seal(e)
+	s.seal(e, false) // the creator's count becomes the handle's
 	return trove.NewRef(e.id, s, e), nil
 }
 
@@ -34,14 +34,13 @@ func (s *Store) PutFunc(ctx context.Context, size int, contains []trove.Ref, fil
 	sealed := false
 	defer func() {
 		if !sealed { // fill failed or panicked: nothing is stored
-			s.abort(e)
-			s.decRef(e) // the creator's hold; no handle was made
+			s.abort(e, true) // and the creator's hold: no handle was made
 		}
 	}()
 	if err := fill(s.writable(e)); err != nil {
 		return trove.Ref{}, err
 	}
-	s.seal(e)
+	s.seal(e, false) // the creator's count becomes the handle's
 	sealed = true
 	return trove.NewRef(e.id, s, e), nil
 }
@@ -199,25 +198,23 @@ func (s *Store) writable(e *entry) []byte {
 	return s.arena.Writable(e.off, int64(len(e.data)))
 }
 
-// seal makes a pending object readable and wakes its waiters. An arena object
-// joins the eviction order, and may set the background spiller going.
-func (s *Store) seal(e *entry) {
-	s.finish(e, stateSealed)
-	if !e.inline() {
-		s.track(e)
-	}
-}
+// seal makes a pending object readable: an arena object joins the eviction order
+// (and may set the background spiller going), then its waiters wake. With release
+// set the creator's count is given back before they wake (Builder.Seal), so that
+// a waiter that drops every ref sees the object freed.
+func (s *Store) seal(e *entry, release bool) { s.finish(e, stateSealed, release) }
 
 // abort fails a pending object: its memory goes back at once, Gets fail with
 // ErrObjectAborted. The entry stays (holding no memory) until its refs are dropped.
-func (s *Store) abort(e *entry) {
+// release is as for seal.
+func (s *Store) abort(e *entry, release bool) {
 	if !e.inline() {
 		s.freeArena(e)
 	}
-	s.finish(e, stateAborted)
+	s.finish(e, stateAborted, release)
 }
 
-func (s *Store) finish(e *entry, to state) {
+func (s *Store) finish(e *entry, to state, release bool) {
 	for {
 		w := e.rc.Load()
 		if wordState(w) != statePending {
@@ -228,13 +225,19 @@ func (s *Store) finish(e *entry, to state) {
 		}
 	}
 	sh := s.shardFor(e)
+	sh.pending.Add(-1)
+	if to == stateSealed && !e.inline() {
+		s.track(e) // before the creator's count goes: a free then untracks it
+	}
 	sh.mu.Lock()
 	var ws []*waiter
 	if e.more != nil {
 		ws, e.more.waiters = e.more.waiters, nil
 	}
 	sh.mu.Unlock()
-	sh.pending.Add(-1)
+	if release {
+		s.decRef(e) // waiters hold refs of their own: this frees e only if there are none
+	}
 	for _, w := range ws {
 		w.ready()
 	}
@@ -247,7 +250,8 @@ func (s *Store) finish(e *entry, to state) {
 // abandon aborts a builder the garbage collector found unreachable.
 func (s *Store) abandon(e *entry) {
 	if wordState(e.rc.Load()) == statePending {
-		s.abort(e)
+		s.abort(e, true)
+		return
 	}
 	s.decRef(e)
 }
@@ -283,8 +287,7 @@ func (b *Builder) Seal() error {
 	}
 	e := b.e
 	b.done()
-	b.s.seal(e)
-	b.s.decRef(e)
+	b.s.seal(e, true)
 	return nil
 }
 
@@ -297,8 +300,7 @@ func (b *Builder) Abort() {
 	}
 	e := b.e
 	b.done()
-	b.s.abort(e)
-	b.s.decRef(e)
+	b.s.abort(e, true)
 }
 
 func (b *Builder) done() {

@@ -674,3 +674,27 @@ func TestConcurrent(t *testing.T) {
 	wg.Wait()
 	requireEmpty(t, s)
 }
+
+// TestSealReleasesBeforeWaking: a waiter woken by Seal that drops the last ref
+// finds the object freed at once: the builder's own count is given back before
+// the waiters wake.
+func TestSealReleasesBeforeWaking(t *testing.T) {
+	s := newStore(t, Config{})
+	ctx := context.Background()
+	for range 50 {
+		b, err := s.Create(ctx, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := b.Ref()
+		go b.Seal()
+		if _, _, err := s.Wait(ctx, []trove.Ref{ref}, 1); err != nil {
+			t.Fatal(err)
+		}
+		ref.Drop()
+		if n := s.Stats().Objects; n != 0 {
+			t.Fatalf("%d objects left right after the last ref of a sealed object was dropped", n)
+		}
+	}
+	requireEmpty(t, s)
+}
