@@ -44,10 +44,11 @@ type Config struct {
 	SpillDirs []string
 	// SpillWorkers is the number of I/O workers that write and restore. Default 4.
 	SpillWorkers int
-	// MinSpillSize is the least a background spill writes at once, so that many
-	// small objects become few large writes. Default 100 MiB. When memory is
-	// short, and for a creator that cannot otherwise get room, batches are
-	// as small as needed.
+	// MinSpillSize is the least a spill writes at once, if that much can be
+	// spilled, so that many small objects become few large writes (Ray's
+	// min_spilling_size). Default 100 MiB. A creator that cannot get room spills
+	// a batch of this size itself (or whatever can go, if less); the background
+	// spiller waits until it can fill one, unless memory is over 95% full.
 	MinSpillSize int64
 	// SpillThreshold is the fraction of Capacity in use above which objects are
 	// spilled in the background. Default 0.8.

@@ -186,6 +186,7 @@ func (s *Store) Wait(ctx context.Context, refs []trove.Ref, numReturns int) (rea
 			return nil, nil, fmt.Errorf("wait: %w", trove.ErrClosed)
 		}
 		n, cut := 0, len(refs)
+		var waitOn []*entry // the refs found pending, each counted in need below
 		for i, r := range refs {
 			if n == numReturns {
 				cut = i
@@ -197,19 +198,16 @@ func (s *Store) Wait(ctx context.Context, refs []trove.Ref, numReturns int) (rea
 			}
 			if wordState(e.rc.Load()).ready() {
 				n++
+			} else {
+				waitOn = append(waitOn, e)
 			}
 		}
 		if n >= numReturns {
 			ready, pending = s.splitReady(refs, cut, numReturns)
 			return ready, pending, nil
 		}
-		// Every ref was examined and too few are ready: wait on the pending ones.
-		var waitOn []*entry
-		for _, r := range refs {
-			if e, err := s.entryOf(r); err == nil && !wordState(e.rc.Load()).ready() {
-				waitOn = append(waitOn, e)
-			}
-		}
+		// Every ref was examined and too few are ready: wait on the pending ones
+		// (waitMany counts those that became ready since).
 		if err := s.waitMany(ctx, waitOn, numReturns-n); err != nil {
 			ready, pending = s.splitReady(refs, len(refs), numReturns)
 			return ready, pending, fmt.Errorf("wait: %d of %d ready, wanted %d: %w", len(ready), len(refs), numReturns, err)

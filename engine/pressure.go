@@ -46,10 +46,10 @@ type pressure struct {
 		secondary  *eviction.LRU[*entry]
 	}
 
-	reclaimMu sync.Mutex    // one synchronous reclaim at a time
-	passMu    sync.Mutex    // held by the background spiller during a pass
-	kick      chan struct{} // wakes the background spiller
-	done      chan struct{} // closed when the background spiller has stopped
+	reclaimSem chan struct{} // one synchronous reclaim at a time (capacity 1)
+	passMu     sync.Mutex    // held by the background spiller during a pass
+	kick       chan struct{} // wakes the background spiller
+	done       chan struct{} // closed when the background spiller has stopped
 
 	lastSpillErr atomic.Pointer[error] // the last spill failure, for ErrOutOfDisk
 
@@ -66,6 +66,7 @@ func (s *Store) startPressure() error {
 	p.lru.primary = eviction.New[*entry]()
 	p.lru.secondary = eviction.New[*entry]()
 	p.kick = make(chan struct{}, 1)
+	p.reclaimSem = make(chan struct{}, 1)
 	p.done = make(chan struct{})
 	if s.cfg.DisableSpilling {
 		close(p.done)
@@ -99,10 +100,14 @@ func (s *Store) stopPressure() error {
 func (s *Store) track(e *entry) {
 	p := &s.pressure
 	p.lru.Lock()
-	if e.more.secondary {
-		p.lru.secondary.Add(e, e.more.size)
-	} else {
-		p.lru.primary.Add(e, e.more.size)
+	// Not if it was freed, spilled or held meanwhile: a free's untrack comes after
+	// its state change, so it either is seen here or removes what is added here.
+	if w := e.rc.Load(); wordState(w) == stateSealed && w&holdBit == 0 {
+		if e.more.secondary {
+			p.lru.secondary.Add(e, e.more.size)
+		} else {
+			p.lru.primary.Add(e, e.more.size)
+		}
 	}
 	p.lru.Unlock()
 	if p.spiller != nil && s.overThreshold() {
@@ -154,10 +159,12 @@ func (s *Store) backgroundSpiller() {
 			if !short {
 				want = max(want, s.cfg.MinSpillSize)
 			}
+			s.pressure.reclaimSem <- struct{}{} // one reclaimer at a time, this pass included
 			freed, err := s.reclaimBytes(ctx, want, !short)
 			if short && err == nil && freed == 0 {
 				freed, err = s.reclaimBytes(ctx, want, false) // memory is short: copies go too
 			}
+			<-s.pressure.reclaimSem
 			if err != nil || freed == 0 {
 				break // nothing more can go now; the next kick retries
 			}
@@ -173,8 +180,8 @@ func (s *Store) backgroundSpiller() {
 func (s *Store) WaitIdle() {
 	p := &s.pressure
 	p.passMu.Lock()
-	p.reclaimMu.Lock()
-	p.reclaimMu.Unlock()
+	p.reclaimSem <- struct{}{}
+	<-p.reclaimSem
 	p.passMu.Unlock()
 }
 
@@ -183,9 +190,16 @@ func (s *Store) WaitIdle() {
 // reports whether it freed anything.
 func (s *Store) reclaim(ctx context.Context, need int64) bool {
 	p := &s.pressure
-	p.reclaimMu.Lock()
-	defer p.reclaimMu.Unlock()
-	if s.alloc.Stats().LargestFree >= need { // another reclaim made room meanwhile
+	select {
+	case p.reclaimSem <- struct{}{}:
+	case <-ctx.Done():
+		return false // the caller's wait loop reports the deadline
+	case <-s.closing:
+		return false
+	}
+	defer func() { <-p.reclaimSem }()
+	if off, ok := s.alloc.Alloc(need); ok { // another reclaim made room meanwhile
+		_ = s.alloc.Free(off)
 		return true
 	}
 	if p.inflight.Load() >= need {
@@ -462,6 +476,10 @@ func (s *Store) restore(ctx context.Context, e *entry) error {
 			return trove.ErrClosed
 		}
 	}
+	if !e.addRef() { // the Get's handle was dropped under it
+		sh.mu.Unlock()
+		return trove.ErrObjectFreed
+	}
 	e.more.restoring = true
 	sh.mu.Unlock()
 	s.pressure.restoring.Add(1)
@@ -471,12 +489,21 @@ func (s *Store) restore(ctx context.Context, e *entry) error {
 	e.more.restoring = false
 	sh.mu.Unlock()
 	s.wakeWaiters(e)
+	s.decRef(e)
 	return err
 }
 
 // readBack reads a spilled object into fresh memory and makes it resident again.
 // The caller is the object's only restorer; the object stays on disk too.
 func (s *Store) readBack(ctx context.Context, e *entry) error {
+	s.writers.Add(1) // it writes into the arena: see maybeUnmap
+	defer func() {
+		s.writers.Add(-1)
+		_ = s.maybeUnmap()
+	}()
+	if s.closed.Load() {
+		return trove.ErrClosed
+	}
 	size := e.more.size
 	off, err := s.allocateForRestore(ctx, size)
 	var data []byte

@@ -115,11 +115,10 @@ func (s *Store) createEntry(ctx context.Context, copyOf trove.ObjectID, size int
 	if copyOf.IsZero() {
 		e = &entry{id: trove.NewObjectID(s.cfg.Node, s.seq.Add(1)), off: offInline}
 	} else {
-		e = &entry{id: copyOf, off: offInline}
-		if s.lookup(copyOf) != nil {
-			s.dropChildren(children)
-			return nil, fmt.Errorf("create a copy of %s: %w", copyOf, ErrCopyExists)
+		if old := s.lookup(copyOf); old != nil {
+			return s.reviveCopy(ctx, old, size)
 		}
+		e = &entry{id: copyOf, off: offInline}
 	}
 	if children != nil {
 		e.more = &entryMore{children: children}
@@ -159,6 +158,43 @@ func (s *Store) createEntry(ctx context.Context, copyOf trove.ObjectID, size int
 		sh.inlineObjects.Add(1)
 		sh.inlineBytes.Add(int64(size))
 	}
+	s.puts.Add(1)
+	return e, nil
+}
+
+// reviveCopy makes an evicted secondary copy pending again, with fresh memory, for
+// CreateCopy to fill: the refs still held to it then see a future that Seal
+// completes, as when the copy was first pulled. Any other existing copy is
+// ErrCopyExists.
+func (s *Store) reviveCopy(ctx context.Context, e *entry, size int) (*entry, error) {
+	if w := e.rc.Load(); wordState(w) != stateEvicted {
+		return nil, fmt.Errorf("create a copy of %s: %w", e.id, ErrCopyExists)
+	}
+	if int64(size) != e.more.size {
+		return nil, fmt.Errorf("create a copy of %s: %d bytes, but the evicted copy had %d", e.id, size, e.more.size)
+	}
+	off, err := s.allocate(ctx, int64(size))
+	if err != nil {
+		return nil, fmt.Errorf("create a copy of %s: %w", e.id, err)
+	}
+	for {
+		w := e.rc.Load()
+		if wordState(w) != stateEvicted || wordRefs(w) == 0 { // revived or freed meanwhile
+			_ = s.alloc.Free(off)
+			s.wakeRoom()
+			return nil, fmt.Errorf("create a copy of %s: %w", e.id, ErrCopyExists)
+		}
+		// The memory is published by this CAS: nobody reads e.off or e.data of an
+		// evicted entry, and Get pins only sealed ones.
+		e.off, e.data = off, s.arena.ReadOnly(off, int64(size))
+		if e.rc.CompareAndSwap(w, withState(w, statePending)+refOne) {
+			break
+		}
+	}
+	e.more.evicted = false
+	s.pressure.evictedLive.Add(-int64(size))
+	sh := s.shardFor(e)
+	sh.pending.Add(1)
 	s.puts.Add(1)
 	return e, nil
 }
@@ -215,12 +251,17 @@ func (s *Store) abort(e *entry, release bool) {
 }
 
 func (s *Store) finish(e *entry, to state, release bool) {
+	var w uint64
 	for {
-		w := e.rc.Load()
-		if wordState(w) != statePending {
-			panic(fmt.Sprintf("engine: %s of %s in state %s", to, e.id, wordState(w)))
+		old := e.rc.Load()
+		if wordState(old) != statePending {
+			panic(fmt.Sprintf("engine: %s of %s in state %s", to, e.id, wordState(old)))
 		}
-		if e.rc.CompareAndSwap(w, withState(w, to)) {
+		w = withState(old, to)
+		if release {
+			w -= refOne // in the same step: whoever sees the new state sees the count gone
+		}
+		if e.rc.CompareAndSwap(old, w) {
 			break
 		}
 	}
@@ -235,8 +276,8 @@ func (s *Store) finish(e *entry, to state, release bool) {
 		ws, e.more.waiters = e.more.waiters, nil
 	}
 	sh.mu.Unlock()
-	if release {
-		s.decRef(e) // waiters hold refs of their own: this frees e only if there are none
+	if release && idle(w) {
+		s.tryFree(e) // no handle and no waiter (waiters hold refs of their own)
 	}
 	for _, w := range ws {
 		w.ready()

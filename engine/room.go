@@ -16,6 +16,7 @@ func (s *Store) allocate(ctx context.Context, size int64) (int64, error) {
 	if size > s.alloc.Capacity() {
 		return 0, fmt.Errorf("%s > capacity %s: %w", trove.HumanBytes(size), trove.HumanBytes(s.alloc.Capacity()), trove.ErrObjectTooLarge)
 	}
+	size = max(size, 1) // the allocator refuses 0 bytes; e.data keeps the asked length
 	counted := false
 	for {
 		if off, ok := s.alloc.Alloc(size); ok {

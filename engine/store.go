@@ -33,6 +33,7 @@ type Store struct {
 
 	closing   chan struct{} // closed by Close: wakes every waiter
 	closed    atomic.Bool
+	stopped   atomic.Bool // set by Close once no spill reads the arena any more
 	unmapOnce sync.Once
 	// writers counts creators that may still write into the arena: from before
 	// create checks closed until the object is sealed or aborted. With the views,
@@ -94,6 +95,7 @@ func (s *Store) Close() error {
 	}
 	close(s.closing)
 	err := s.stopPressure()
+	s.stopped.Store(true)
 	if uerr := s.maybeUnmap(); err == nil {
 		err = uerr
 	}
@@ -106,7 +108,7 @@ func (s *Store) Close() error {
 // counters, so (atomics being sequentially consistent) one of the two always sees
 // the other.
 func (s *Store) maybeUnmap() error {
-	if !s.closed.Load() || s.writers.Load() != 0 || s.totalViews() != 0 {
+	if !s.stopped.Load() || s.writers.Load() != 0 || s.totalViews() != 0 {
 		return nil
 	}
 	var err error

@@ -105,7 +105,7 @@ func (e *entry) inline() bool { return e.off == offInline }
 
 // size returns the object's size in bytes, resident or not.
 func (e *entry) size() int64 {
-	if e.more != nil && !e.inline() {
+	if !e.inline() { // e.off never changes for an inline object; e.more may be set under a lock
 		return e.more.size
 	}
 	return int64(len(e.data))
