@@ -430,8 +430,6 @@ func TestFaultStalledSpill(t *testing.T) {
 // deleted (it is kicked again by each failed batch, whose objects go back to the
 // eviction order).
 func TestFaultFailingDiskPaced(t *testing.T) {
-	t.Skip("engine bug: the background spiller retries a failed batch at once, without pause " +
-		"(~800 failed batches/s on write errors, ~180,000/s with no free space); remove this Skip with the fix to backgroundSpiller")
 	for _, tc := range []struct {
 		name      string
 		breakDisk func(efs *errorfs.FS, dir string) (undo func())
@@ -476,8 +474,6 @@ func TestFaultFailingDiskPaced(t *testing.T) {
 // creator that needs room must still fail at its deadline (ErrStoreFull), not
 // hang with the disk: a Put's context bounds its wait for room.
 func TestFaultStalledSpillDeadline(t *testing.T) {
-	t.Skip("engine bug: reclaim waits for reclaimMu (a sync.Mutex) regardless of the caller's context, " +
-		"so a creator or restore needing room hangs as long as another's spill write does; remove this Skip with the fix to reclaim")
 	efs := errorfs.New()
 	s, dir := faultStore(t, 32<<20, efs, func(c *Config) { c.SpillThreshold = 1 })
 	objs := putObjects(t, s, 7, 4<<20, 300) // 28 MiB of 32

@@ -144,6 +144,7 @@ func (s *Store) backgroundSpiller() {
 		<-s.closing
 		cancel()
 	}()
+	var backoff time.Duration // the pause after the last failed pass; 0 after a good one
 	for {
 		select {
 		case <-s.closing:
@@ -151,6 +152,7 @@ func (s *Store) backgroundSpiller() {
 		case <-s.pressure.kick:
 		}
 		s.pressure.passMu.Lock()
+		failed := false
 		for s.overThreshold() && !s.closed.Load() {
 			used := s.alloc.Stats().Used
 			target := int64(s.cfg.SpillThreshold*float64(s.cfg.Capacity)) * 9 / 10
@@ -166,12 +168,34 @@ func (s *Store) backgroundSpiller() {
 			}
 			<-s.pressure.reclaimSem
 			if err != nil || freed == 0 {
+				failed = err != nil
 				break // nothing more can go now; the next kick retries
 			}
 		}
 		s.pressure.passMu.Unlock()
+		if !failed {
+			backoff = 0
+			continue
+		}
+		// The disk refused the batch (full, or failing). Retrying at once would
+		// spin: the failed batch's objects go back to the eviction order, and
+		// that kicks this loop again. Pause, longer after each failure in a row;
+		// a creator that needs room meanwhile still spills for itself.
+		backoff = min(max(2*backoff, spillRetryMin), spillRetryMax)
+		select {
+		case <-s.closing:
+			return
+		case <-time.After(backoff):
+		}
 	}
 }
+
+// The background spiller's pause after a failed pass: doubling from
+// spillRetryMin up to spillRetryMax while the failures go on.
+const (
+	spillRetryMin = 50 * time.Millisecond
+	spillRetryMax = 5 * time.Second
+)
 
 // WaitIdle blocks until no spill is being written: the background spiller's pass
 // and any creator's reclaim have finished. An object whose last ref is dropped

@@ -26,7 +26,13 @@
 // The header of an object larger than a window goes out before its checksum is
 // known and is rewritten (pwrite) after its data. Each live file holds one open
 // descriptor, which Restore's pread(2) calls use; Restore reads and checksums
-// 256 KiB at a time, for the same reason.
+// 256 KiB at a time, for the same reason. An object of 4 MiB or more is read in
+// ranges by the caller and the idle workers at once, each range checksummed on
+// its own and the CRCs joined (crc32Combine, zlib's crc32_combine), so that the
+// file still holds one CRC per object.
+//
+// Package errorfs wraps an FS to inject faults (failed, short or stalled writes
+// and reads, a full disk), for tests of this package and of the engine.
 //
 // A file is the batch's objects back to back, each a 40-byte header followed by
 // its data, with no padding, file header or index:
@@ -79,5 +85,7 @@
 //
 // Spiller.mu guards the table of files, each file's live-object bits and reader
 // counts; it is held for map and bit operations only, never during I/O. The work
-// queue has its own mutex. The two are never held together.
+// queue has its own mutex. The two are never held together. A Restore in ranges
+// waits only for ranges other goroutines have begun, never for a worker to
+// start, so restores cannot deadlock on workers busy writing (or stalled).
 package spill

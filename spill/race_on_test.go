@@ -1,5 +1,5 @@
 //go:build race
 
-package spill
+package spill_test
 
 const raceEnabled = true

@@ -95,6 +95,9 @@ type Spiller struct {
 	rr      atomic.Uint64 // the next batch starts at dirs[rr % len(dirs)]
 	fileSeq atomic.Uint64 // the last file number handed out; 0 is never used
 	closing atomic.Bool   // set first thing in Close: writes in progress give up
+	// restoring counts Restores in progress: a large object is read in ranges
+	// on several goroutines only while there are more cores than restores.
+	restoring atomic.Int64
 
 	q       queue
 	workers sync.WaitGroup
@@ -337,7 +340,7 @@ func (s *Spiller) work() {
 		case !ok:
 			return
 		case restore != nil:
-			restore()
+			restore.run()
 		default:
 			s.runSpill(j)
 		}
@@ -581,9 +584,13 @@ type queue struct {
 	mu       sync.Mutex
 	nonEmpty sync.Cond // on mu
 	closed   bool
-	restores []func()
+	restores []restoreTask
 	spills   []*spillJob
 }
+
+// restoreTask is a restore a worker helps with: a RestoreMany, or the ranges of
+// one large object. A pointer in an interface, so queueing one allocates nothing.
+type restoreTask interface{ run() }
 
 func (q *queue) pushSpill(j *spillJob) bool {
 	q.mu.Lock()
@@ -596,13 +603,13 @@ func (q *queue) pushSpill(j *spillJob) bool {
 	return true
 }
 
-func (q *queue) pushRestore(fn func()) bool {
+func (q *queue) pushRestore(t restoreTask) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return false
 	}
-	q.restores = append(q.restores, fn)
+	q.restores = append(q.restores, t)
 	q.nonEmpty.Signal()
 	return true
 }
@@ -620,7 +627,7 @@ func (q *queue) remove(j *spillJob) bool {
 }
 
 // pop waits for work. It returns ok == false once the queue is closed and empty.
-func (q *queue) pop() (restore func(), j *spillJob, ok bool) {
+func (q *queue) pop() (restore restoreTask, j *spillJob, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for len(q.restores) == 0 && len(q.spills) == 0 {

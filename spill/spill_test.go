@@ -1,12 +1,12 @@
-package spill
+package spill_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
-	"math/bits"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -16,18 +16,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trovedb/trove/spill"
+	"github.com/trovedb/trove/spill/errorfs"
 )
 
 // newSpiller starts a Spiller that t's cleanup checks for consistency and closes,
 // then checks that every file is gone.
-func newSpiller(t testing.TB, cfg Config) *Spiller {
+func newSpiller(t testing.TB, cfg spill.Config) *spill.Spiller {
 	t.Helper()
-	s, err := New(cfg)
+	s, err := spill.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		checkConsistent(t, s)
+		spill.CheckConsistent(t, s)
 		dirs := s.Config().Dirs
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -39,51 +42,6 @@ func newSpiller(t testing.TB, cfg Config) *Spiller {
 		}
 	})
 	return s
-}
-
-// checkConsistent verifies the Spiller's table against itself, its counters and
-// the directories (in the manner of bbolt's btesting): run it when no operation
-// is in flight.
-func checkConsistent(t testing.TB, s *Spiller) {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.closed {
-		return
-	}
-	var objects, bytesLive, onDisk int64
-	paths := map[string]bool{}
-	for num, f := range s.mu.files {
-		n := 0
-		for _, w := range f.live {
-			n += bits.OnesCount64(w)
-		}
-		if n != f.nlive || n == 0 || f.readers != 0 || num != f.num {
-			t.Errorf("file %d (%s): %d live bits, nlive %d, readers %d", num, f.path, n, f.nlive, f.readers)
-		}
-		for i := range f.offs {
-			if f.isLive(i) {
-				bytesLive += f.length(i)
-			}
-		}
-		objects += int64(n)
-		onDisk += f.size
-		paths[f.path] = true
-		if fi, err := os.Stat(f.path); err != nil || fi.Size() != f.size {
-			t.Errorf("file %d: %s on disk: %v, want %d bytes", num, f.path, err, f.size)
-		}
-	}
-	st := s.Stats()
-	if st.FilesLive != int64(len(s.mu.files)) || st.ObjectsLive != objects || st.BytesLive != bytesLive || st.BytesOnDisk != onDisk {
-		t.Errorf("stats %+v; table has %d files, %d objects of %d bytes, %d bytes on disk", st, len(s.mu.files), objects, bytesLive, onDisk)
-	}
-	for _, d := range s.dirs {
-		for _, name := range spillFiles(t, d.path) {
-			if p := filepath.Join(d.path, name); !paths[p] {
-				t.Errorf("%s is on disk but in no live file", p)
-			}
-		}
-	}
 }
 
 // spillFiles lists the spill files in dir.
@@ -105,14 +63,18 @@ func spillFiles(t testing.TB, dir string) []string {
 
 // testObject is an object spilled by a test, with what it should read back as.
 type testObject struct {
-	id   ID
+	id   spill.ID
 	data []byte
 	sum  uint32 // checksum of data before the spill
-	loc  Location
+	loc  spill.Location
 }
 
-func randomID(rng *rand.Rand) ID {
-	var id ID
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+func randomID(rng *rand.Rand) spill.ID {
+	var id spill.ID
 	for i := range id {
 		id[i] = byte(rng.Uint32())
 	}
@@ -134,15 +96,15 @@ func makeObjects(rng *rand.Rand, sizes ...int) []*testObject {
 	return objs
 }
 
-func batchOf(objs []*testObject) []Object {
-	out := make([]Object, len(objs))
+func batchOf(objs []*testObject) []spill.Object {
+	out := make([]spill.Object, len(objs))
 	for i, o := range objs {
-		out[i] = Object{ID: o.id, Data: o.data}
+		out[i] = spill.Object{ID: o.id, Data: o.data}
 	}
 	return out
 }
 
-func spillSync(t testing.TB, s *Spiller, objs []*testObject) {
+func spillSync(t testing.TB, s *spill.Spiller, objs []*testObject) {
 	t.Helper()
 	locs, err := s.SpillSync(context.Background(), batchOf(objs))
 	if err != nil {
@@ -157,7 +119,7 @@ func spillSync(t testing.TB, s *Spiller, objs []*testObject) {
 }
 
 // checkRestore restores o into a fresh buffer filled with garbage and compares.
-func checkRestore(t testing.TB, s *Spiller, o *testObject) {
+func checkRestore(t testing.TB, s *spill.Spiller, o *testObject) {
 	t.Helper()
 	dst := bytes.Repeat([]byte{0xa5}, len(o.data))
 	if err := s.Restore(o.id, o.loc, dst); err != nil {
@@ -184,11 +146,11 @@ func exists(path string) bool {
 func TestRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	dirs := tempDirs(t, 3)
-	s := newSpiller(t, Config{Dirs: dirs, Workers: 3})
+	s := newSpiller(t, spill.Config{Dirs: dirs, Workers: 3})
 
 	// Edge sizes around the header and pages, then random sizes up to 8 MiB,
 	// log-uniform so that small and large both appear.
-	sizes := []int{0, 1, HeaderSize - 1, HeaderSize, HeaderSize + 1, 4095, 4096, 0, 1<<20 + 7, 8 << 20}
+	sizes := []int{0, 1, spill.HeaderSize - 1, spill.HeaderSize, spill.HeaderSize + 1, 4095, 4096, 0, 1<<20 + 7, 8 << 20}
 	for range 22 {
 		sizes = append(sizes, int(rng.Int64N(int64(1)<<rng.IntN(24)))) // < 8 MiB
 	}
@@ -208,7 +170,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 		for i, o := range batch {
 			if o.loc.File != batch[0].loc.File || o.loc.Length != int64(len(o.data)) ||
-				(i > 0 && o.loc.Offset != batch[i-1].loc.Offset+batch[i-1].loc.Length+HeaderSize) {
+				(i > 0 && o.loc.Offset != batch[i-1].loc.Offset+batch[i-1].loc.Length+spill.HeaderSize) {
 				t.Errorf("batch %d object %d: location %v", b, i, o.loc)
 			}
 		}
@@ -216,7 +178,7 @@ func TestRoundTrip(t *testing.T) {
 		files = append(files, path)
 		all = append(all, batch...)
 	}
-	checkConsistent(t, s)
+	spill.CheckConsistent(t, s)
 
 	for _, o := range all {
 		checkRestore(t, s, o)
@@ -232,10 +194,10 @@ func TestRoundTrip(t *testing.T) {
 		if err := s.Delete(o.loc); err != nil {
 			t.Fatalf("delete %v: %v", o.loc, err)
 		}
-		if err := s.Delete(o.loc); !errors.Is(err, ErrUnknownLocation) {
+		if err := s.Delete(o.loc); !errors.Is(err, spill.ErrUnknownLocation) {
 			t.Fatalf("second delete of %v: %v, want ErrUnknownLocation", o.loc, err)
 		}
-		if err := s.Restore(o.id, o.loc, make([]byte, len(o.data))); !errors.Is(err, ErrUnknownLocation) {
+		if err := s.Restore(o.id, o.loc, make([]byte, len(o.data))); !errors.Is(err, spill.ErrUnknownLocation) {
 			t.Fatalf("restore of deleted %v: %v, want ErrUnknownLocation", o.loc, err)
 		}
 		deleted := map[*testObject]bool{}
@@ -251,7 +213,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 
 	st := s.Stats()
-	want := Stats{Spills: int64(len(batches)), SpilledObjects: int64(len(all)), Restores: int64(len(all)),
+	want := spill.Stats{Spills: int64(len(batches)), SpilledObjects: int64(len(all)), Restores: int64(len(all)),
 		FilesDeleted: int64(len(batches))}
 	for _, o := range all {
 		want.SpilledBytes += int64(len(o.data))
@@ -270,7 +232,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestRestoreMany(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	s := newSpiller(t, Config{Dirs: tempDirs(t, 2), Workers: 4})
+	s := newSpiller(t, spill.Config{Dirs: tempDirs(t, 2), Workers: 4})
 	var all []*testObject
 	for range 3 {
 		batch := makeObjects(rng, 0, 10, 100<<10, 1<<20, 3<<20, 777, 64<<10)
@@ -280,9 +242,9 @@ func TestRestoreMany(t *testing.T) {
 	if errs := s.RestoreMany(nil); len(errs) != 0 {
 		t.Fatalf("RestoreMany(nil) = %v", errs)
 	}
-	reqs := make([]RestoreRequest, len(all))
+	reqs := make([]spill.RestoreRequest, len(all))
 	for i, o := range all {
-		reqs[i] = RestoreRequest{ID: o.id, Loc: o.loc, Dst: bytes.Repeat([]byte{1}, len(o.data))}
+		reqs[i] = spill.RestoreRequest{ID: o.id, Loc: o.loc, Dst: bytes.Repeat([]byte{1}, len(o.data))}
 	}
 	// Two bad requests: another object's ID, and a deleted object.
 	reqs[4].ID = all[5].id
@@ -294,11 +256,11 @@ func TestRestoreMany(t *testing.T) {
 	for i, err := range errs {
 		switch {
 		case i == 4:
-			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "names object "+all[4].id.String()) {
+			if !errors.Is(err, spill.ErrCorrupt) || !strings.Contains(err.Error(), "names object "+all[4].id.String()) {
 				t.Errorf("request with another object's ID: %v, want ErrCorrupt", err)
 			}
 		case i == 9:
-			if !errors.Is(err, ErrUnknownLocation) {
+			if !errors.Is(err, spill.ErrUnknownLocation) {
 				t.Errorf("request for a deleted object: %v, want ErrUnknownLocation", err)
 			}
 		case err != nil:
@@ -320,15 +282,15 @@ func TestRestoreMany(t *testing.T) {
 // writing a batch; the caller does the work itself.
 func TestRestoreManyBusyWorkers(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	efs := newErrorFS()
+	efs := errorfs.New()
 	dirs := tempDirs(t, 1)
-	s := newSpiller(t, Config{Dirs: dirs, Workers: 1, FS: efs})
+	s := newSpiller(t, spill.Config{Dirs: dirs, Workers: 1, FS: efs})
 	objs := makeObjects(rng, 1000, 2000, 3000)
 	spillSync(t, s, objs)
 
-	stall := efs.inject(fault{kind: stallWrite, gate: make(chan struct{})})
+	stall := efs.Inject(errorfs.Fault{Kind: errorfs.StallWrite, Gate: make(chan struct{})})
 	done := make(chan error, 1)
-	if err := s.Spill(batchOf(makeObjects(rng, 10)), func(locs []Location, err error) {
+	if err := s.Spill(batchOf(makeObjects(rng, 10)), func(locs []spill.Location, err error) {
 		if err == nil {
 			err = s.Delete(locs[0])
 		}
@@ -336,18 +298,18 @@ func TestRestoreManyBusyWorkers(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	<-stall.entered
+	<-stall.Entered()
 
-	reqs := make([]RestoreRequest, len(objs))
+	reqs := make([]spill.RestoreRequest, len(objs))
 	for i, o := range objs {
-		reqs[i] = RestoreRequest{ID: o.id, Loc: o.loc, Dst: make([]byte, len(o.data))}
+		reqs[i] = spill.RestoreRequest{ID: o.id, Loc: o.loc, Dst: make([]byte, len(o.data))}
 	}
 	for i, err := range s.RestoreMany(reqs) {
 		if err != nil || !bytes.Equal(reqs[i].Dst, objs[i].data) {
 			t.Errorf("request %d: %v", i, err)
 		}
 	}
-	close(stall.gate)
+	close(stall.Gate)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -362,21 +324,21 @@ func TestRestoreManyBusyWorkers(t *testing.T) {
 // the other.
 func TestRestoreManyParallel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(23, 24))
-	efs := newErrorFS()
-	s := newSpiller(t, Config{Dirs: tempDirs(t, 1), Workers: 2, FS: efs})
+	efs := errorfs.New()
+	s := newSpiller(t, spill.Config{Dirs: tempDirs(t, 1), Workers: 2, FS: efs})
 	objs := makeObjects(rng, 1000, 2000)
 	spillSync(t, s, objs)
-	stall := efs.inject(fault{kind: stallRead, nth: 1, gate: make(chan struct{})})
-	release := sync.OnceFunc(func() { close(stall.gate) })
+	stall := efs.Inject(errorfs.Fault{Kind: errorfs.StallRead, Nth: 1, Gate: make(chan struct{})})
+	release := sync.OnceFunc(func() { close(stall.Gate) })
 	defer release()
 
-	reqs := make([]RestoreRequest, len(objs))
+	reqs := make([]spill.RestoreRequest, len(objs))
 	for i, o := range objs {
-		reqs[i] = RestoreRequest{ID: o.id, Loc: o.loc, Dst: make([]byte, len(o.data))}
+		reqs[i] = spill.RestoreRequest{ID: o.id, Loc: o.loc, Dst: make([]byte, len(o.data))}
 	}
 	done := make(chan []error)
 	go func() { done <- s.RestoreMany(reqs) }()
-	<-stall.entered
+	<-stall.Entered()
 	for deadline := time.Now().Add(10 * time.Second); s.Stats().Restores < 1; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the second request waited for the stuck first: RestoreMany is not parallel")
@@ -419,35 +381,35 @@ func TestWriteErrors(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		fault   fault
+		fault   errorfs.Fault
 		sizes   []int
 		wantErr error
 		wantMsg string
 	}{
-		{"create", fault{kind: createErr, nth: 1, err: syscall.EACCES}, []int{100}, syscall.EACCES, "create"},
-		{"first write", fault{kind: writeErr, nth: 1, err: syscall.EIO}, []int{100, 200}, syscall.EIO, "(1 of 2 in the batch)"},
-		{"second write", fault{kind: writeErr, nth: 2, err: syscall.EIO}, many, syscall.EIO, "(513 of 600 in the batch)"},
+		{"create", errorfs.Fault{Kind: errorfs.CreateErr, Nth: 1, Err: syscall.EACCES}, []int{100}, syscall.EACCES, "create"},
+		{"first write", errorfs.Fault{Kind: errorfs.WriteErr, Nth: 1, Err: syscall.EIO}, []int{100, 200}, syscall.EIO, "(1 of 2 in the batch)"},
+		{"second write", errorfs.Fault{Kind: errorfs.WriteErr, Nth: 2, Err: syscall.EIO}, many, syscall.EIO, "(513 of 600 in the batch)"},
 		// Three windows of data and a header: three full windows, the last 40
 		// bytes, then the header rewritten with its checksum.
-		{"header rewrite", fault{kind: writeErr, nth: 5, err: syscall.EIO}, []int{3 * writeWindow}, syscall.EIO, "writeat"},
+		{"header rewrite", errorfs.Fault{Kind: errorfs.WriteErr, Nth: 5, Err: syscall.EIO}, []int{3 * spill.WriteWindow}, syscall.EIO, "writeat"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			efs := newErrorFS()
+			efs := errorfs.New()
 			dirs := tempDirs(t, 2)
-			s := newSpiller(t, Config{Dirs: dirs, FS: efs})
+			s := newSpiller(t, spill.Config{Dirs: dirs, FS: efs})
 			objs := makeObjects(rng, tt.sizes...)
-			efs.inject(tt.fault)
+			efs.Inject(tt.fault)
 			_, err := s.SpillSync(context.Background(), batchOf(objs))
-			if !errors.Is(err, tt.wantErr) || errors.Is(err, ErrOutOfDisk) {
+			if !errors.Is(err, tt.wantErr) || errors.Is(err, spill.ErrOutOfDisk) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
 			if !strings.Contains(err.Error(), tt.wantMsg) || !strings.Contains(err.Error(), dirs[0]) {
 				t.Errorf("error %q does not say %q and the directory %s", err, tt.wantMsg, dirs[0])
 			}
-			if tt.fault.kind == writeErr {
-				obj := objs[objectAt(batchOf(objs), 0)]
-				if tt.fault.nth == 2 {
+			if tt.fault.Kind == errorfs.WriteErr {
+				obj := objs[0] // the one whose bytes the first write began with
+				if tt.fault.Nth == 2 {
 					obj = objs[512]
 				}
 				if !strings.Contains(err.Error(), obj.id.String()) {
@@ -471,16 +433,16 @@ func TestWriteErrors(t *testing.T) {
 func TestOutOfDisk(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	sizes := []int{64 << 10, 64 << 10, 64 << 10, 64 << 10}
-	need := int64(4 * (64<<10 + HeaderSize))
+	need := int64(4 * (64<<10 + spill.HeaderSize))
 
 	t.Run("next directory", func(t *testing.T) {
-		efs := newErrorFS()
+		efs := errorfs.New()
 		dirs := tempDirs(t, 3)
-		s := newSpiller(t, Config{Dirs: dirs, FS: efs})
-		full := efs.inject(fault{kind: noSpace, path: dirs[0], budget: 1000})
+		s := newSpiller(t, spill.Config{Dirs: dirs, FS: efs})
+		full := efs.Inject(errorfs.Fault{Kind: errorfs.NoSpace, Path: dirs[0], Budget: 1000})
 		objs := makeObjects(rng, sizes...)
 		spillSync(t, s, objs)
-		if full.fired == 0 {
+		if full.Fired() == 0 {
 			t.Fatal("the first directory was never tried")
 		}
 		if got := filepath.Dir(s.Path(objs[0].loc)); got != dirs[1] {
@@ -496,14 +458,14 @@ func TestOutOfDisk(t *testing.T) {
 	})
 
 	t.Run("free space check", func(t *testing.T) {
-		efs := newErrorFS()
+		efs := errorfs.New()
 		dirs := tempDirs(t, 2)
-		s := newSpiller(t, Config{Dirs: dirs, FS: efs})
-		efs.setAvailable(dirs[0], need-1)
-		never := efs.inject(fault{kind: createErr, path: dirs[0], err: syscall.EIO})
+		s := newSpiller(t, spill.Config{Dirs: dirs, FS: efs})
+		efs.SetAvailable(dirs[0], need-1)
+		never := efs.Inject(errorfs.Fault{Kind: errorfs.CreateErr, Path: dirs[0], Err: syscall.EIO})
 		objs := makeObjects(rng, sizes...)
 		spillSync(t, s, objs)
-		if never.seen != 0 {
+		if never.Seen() != 0 {
 			t.Error("a file was created in a directory without room for the batch")
 		}
 		if got := filepath.Dir(s.Path(objs[0].loc)); got != dirs[1] {
@@ -512,17 +474,17 @@ func TestOutOfDisk(t *testing.T) {
 	})
 
 	t.Run("every directory", func(t *testing.T) {
-		efs := newErrorFS()
+		efs := errorfs.New()
 		dirs := tempDirs(t, 3)
-		s := newSpiller(t, Config{Dirs: dirs, FS: efs})
+		s := newSpiller(t, spill.Config{Dirs: dirs, FS: efs})
 		budgets := []int64{0, 100 << 10, 7}
 		for i, d := range dirs {
-			efs.inject(fault{kind: noSpace, path: d, budget: budgets[i]})
+			efs.Inject(errorfs.Fault{Kind: errorfs.NoSpace, Path: d, Budget: budgets[i]})
 		}
 		objs := makeObjects(rng, sizes...)
 		_, err := s.SpillSync(context.Background(), batchOf(objs))
-		var ood *OutOfDiskError
-		if !errors.Is(err, ErrOutOfDisk) || !errors.Is(err, syscall.ENOSPC) || !errors.As(err, &ood) {
+		var ood *spill.OutOfDiskError
+		if !errors.Is(err, spill.ErrOutOfDisk) || !errors.Is(err, syscall.ENOSPC) || !errors.As(err, &ood) {
 			t.Fatalf("err = %v, want ErrOutOfDisk and ENOSPC", err)
 		}
 		if ood.Needed != need || ood.Objects != 4 || len(ood.Tried) != 3 {
@@ -546,13 +508,13 @@ func TestOutOfDisk(t *testing.T) {
 	})
 
 	t.Run("short write", func(t *testing.T) {
-		efs := newErrorFS()
+		efs := errorfs.New()
 		dirs := tempDirs(t, 1)
-		s := newSpiller(t, Config{Dirs: dirs, FS: efs})
-		efs.inject(fault{kind: shortWrite, nth: 1})
+		s := newSpiller(t, spill.Config{Dirs: dirs, FS: efs})
+		efs.Inject(errorfs.Fault{Kind: errorfs.ShortWrite, Nth: 1})
 		objs := makeObjects(rng, sizes...)
 		_, err := s.SpillSync(context.Background(), batchOf(objs))
-		if !errors.Is(err, ErrOutOfDisk) || !errors.Is(err, io.ErrShortWrite) || !strings.Contains(err.Error(), dirs[0]) {
+		if !errors.Is(err, spill.ErrOutOfDisk) || !errors.Is(err, io.ErrShortWrite) || !strings.Contains(err.Error(), dirs[0]) {
 			t.Fatalf("err = %v, want ErrOutOfDisk for a short write in %s", err, dirs[0])
 		}
 		checkNoFiles(t, dirs)
@@ -567,15 +529,16 @@ func TestRestoreCorrupt(t *testing.T) {
 	// (read 1 is the header, read 2 the data), or by changing the file on disk.
 	tests := []struct {
 		name   string
-		fault  *fault
+		fault  *errorfs.Fault
 		spoil  func(t *testing.T, path string, objs []*testObject)
 		reason string
 	}{
-		{name: "flipped data byte", fault: &fault{kind: flipByte, nth: 2, at: 12345}, reason: "data checksum mismatch"},
-		{name: "flipped header byte", fault: &fault{kind: flipByte, nth: 1, at: offID + 3}, reason: "header checksum mismatch"},
-		{name: "flipped magic", fault: &fault{kind: flipByte, nth: 1, at: 0}, reason: "bad magic"},
-		{name: "short data read", fault: &fault{kind: shortRead, nth: 2}, reason: "truncated"},
-		{name: "short header read", fault: &fault{kind: shortRead, nth: 1}, reason: "truncated"},
+		{name: "flipped data byte", fault: &errorfs.Fault{Kind: errorfs.FlipByte, Nth: 2, At: 12345}, reason: "data checksum mismatch"},
+		// Header byte 11 is in the object ID (bytes 8 to 23).
+		{name: "flipped header byte", fault: &errorfs.Fault{Kind: errorfs.FlipByte, Nth: 1, At: 11}, reason: "header checksum mismatch"},
+		{name: "flipped magic", fault: &errorfs.Fault{Kind: errorfs.FlipByte, Nth: 1, At: 0}, reason: "bad magic"},
+		{name: "short data read", fault: &errorfs.Fault{Kind: errorfs.ShortRead, Nth: 2}, reason: "truncated"},
+		{name: "short header read", fault: &errorfs.Fault{Kind: errorfs.ShortRead, Nth: 1}, reason: "truncated"},
 		{name: "byte flipped on disk", spoil: func(t *testing.T, path string, objs []*testObject) {
 			f, err := os.OpenFile(path, os.O_RDWR, 0)
 			if err != nil {
@@ -610,30 +573,30 @@ func TestRestoreCorrupt(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			hdr := make([]byte, HeaderSize)
-			if _, err := f.ReadAt(hdr, objs[2].loc.Offset-HeaderSize); err != nil {
+			hdr := make([]byte, spill.HeaderSize)
+			if _, err := f.ReadAt(hdr, objs[2].loc.Offset-spill.HeaderSize); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := f.WriteAt(hdr, objs[1].loc.Offset-HeaderSize); err != nil {
+			if _, err := f.WriteAt(hdr, objs[1].loc.Offset-spill.HeaderSize); err != nil {
 				t.Fatal(err)
 			}
 		}, reason: "the header there names object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			efs := newErrorFS()
-			s := newSpiller(t, Config{Dirs: tempDirs(t, 1), FS: efs})
+			efs := errorfs.New()
+			s := newSpiller(t, spill.Config{Dirs: tempDirs(t, 1), FS: efs})
 			objs := makeObjects(rng, sizes...)
 			spillSync(t, s, objs)
 			path := s.Path(objs[1].loc)
 			if tt.fault != nil {
-				efs.inject(*tt.fault)
+				efs.Inject(*tt.fault)
 			} else {
 				tt.spoil(t, path, objs)
 			}
 			err := s.Restore(objs[1].id, objs[1].loc, make([]byte, len(objs[1].data)))
-			var ce *CorruptError
-			if !errors.Is(err, ErrCorrupt) || !errors.As(err, &ce) {
+			var ce *spill.CorruptError
+			if !errors.Is(err, spill.ErrCorrupt) || !errors.As(err, &ce) {
 				t.Fatalf("err = %v, want ErrCorrupt", err)
 			}
 			if ce.ID != objs[1].id || ce.Path != path || ce.Offset != objs[1].loc.Offset || !strings.Contains(ce.Reason, tt.reason) {
@@ -661,29 +624,95 @@ func TestRestoreCorrupt(t *testing.T) {
 	}
 }
 
+// TestRestoreParallel: objects from spill.ParallelRestoreMin on are read in
+// ranges by several goroutines, their CRCs combined. Sizes around the threshold
+// and the range sizes read back intact; damage anywhere is found, and a file
+// that ends early is reported where it ends, as a sequential read would.
+func TestRestoreParallel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(27, 28))
+	const min = spill.ParallelRestoreMin
+	s := newSpiller(t, spill.Config{Dirs: tempDirs(t, 1), Workers: 3})
+	objs := makeObjects(rng, min-1, min, min+1, min+12345, 33<<20+7, 1000)
+	spillSync(t, s, objs)
+	for _, o := range objs {
+		checkRestore(t, s, o)
+	}
+	reqs := make([]spill.RestoreRequest, len(objs))
+	for i, o := range objs {
+		reqs[i] = spill.RestoreRequest{ID: o.id, Loc: o.loc, Dst: make([]byte, len(o.data))}
+	}
+	for i, err := range s.RestoreMany(reqs) {
+		if err != nil || !bytes.Equal(reqs[i].Dst, objs[i].data) {
+			t.Errorf("RestoreMany request %d (%d bytes): %v", i, len(objs[i].data), err)
+		}
+	}
+
+	big := objs[4]
+	path := s.Path(big.loc)
+	put := func(off int64, b byte) { // write b at off into big's data on disk
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt([]byte{b}, big.loc.Offset+off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, off := range []int64{0, 777777, int64(len(big.data)) - 1} {
+		put(off, big.data[off]^0xff)
+		err := s.Restore(big.id, big.loc, make([]byte, len(big.data)))
+		if !errors.Is(err, spill.ErrCorrupt) || !strings.Contains(err.Error(), "data checksum mismatch") {
+			t.Errorf("byte %d of %d flipped: %v, want a checksum mismatch", off, len(big.data), err)
+		}
+		put(off, big.data[off])
+		checkRestore(t, s, big)
+	}
+
+	// Cut the file 9 MiB + 17 bytes into big's data: every range from there on
+	// fails, and the error names the first place.
+	end := int64(9<<20 + 17)
+	if err := os.Truncate(path, big.loc.Offset+end); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Restore(big.id, big.loc, make([]byte, len(big.data)))
+	want := fmt.Sprintf("truncated: the file ends %d bytes into the object's %d bytes of data", end, len(big.data))
+	if !errors.Is(err, spill.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+		t.Errorf("restore from a truncated file: %v, want %q", err, want)
+	}
+	for _, o := range objs[:4] {
+		checkRestore(t, s, o)
+	}
+	for _, o := range objs { // the file goes with them: it no longer matches its table
+		if err := s.Delete(o.loc); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestBadLocations(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
-	s := newSpiller(t, Config{Dirs: tempDirs(t, 1)})
+	s := newSpiller(t, spill.Config{Dirs: tempDirs(t, 1)})
 	objs := makeObjects(rng, 100, 200)
 	spillSync(t, s, objs)
 	loc := objs[1].loc
-	for _, bad := range []Location{{}, {File: loc.File + 1, Offset: loc.Offset, Length: loc.Length},
+	for _, bad := range []spill.Location{{}, {File: loc.File + 1, Offset: loc.Offset, Length: loc.Length},
 		{File: loc.File, Offset: loc.Offset + 1, Length: loc.Length}, {File: loc.File, Offset: loc.Offset, Length: loc.Length - 1},
-		{File: loc.File, Offset: loc.Offset - HeaderSize, Length: loc.Length}} {
-		if err := s.Restore(objs[1].id, bad, make([]byte, bad.Length)); !errors.Is(err, ErrUnknownLocation) {
+		{File: loc.File, Offset: loc.Offset - spill.HeaderSize, Length: loc.Length}} {
+		if err := s.Restore(objs[1].id, bad, make([]byte, bad.Length)); !errors.Is(err, spill.ErrUnknownLocation) {
 			t.Errorf("restore %v: %v, want ErrUnknownLocation", bad, err)
 		}
-		if err := s.Delete(bad); !errors.Is(err, ErrUnknownLocation) {
+		if err := s.Delete(bad); !errors.Is(err, spill.ErrUnknownLocation) {
 			t.Errorf("delete %v: %v, want ErrUnknownLocation", bad, err)
 		}
 	}
 	if err := s.Restore(objs[1].id, loc, make([]byte, 10)); err == nil {
 		t.Error("restore into a buffer of the wrong size succeeded")
 	}
-	if err := s.Spill(nil, func([]Location, error) {}); !errors.Is(err, ErrInvalidBatch) {
+	if err := s.Spill(nil, func([]spill.Location, error) {}); !errors.Is(err, spill.ErrInvalidBatch) {
 		t.Errorf("Spill of no objects: %v", err)
 	}
-	if err := s.Spill(batchOf(objs), nil); !errors.Is(err, ErrInvalidBatch) {
+	if err := s.Spill(batchOf(objs), nil); !errors.Is(err, spill.ErrInvalidBatch) {
 		t.Errorf("Spill without done: %v", err)
 	}
 	for _, o := range objs {
@@ -695,18 +724,18 @@ func TestBadLocations(t *testing.T) {
 // restored defers the removal to the end of the read, which succeeds.
 func TestDeleteDuringRestore(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
-	efs := newErrorFS()
-	s := newSpiller(t, Config{Dirs: tempDirs(t, 1), FS: efs})
+	efs := errorfs.New()
+	s := newSpiller(t, spill.Config{Dirs: tempDirs(t, 1), FS: efs})
 	objs := makeObjects(rng, 100000)
 	spillSync(t, s, objs)
 	path := s.Path(objs[0].loc)
-	stall := efs.inject(fault{kind: stallRead, nth: 2, gate: make(chan struct{})})
-	release := sync.OnceFunc(func() { close(stall.gate) })
+	stall := efs.Inject(errorfs.Fault{Kind: errorfs.StallRead, Nth: 2, Gate: make(chan struct{})})
+	release := sync.OnceFunc(func() { close(stall.Gate) })
 	defer release() // a failure below must not leave the restore, and so Close, stuck
 	done := make(chan error)
 	dst := make([]byte, len(objs[0].data))
 	go func() { done <- s.Restore(objs[0].id, objs[0].loc, dst) }()
-	<-stall.entered
+	<-stall.Entered()
 	if err := s.Delete(objs[0].loc); err != nil {
 		t.Fatal(err)
 	}
@@ -727,7 +756,7 @@ func TestDeleteDuringRestore(t *testing.T) {
 
 func TestConcurrent(t *testing.T) {
 	dirs := tempDirs(t, 3)
-	s := newSpiller(t, Config{Dirs: dirs, Workers: 4})
+	s := newSpiller(t, spill.Config{Dirs: dirs, Workers: 4})
 	const goroutines, rounds = 4, 15
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -738,7 +767,7 @@ func TestConcurrent(t *testing.T) {
 				return
 			default:
 				_ = s.Stats()
-				_ = s.Path(Location{File: 1})
+				_ = s.Path(spill.Location{File: 1})
 				time.Sleep(100 * time.Microsecond)
 			}
 		}
@@ -754,7 +783,7 @@ func TestConcurrent(t *testing.T) {
 				}
 				objs := makeObjects(rng, sizes...)
 				ch := make(chan error, 1)
-				if err := s.Spill(batchOf(objs), func(locs []Location, err error) {
+				if err := s.Spill(batchOf(objs), func(locs []spill.Location, err error) {
 					for i := range locs {
 						objs[i].loc = locs[i]
 					}
@@ -767,9 +796,9 @@ func TestConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				reqs := make([]RestoreRequest, 0, len(objs)+len(kept))
+				reqs := make([]spill.RestoreRequest, 0, len(objs)+len(kept))
 				for _, o := range append(slices.Clone(objs), kept...) {
-					reqs = append(reqs, RestoreRequest{ID: o.id, Loc: o.loc, Dst: make([]byte, len(o.data))})
+					reqs = append(reqs, spill.RestoreRequest{ID: o.id, Loc: o.loc, Dst: make([]byte, len(o.data))})
 				}
 				for i, err := range s.RestoreMany(reqs) {
 					if err != nil || checksum(reqs[i].Dst) != checksum(append(slices.Clone(objs), kept...)[i].data) {
@@ -813,7 +842,7 @@ func TestClose(t *testing.T) {
 	t.Run("default directory", func(t *testing.T) {
 		tmp := t.TempDir()
 		t.Setenv("TMPDIR", tmp)
-		s, err := New(Config{})
+		s, err := spill.New(spill.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -822,7 +851,7 @@ func TestClose(t *testing.T) {
 		if len(cfg.Dirs) != 1 || filepath.Dir(cfg.Dirs[0]) != tmp || !strings.HasPrefix(filepath.Base(cfg.Dirs[0]), want) {
 			t.Fatalf("default Dirs %q, want one %s* in %s", cfg.Dirs, want, tmp)
 		}
-		if cfg.Workers != DefaultWorkers || cfg.MinSpillSize != DefaultMinSpillSize || cfg.Sync {
+		if cfg.Workers != spill.DefaultWorkers || cfg.MinSpillSize != spill.DefaultMinSpillSize || cfg.Sync {
 			t.Errorf("defaults: %+v", cfg)
 		}
 		objs := makeObjects(rng, 1000, 0, 50000)
@@ -843,7 +872,7 @@ func TestClose(t *testing.T) {
 	t.Run("given directories", func(t *testing.T) {
 		existing := t.TempDir()
 		missing := filepath.Join(t.TempDir(), "new")
-		s, err := New(Config{Dirs: []string{existing, missing}, Sync: true})
+		s, err := spill.New(spill.Config{Dirs: []string{existing, missing}, Sync: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -860,40 +889,40 @@ func TestClose(t *testing.T) {
 	})
 
 	t.Run("no parent", func(t *testing.T) {
-		_, err := New(Config{Dirs: []string{t.TempDir(), filepath.Join(t.TempDir(), "a", "b")}})
+		_, err := spill.New(spill.Config{Dirs: []string{t.TempDir(), filepath.Join(t.TempDir(), "a", "b")}})
 		if !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("New with a directory without parent: %v", err)
 		}
 	})
 
 	t.Run("abandons batches", func(t *testing.T) {
-		efs := newErrorFS()
+		efs := errorfs.New()
 		dirs := tempDirs(t, 1)
-		s, err := New(Config{Dirs: dirs, Workers: 1, FS: efs})
+		s, err := spill.New(spill.Config{Dirs: dirs, Workers: 1, FS: efs})
 		if err != nil {
 			t.Fatal(err)
 		}
-		stall := efs.inject(fault{kind: stallWrite, nth: 1, gate: make(chan struct{})})
+		stall := efs.Inject(errorfs.Fault{Kind: errorfs.StallWrite, Nth: 1, Gate: make(chan struct{})})
 		results := make(chan error, 2)
 		for range 2 { // the first is written (and stalls), the second waits in the queue
-			if err := s.Spill(batchOf(makeObjects(rng, 1000, 2000)), func(_ []Location, err error) {
+			if err := s.Spill(batchOf(makeObjects(rng, 1000, 2000)), func(_ []spill.Location, err error) {
 				results <- err
 			}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		<-stall.entered
+		<-stall.Entered()
 		closed := make(chan error)
 		go func() { closed <- s.Close() }()
-		for !s.closing.Load() {
+		for !s.Closing() {
 			time.Sleep(time.Millisecond)
 		}
-		close(stall.gate)
+		close(stall.Gate)
 		if err := <-closed; err != nil {
 			t.Fatal(err)
 		}
 		for range 2 {
-			if err := <-results; !errors.Is(err, ErrClosed) {
+			if err := <-results; !errors.Is(err, spill.ErrClosed) {
 				t.Errorf("batch abandoned by Close: %v, want ErrClosed", err)
 			}
 		}
@@ -904,21 +933,21 @@ func TestClose(t *testing.T) {
 	})
 }
 
-func checkClosed(t *testing.T, s *Spiller, o *testObject) {
+func checkClosed(t *testing.T, s *spill.Spiller, o *testObject) {
 	t.Helper()
-	if err := s.Spill(batchOf([]*testObject{o}), func([]Location, error) { t.Error("done called") }); !errors.Is(err, ErrClosed) {
+	if err := s.Spill(batchOf([]*testObject{o}), func([]spill.Location, error) { t.Error("done called") }); !errors.Is(err, spill.ErrClosed) {
 		t.Errorf("Spill after Close: %v", err)
 	}
-	if _, err := s.SpillSync(context.Background(), batchOf([]*testObject{o})); !errors.Is(err, ErrClosed) {
+	if _, err := s.SpillSync(context.Background(), batchOf([]*testObject{o})); !errors.Is(err, spill.ErrClosed) {
 		t.Errorf("SpillSync after Close: %v", err)
 	}
-	if err := s.Restore(o.id, o.loc, make([]byte, len(o.data))); !errors.Is(err, ErrClosed) {
+	if err := s.Restore(o.id, o.loc, make([]byte, len(o.data))); !errors.Is(err, spill.ErrClosed) {
 		t.Errorf("Restore after Close: %v", err)
 	}
-	if errs := s.RestoreMany([]RestoreRequest{{ID: o.id, Loc: o.loc, Dst: make([]byte, len(o.data))}}); !errors.Is(errs[0], ErrClosed) {
+	if errs := s.RestoreMany([]spill.RestoreRequest{{ID: o.id, Loc: o.loc, Dst: make([]byte, len(o.data))}}); !errors.Is(errs[0], spill.ErrClosed) {
 		t.Errorf("RestoreMany after Close: %v", errs)
 	}
-	if err := s.Delete(o.loc); !errors.Is(err, ErrClosed) {
+	if err := s.Delete(o.loc); !errors.Is(err, spill.ErrClosed) {
 		t.Errorf("Delete after Close: %v", err)
 	}
 	if err := s.Close(); err != nil {
@@ -928,9 +957,9 @@ func checkClosed(t *testing.T, s *Spiller, o *testObject) {
 
 func TestSpillSyncContext(t *testing.T) {
 	rng := rand.New(rand.NewPCG(19, 20))
-	efs := newErrorFS()
+	efs := errorfs.New()
 	dirs := tempDirs(t, 1)
-	s := newSpiller(t, Config{Dirs: dirs, Workers: 1, FS: efs})
+	s := newSpiller(t, spill.Config{Dirs: dirs, Workers: 1, FS: efs})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -939,11 +968,11 @@ func TestSpillSyncContext(t *testing.T) {
 	}
 
 	// A batch queued behind a stalled one gives up when its deadline passes.
-	stall := efs.inject(fault{kind: stallWrite, nth: 1, gate: make(chan struct{})})
-	release := sync.OnceFunc(func() { close(stall.gate) })
+	stall := efs.Inject(errorfs.Fault{Kind: errorfs.StallWrite, Nth: 1, Gate: make(chan struct{})})
+	release := sync.OnceFunc(func() { close(stall.Gate) })
 	defer release()
 	first := make(chan error, 1)
-	if err := s.Spill(batchOf(makeObjects(rng, 100)), func(locs []Location, err error) {
+	if err := s.Spill(batchOf(makeObjects(rng, 100)), func(locs []spill.Location, err error) {
 		if err == nil {
 			err = s.Delete(locs[0])
 		}
@@ -951,7 +980,7 @@ func TestSpillSyncContext(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	<-stall.entered
+	<-stall.Entered()
 	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	queued := make(chan error, 1)
@@ -983,7 +1012,7 @@ func TestRestoreAllocs(t *testing.T) {
 		t.Skip("sync.Pool drops items at random under -race")
 	}
 	rng := rand.New(rand.NewPCG(21, 22))
-	s := newSpiller(t, Config{Dirs: tempDirs(t, 1)})
+	s := newSpiller(t, spill.Config{Dirs: tempDirs(t, 1)})
 	objs := makeObjects(rng, 1<<20)
 	spillSync(t, s, objs)
 	dst := make([]byte, len(objs[0].data))
@@ -1000,7 +1029,7 @@ func TestRestoreAllocs(t *testing.T) {
 // spill file by another route against the file's header.
 func TestVerify(t *testing.T) {
 	rng := rand.New(rand.NewPCG(25, 26))
-	s := newSpiller(t, Config{Dirs: tempDirs(t, 1)})
+	s := newSpiller(t, spill.Config{Dirs: tempDirs(t, 1)})
 	objs := makeObjects(rng, 0, 3000, 2<<20)
 	spillSync(t, s, objs)
 	for _, o := range objs {
@@ -1010,16 +1039,16 @@ func TestVerify(t *testing.T) {
 	}
 	bad := slices.Clone(objs[2].data)
 	bad[len(bad)/2] ^= 1
-	if err := s.Verify(objs[2].id, objs[2].loc, bad); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "checksum mismatch") {
+	if err := s.Verify(objs[2].id, objs[2].loc, bad); !errors.Is(err, spill.ErrCorrupt) || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Errorf("verify of changed bytes: %v, want ErrCorrupt", err)
 	}
-	if err := s.Verify(objs[0].id, objs[1].loc, objs[1].data); !errors.Is(err, ErrCorrupt) {
+	if err := s.Verify(objs[0].id, objs[1].loc, objs[1].data); !errors.Is(err, spill.ErrCorrupt) {
 		t.Errorf("verify under another ID: %v, want ErrCorrupt", err)
 	}
 	if err := s.Delete(objs[1].loc); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Verify(objs[1].id, objs[1].loc, objs[1].data); !errors.Is(err, ErrUnknownLocation) {
+	if err := s.Verify(objs[1].id, objs[1].loc, objs[1].data); !errors.Is(err, spill.ErrUnknownLocation) {
 		t.Errorf("verify of a deleted object: %v, want ErrUnknownLocation", err)
 	}
 }

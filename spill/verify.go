@@ -18,25 +18,22 @@ func (s *Spiller) Verify(id ID, loc Location, data []byte) error {
 		return fmt.Errorf("spill: verify object %s at %v: %w", id, loc, err)
 	}
 	defer s.release(f)
-	corrupt := func(format string, args ...any) error {
-		return &CorruptError{ID: id, Path: f.path, Offset: loc.Offset, Reason: fmt.Sprintf(format, args...)}
-	}
 	var hb [HeaderSize]byte
 	if n, err := f.f.ReadAt(hb[:], loc.Offset-HeaderSize); n < HeaderSize {
-		return corrupt("reading the header: %d of %d bytes: %v", n, HeaderSize, err)
+		return f.corrupt(id, loc, "reading the header: %d of %d bytes: %v", n, HeaderSize, err)
 	}
 	h, err := decodeHeader(hb[:])
 	if err != nil {
-		return corrupt("%v", err)
+		return f.corrupt(id, loc, "%v", err)
 	}
 	switch {
 	case h.id != id:
-		return corrupt("the header there names object %s", h.id)
+		return f.corrupt(id, loc, "the header there names object %s", h.id)
 	case h.length != loc.Length:
-		return corrupt("the header says %d bytes, the location %d", h.length, loc.Length)
+		return f.corrupt(id, loc, "the header says %d bytes, the location %d", h.length, loc.Length)
 	}
 	if got := crc32.Checksum(data, castagnoli); got != h.dataCRC {
-		return corrupt("data checksum mismatch: the header says %08x, the data has %08x", h.dataCRC, got)
+		return f.corrupt(id, loc, "data checksum mismatch: the header says %08x, the data has %08x", h.dataCRC, got)
 	}
 	return nil
 }
