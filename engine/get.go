@@ -68,6 +68,12 @@ func (s *Store) waitOne(ctx context.Context, e *entry) error {
 	if !s.register(e, w) {
 		return nil
 	}
+	return s.await(ctx, e, w)
+}
+
+// await blocks until w, registered with e, fires, ctx ends, or the store closes;
+// in the latter two cases it takes w off e's waiters.
+func (s *Store) await(ctx context.Context, e *entry, w *waiter) error {
 	select {
 	case <-w.ch:
 		return nil

@@ -489,16 +489,7 @@ func (s *Store) restore(ctx context.Context, e *entry) error {
 		w := newWaiter(1)
 		e.more.waiters = append(e.more.waiters, w)
 		sh.mu.Unlock()
-		select {
-		case <-w.ch:
-			return nil
-		case <-ctx.Done():
-			s.unregister(e, w)
-			return ctxError(ctx)
-		case <-s.closing:
-			s.unregister(e, w)
-			return trove.ErrClosed
-		}
+		return s.await(ctx, e, w)
 	}
 	if !e.addRef() { // the Get's handle was dropped under it
 		sh.mu.Unlock()

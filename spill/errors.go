@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/trovedb/trove"
 )
 
 // The errors this package returns, grouped by when they happen. Returned errors
@@ -80,7 +82,7 @@ type DirAttempt struct {
 
 func (e *OutOfDiskError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "spill: out of disk space: a batch of %d objects needs %s", e.Objects, humanBytes(e.Needed))
+	fmt.Fprintf(&b, "spill: out of disk space: a batch of %d objects needs %s", e.Objects, trove.HumanBytes(e.Needed))
 	for i, a := range e.Tried {
 		sep := "; "
 		if i == 0 {
@@ -90,9 +92,9 @@ func (e *OutOfDiskError) Error() string {
 		b.WriteString(a.Dir)
 		switch {
 		case a.Err == nil:
-			fmt.Fprintf(&b, " has only %s free", humanBytes(a.Available))
+			fmt.Fprintf(&b, " has only %s free", trove.HumanBytes(a.Available))
 		default:
-			fmt.Fprintf(&b, " filled up after %s (%v)", humanBytes(a.Written), a.Err)
+			fmt.Fprintf(&b, " filled up after %s (%v)", trove.HumanBytes(a.Written), a.Err)
 		}
 	}
 	b.WriteString("; free space in a spill directory, add one to Config.Dirs, or spill smaller batches")
@@ -109,19 +111,4 @@ func (e *OutOfDiskError) Unwrap() []error {
 		}
 	}
 	return errs
-}
-
-// humanBytes formats n bytes with a binary unit, like trove.HumanBytes (which this
-// package may not import).
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit && n > -unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit || m <= -unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
