@@ -1,8 +1,9 @@
 // Package engine is a node's object store, embeddable in any Go program: the object
 // table and each object's lifecycle (create, seal, get, wait, release, free), small
 // objects kept inline in the Go heap, large ones in the shared-memory arena,
-// reference counts and pins, the wait for room when the store is full, and the
-// statistics. It satisfies trove.Store.
+// reference counts and pins, memory pressure (secondary copies evicted, primaries
+// spilled to disk and restored on Get, see pressure.go), the wait for room when
+// nothing can give way, and the statistics. It satisfies trove.Store.
 //
 //	st, err := engine.Open(engine.Config{}) // 30% of RAM, objects > 100 KiB in shared memory
 //	ref, err := st.Put(ctx, data)           // one copy, sealed
@@ -14,7 +15,9 @@
 // An object is pending from Create until Seal (or Abort), then sealed (immutable)
 // until freed. It is freed when its reference count and its pin count are both zero.
 // The reference count is the number of live Ref handles, plus one per stored object
-// that contains it, plus one while its Builder is open. The pin count is the number
+// that contains it, plus one while its Builder is open, plus one while a Get
+// restores it from disk. A sealed arena object is resident or spilled (on disk
+// only); a secondary copy may instead be evicted (gone from this node). The pin count is the number
 // of unreleased views. Freeing an object releases its memory and gives back the
 // counts it held on the objects it contains.
 //
@@ -25,7 +28,10 @@
 // in one atomic word, so a Get of a sealed object, a Release and a Drop take no lock
 // at all: the holder of a live Ref finds the object through the ref's hint, not the
 // map. The allocator has its own locks (see package alloc). Lock order: shard mutex,
-// then the room mutex; the allocator's locks are leaves.
+// then the room mutex; the eviction order's mutex and the allocator's locks are
+// leaves. One reclaim runs at a time (a semaphore that a waiting creator gives up
+// when its context ends); the spiller's hold bit in the count word keeps an
+// object and its memory alive while its bytes are written out.
 //
 // # Invariants
 //
