@@ -29,6 +29,24 @@ func openStore(b *testing.B, capacity int64, prefault bool) *engine.Store {
 	return st
 }
 
+// putSmall puts n one-byte objects and drops them when the benchmark ends (before
+// openStore's emptiness check, as cleanups run last-registered first).
+func putSmall(b *testing.B, st *engine.Store, n int) []trove.Ref {
+	refs := make([]trove.Ref, n)
+	for i := range refs {
+		var err error
+		if refs[i], err = st.Put(ctx, []byte{byte(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Cleanup(func() {
+		for _, r := range refs {
+			r.Drop()
+		}
+	})
+	return refs
+}
+
 func sizeName(n int) string { return trove.HumanBytes(int64(n)) }
 
 var putSizes = []int{1 << 20, 16 << 20, 64 << 20, 256 << 20}
@@ -189,18 +207,7 @@ func BenchmarkSmall(b *testing.B) {
 func BenchmarkWait(b *testing.B) {
 	st := openStore(b, 64<<20, false)
 	const n = 1000
-	refs := make([]trove.Ref, n)
-	for i := range refs {
-		var err error
-		if refs[i], err = st.Put(ctx, []byte{byte(i)}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	defer func() {
-		for _, r := range refs {
-			r.Drop()
-		}
-	}()
+	refs := putSmall(b, st, n)
 	b.ReportAllocs()
 	for b.Loop() {
 		notReady := refs
@@ -224,13 +231,7 @@ func BenchmarkWait(b *testing.B) {
 func BenchmarkGetValueOf10kRefs(b *testing.B) {
 	st := openStore(b, 64<<20, false)
 	const n = 10000
-	inner := make([]trove.Ref, n)
-	for i := range inner {
-		var err error
-		if inner[i], err = st.Put(ctx, []byte{byte(i)}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	inner := putSmall(b, st, n) // dropped below, once the outer value holds them
 	outer, err := trove.PutValue(ctx, st, inner)
 	if err != nil {
 		b.Fatal(err)
@@ -260,19 +261,7 @@ func BenchmarkGetValueOf10kRefs(b *testing.B) {
 // BenchmarkGetAll10k gets 10,000 ready refs with one GetAll.
 func BenchmarkGetAll10k(b *testing.B) {
 	st := openStore(b, 64<<20, false)
-	const n = 10000
-	refs := make([]trove.Ref, n)
-	for i := range refs {
-		var err error
-		if refs[i], err = st.Put(ctx, []byte{byte(i)}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	defer func() {
-		for _, r := range refs {
-			r.Drop()
-		}
-	}()
+	refs := putSmall(b, st, 10000)
 	b.ReportAllocs()
 	for b.Loop() {
 		objs, err := st.GetAll(ctx, refs)
