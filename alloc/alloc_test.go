@@ -492,3 +492,29 @@ func TestLowestSlotFirst(t *testing.T) {
 	}
 	l.freeAll(t)
 }
+
+func TestUsedMatchesStats(t *testing.T) {
+	a, err := New(64 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int64
+	for _, size := range []int64{64, 1000, 200 << 10, 3 << 20} {
+		off, ok := a.Alloc(size)
+		if !ok {
+			t.Fatalf("Alloc(%d) failed", size)
+		}
+		offs = append(offs, off)
+		if got, want := a.Used(), a.Stats().Used; got != want {
+			t.Fatalf("Used() = %d, Stats().Used = %d", got, want)
+		}
+	}
+	for _, off := range offs {
+		if err := a.Free(off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Used() != 0 {
+		t.Fatalf("Used() = %d after freeing everything", a.Used())
+	}
+}

@@ -26,6 +26,19 @@ type Stats struct {
 	Allocs, Frees uint64 // counts since New
 }
 
+// Used returns Stats().Used without taking any lock: the bytes reserved by live
+// allocations. The engine reads it after every large Put, to decide whether to
+// spill in the background.
+func (a *Allocator) Used() int64 {
+	var used int64
+	for i := range a.classes {
+		c := &a.classes[i]
+		frees := c.frees.Load() // before allocs, so live never looks negative
+		used += int64(c.allocs.Load()-frees) * classes[i].size
+	}
+	return used + a.heap.largeUsed.Load()
+}
+
 // Stats returns the allocator's statistics. It reads per-class counters
 // without stopping other goroutines, so while they allocate the fields may
 // disagree by a few allocations; when none runs, the numbers are exact. It

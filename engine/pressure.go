@@ -131,7 +131,7 @@ func (s *Store) untrack(e *entry) {
 }
 
 func (s *Store) overThreshold() bool {
-	return float64(s.alloc.Stats().Used) > s.cfg.SpillThreshold*float64(s.cfg.Capacity)
+	return float64(s.alloc.Used()) > s.cfg.SpillThreshold*float64(s.cfg.Capacity)
 }
 
 // backgroundSpiller spills while the arena is past SpillThreshold, in batches of
@@ -154,7 +154,7 @@ func (s *Store) backgroundSpiller() {
 		s.pressure.passMu.Lock()
 		failed := false
 		for s.overThreshold() && !s.closed.Load() {
-			used := s.alloc.Stats().Used
+			used := s.alloc.Used()
 			target := int64(s.cfg.SpillThreshold*float64(s.cfg.Capacity)) * 9 / 10
 			want := used - target
 			short := float64(used) > 0.95*float64(s.cfg.Capacity)
