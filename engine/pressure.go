@@ -616,6 +616,7 @@ func (s *Store) mapFallback(e *entry) ([]byte, error) {
 		return nil, err
 	}
 	e.more.mapping = m
+	e.more.fallback.Store(true)
 	s.pressure.fallbacks.Add(1)
 	s.pressure.fallbackBytes.Add(e.more.size)
 	return data, nil
@@ -624,6 +625,7 @@ func (s *Store) mapFallback(e *entry) ([]byte, error) {
 func (s *Store) unmapFallback(e *entry) {
 	if m := e.more.mapping; m != nil {
 		e.more.mapping = nil
+		e.more.fallback.Store(false)
 		_ = unix.Munmap(m)
 		s.pressure.fallbackBytes.Add(-e.more.size)
 	}

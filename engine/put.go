@@ -136,7 +136,7 @@ func (s *Store) createEntry(ctx context.Context, copyOf trove.ObjectID, size int
 		if e.more == nil {
 			e.more = &entryMore{}
 		}
-		e.more.size = int64(size)
+		e.more.size, e.more.arena = int64(size), true
 		e.more.secondary = !copyOf.IsZero()
 	}
 	e.rc.Store(refOne | uint64(statePending)<<stateShift)

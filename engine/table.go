@@ -90,12 +90,14 @@ type entryMore struct {
 	// entryMore). They are written by the goroutine that holds the object for
 	// I/O (the hold bit, or restoring) and published by the count word's atomics.
 	size      int64          // the object's size in bytes
+	arena     bool           // an arena object (set before publication; unlike off, never changes)
 	secondary bool           // a copy of an object owned elsewhere: evicted, never spilled
 	evicted   bool           // a secondary copy whose memory was evicted
 	spilled   bool           // loc names a complete copy on disk
 	loc       spill.Location // where, if spilled
 	restoring bool           // a Get is reading it back; guarded by the shard's mu
 	mapping   []byte         // the spill file mapping, if restored by fallback
+	fallback  atomic.Bool    // mapping is set: for listings, which cannot read off
 }
 
 // Keep the per-object metadata small: 64 bytes (plus the map slot).
