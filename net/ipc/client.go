@@ -361,6 +361,16 @@ func (c *Client) roundTrip(ctx context.Context, o op, ids []trove.ObjectID, enc 
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
+		// The daemon has the same deadline and answers at it with what it means
+		// (a full store, what was ready): give its answer a moment to arrive.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && deadlineOf(ctx) != 0 {
+			t := time.NewTimer(deadlineGrace)
+			select {
+			case <-cl.done:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		c.mu.Lock()
 		_, waiting := c.mu.calls[id]
 		if waiting {
@@ -394,6 +404,10 @@ func (c *Client) broken(err error) error {
 	c.nc.Close()
 	return fmt.Errorf("ipc: bad reply from the daemon at %s: %w", c.path, err)
 }
+
+// deadlineGrace is how long past a deadline a client waits for the daemon's
+// answer to a request that carried the deadline.
+const deadlineGrace = time.Second
 
 // ctxError is the error for a call that ctx ended: trove.ErrGetTimeout for a
 // deadline, as in process.
@@ -753,38 +767,12 @@ func (c *Client) Wait(ctx context.Context, refs []trove.Ref, numReturns int) (re
 		return nil, nil, fmt.Errorf("wait: %w", err)
 	}
 	m := idsReq{deadline: deadlineOf(ctx), n: uint32(numReturns), ids: ids}
-	// The daemon ends the wait at the deadline and says what was ready then: wait
-	// for its answer a little past the deadline rather than losing it.
-	wctx := context.WithoutCancel(ctx)
-	var stop context.CancelFunc = func() {}
-	if dl, ok := ctx.Deadline(); ok {
-		wctx, stop = context.WithDeadline(wctx, dl.Add(2*time.Second))
+	// At the deadline the daemon answers with what was ready then (roundTrip
+	// waits a moment for that answer).
+	r, _, err := c.roundTrip(ctx, opWait, nil, func(b []byte) []byte { return m.encode(b, true, true) })
+	if err != nil {
+		return nil, nil, fmt.Errorf("wait: %w", err)
 	}
-	defer stop()
-	type result struct {
-		r   *reader
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		r, _, err := c.roundTrip(wctx, opWait, nil, func(b []byte) []byte { return m.encode(b, true, true) })
-		done <- result{r, err}
-	}()
-	var res result
-	select {
-	case res = <-done:
-	case <-ctx.Done():
-		if _, ok := ctx.Deadline(); !ok || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			// Cancelled: give up now. The daemon's wait ends when this
-			// client's next request or disconnect comes; it holds nothing.
-			return nil, nil, fmt.Errorf("wait: %w", ctxError(ctx))
-		}
-		res = <-done
-	}
-	if res.err != nil {
-		return nil, nil, fmt.Errorf("wait: %w", res.err)
-	}
-	r := res.r
 	timedOut := r.u8()
 	idx := decodeIndices(r, len(refs))
 	if err := r.done(); err != nil {
