@@ -5,7 +5,7 @@ FUZZTIME  ?= 8s
 BENCHTIME ?= 1s
 COUNT     ?= 6
 
-.PHONY: all build test test-race test-invariants vet lint fuzz bench demo clean
+.PHONY: all build test test-race test-invariants vet lint fuzz bench bench-redis demo clean
 
 all: build test
 
@@ -50,6 +50,11 @@ bench:
 	$(GO) test -run '^$$' -bench ManySmallObjectsSpilled -benchtime 1x -count 1 -timeout 30m ./bench/ | tee bench/out/manysmall.txt
 	$(BENCHSTAT) bench/out/bench.txt
 	$(BENCHSTAT) bench/out/io.txt
+
+## bench-redis: trove through its daemon (another process) against a throwaway
+## redis-server on loopback, COUNT runs each; see scripts/bench-redis.sh.
+bench-redis:
+	GO='$(GO)' COUNT='$(COUNT)' BENCHTIME='$(BENCHTIME)' BENCHSTAT='$(BENCHSTAT)' bash scripts/bench-redis.sh
 
 demo:
 	$(GO) run ./cmd/trove demo

@@ -13,7 +13,7 @@ import (
 type frameReader struct {
 	nc   *net.UnixConn
 	buf  []byte
-	r, w int   // buf[r:w] is read and not yet parsed
+	r, w int // buf[r:w] is read and not yet parsed
 	oob  []byte
 	fds  []int // received, not yet claimed by a frame
 	body []byte

@@ -342,7 +342,7 @@ type sealReq struct {
 	data []byte
 }
 
-func (m *sealReq) decode(r *reader)         { m.id, m.data = r.id(), r.rest() }
+func (m *sealReq) decode(r *reader)       { m.id, m.data = r.id(), r.rest() }
 func (m *sealReq) encode(b []byte) []byte { return append(putID(b, m.id), m.data...) }
 
 // idsReq is the body of get, borrow and release: a deadline (get only) and IDs.
