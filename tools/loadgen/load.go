@@ -1,0 +1,411 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/trovedb/trove"
+)
+
+// loadConfig is what shapes the load, apart from where it goes.
+type loadConfig struct {
+	Sizes       []sizeWeight
+	Mix         [numOps]int
+	Concurrency int
+	Duration    time.Duration // 0: no time limit (Ops must be set)
+	Ops         int64         // 0: no op limit (Duration must be set)
+	WorkingSet  int64         // bytes of live objects kept, over all workers
+	OpTimeout   time.Duration
+	WaitRefs    int    // refs per Wait (num_returns is 1)
+	Seed        uint64 // seeds the op choices and the payloads
+}
+
+func (c loadConfig) validate() error {
+	switch {
+	case c.Duration <= 0 && c.Ops <= 0:
+		return errors.New("unbounded run: set -duration and/or -ops to a positive value")
+	case c.Duration < 0 || c.Ops < 0:
+		return errors.New("-duration and -ops must not be negative")
+	case c.Concurrency <= 0:
+		return fmt.Errorf("-concurrency %d: need at least 1", c.Concurrency)
+	case c.OpTimeout <= 0:
+		return fmt.Errorf("-op-timeout %v: need a positive timeout", c.OpTimeout)
+	case c.WorkingSet <= 0:
+		return fmt.Errorf("-working-set %d: need a positive size", c.WorkingSet)
+	case c.WaitRefs <= 0:
+		return fmt.Errorf("-wait-refs %d: need at least 1", c.WaitRefs)
+	case len(c.Sizes) == 0:
+		return errors.New("no object sizes")
+	case c.Mix[opPut] <= 0:
+		return errors.New("the mix needs puts")
+	}
+	return nil
+}
+
+// target is one store the load goes to: a daemon's client or the embedded store.
+type target struct {
+	Name  string
+	Store trove.Store
+}
+
+// maxSamples bounds the error messages kept for the report and printed as they
+// happen.
+const maxSamples = 20
+
+// runner runs the load of one invocation.
+type runner struct {
+	cfg     loadConfig
+	targets []target
+	errOut  io.Writer // errors are printed here as they happen (up to maxSamples); nil: not printed
+
+	issued     atomic.Int64 // ops started, for the -ops limit
+	opsReached atomic.Bool
+	workers    []*worker
+	start      time.Time // set by newRunner: the progress display may read it as soon as run begins
+
+	sizeTotal int // sum of size weights
+	mixTotal  int // sum of op weights
+	maxSize   int64
+	latMax    int64 // largest latency recorded, ns
+
+	errMu      sync.Mutex
+	samples    []string
+	errPrinted int
+	errAborted atomic.Int64 // ops cut short by a hard abort: not errors
+}
+
+// errClass is how a failed op is counted.
+type errClass int
+
+const (
+	errVerify  errClass = iota // bytes read back are wrong
+	errTimeout                 // the op's deadline passed
+	errOther
+	numErrClasses
+)
+
+var errClassNames = [numErrClasses]string{"verify", "timeout", "other"}
+
+type worker struct {
+	id  int
+	r   *runner
+	st  trove.Store
+	rng *rand.Rand
+
+	// The ring of live refs, oldest first: ring[head], ring[(head+1)%len], ...
+	ring      []entry
+	head, n   int
+	ringBytes int64
+	budget    int64
+
+	buf      []byte
+	seedBase uint64
+	seedNext uint64
+	hist     [numOps]*hdrhistogram.Histogram
+
+	// Read by the progress display while the worker runs.
+	done  [numOps]atomic.Int64
+	bytes [numOps]atomic.Int64
+	errs  [numOps][numErrClasses]atomic.Int64
+	_     [64]byte // keep workers' counters off each other's cache lines
+}
+
+type entry struct {
+	ref  trove.Ref
+	size int64
+	seed uint64
+}
+
+func newRunner(cfg loadConfig, targets []target, errOut io.Writer) (*runner, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if len(targets) == 0 {
+		return nil, errors.New("no target store")
+	}
+	r := &runner{cfg: cfg, targets: targets, errOut: errOut, start: time.Now()}
+	for _, s := range cfg.Sizes {
+		r.sizeTotal += s.Weight
+		r.maxSize = max(r.maxSize, s.Size)
+	}
+	for _, w := range cfg.Mix {
+		r.mixTotal += w
+	}
+	// Latencies are recorded in ns up to twice the op timeout (longer ones, from a
+	// store that overran its deadline, are clamped), to three significant digits.
+	r.latMax = max(int64(2*cfg.OpTimeout), int64(time.Second))
+	budget := max(cfg.WorkingSet/int64(cfg.Concurrency), 1)
+	for i := range cfg.Concurrency {
+		w := &worker{
+			id:       i,
+			r:        r,
+			st:       targets[i%len(targets)].Store,
+			rng:      rand.New(rand.NewPCG(cfg.Seed, uint64(i))),
+			budget:   budget,
+			seedBase: mix64(cfg.Seed ^ uint64(i+1)<<40),
+			ring:     make([]entry, 16),
+		}
+		for k := range w.hist {
+			w.hist[k] = hdrhistogram.New(1, r.latMax, 3)
+		}
+		r.workers = append(r.workers, w)
+	}
+	return r, nil
+}
+
+// run runs the load until the duration passes, the op limit is reached, or stop
+// is closed; then it drops every ref it holds and returns. Ops in flight finish
+// (each within the op timeout) unless ctx is cancelled, which aborts them.
+func (r *runner) run(ctx context.Context, stop <-chan struct{}) {
+	stopCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if r.cfg.Duration > 0 {
+		var c context.CancelFunc
+		stopCtx, c = context.WithTimeout(stopCtx, r.cfg.Duration)
+		defer c()
+	}
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-stopCtx.Done():
+		}
+	}()
+	var wg sync.WaitGroup
+	for _, w := range r.workers {
+		wg.Go(func() {
+			defer w.dropAll()
+			w.loop(ctx, stopCtx)
+		})
+	}
+	wg.Wait()
+}
+
+func (w *worker) loop(opCtx, stopCtx context.Context) {
+	r := w.r
+	for stopCtx.Err() == nil {
+		if r.cfg.Ops > 0 && r.issued.Add(1) > r.cfg.Ops {
+			r.opsReached.Store(true)
+			return
+		}
+		k := w.pickOp()
+		if k != opPut && w.n == 0 {
+			k = opPut // nothing to read yet
+		}
+		switch k {
+		case opPut:
+			w.put(opCtx)
+		case opGet:
+			w.get(opCtx)
+		case opWait:
+			w.wait(opCtx)
+		}
+	}
+}
+
+func (w *worker) pickOp() opKind {
+	x := w.rng.IntN(w.r.mixTotal)
+	for k, wt := range w.r.cfg.Mix {
+		if x < wt {
+			return opKind(k)
+		}
+		x -= wt
+	}
+	return opPut
+}
+
+func (w *worker) pickSize() int64 {
+	x := w.rng.IntN(w.r.sizeTotal)
+	for _, s := range w.r.cfg.Sizes {
+		if x < s.Weight {
+			return s.Size
+		}
+		x -= s.Weight
+	}
+	return w.r.cfg.Sizes[0].Size
+}
+
+func (w *worker) put(ctx context.Context) {
+	size := w.pickSize()
+	if int64(cap(w.buf)) < size {
+		w.buf = make([]byte, w.r.maxSize)
+	}
+	w.seedNext++
+	seed := w.seedBase + w.seedNext
+	buf := w.buf[:size]
+	fillPayload(buf, seed) // outside the timed region: latency is the store's
+
+	opCtx, cancel := context.WithTimeout(ctx, w.r.cfg.OpTimeout)
+	t0 := time.Now()
+	ref, err := w.st.Put(opCtx, buf)
+	lat := time.Since(t0)
+	cancel()
+	if err != nil {
+		w.fail(ctx, opPut, fmt.Errorf("put of %s: %w", trove.HumanBytes(size), err))
+		return
+	}
+	w.record(opPut, lat, size)
+	w.push(entry{ref: ref, size: size, seed: seed})
+}
+
+func (w *worker) get(ctx context.Context) {
+	e := w.at(w.rng.IntN(w.n))
+	opCtx, cancel := context.WithTimeout(ctx, w.r.cfg.OpTimeout)
+	t0 := time.Now()
+	obj, err := w.st.Get(opCtx, e.ref)
+	lat := time.Since(t0)
+	cancel()
+	if err != nil {
+		w.fail(ctx, opGet, fmt.Errorf("get of object %s (%s): %w", e.ref.ID(), trove.HumanBytes(e.size), err))
+		return
+	}
+	verr := verifyPayload(obj.Bytes(), e.size, e.seed)
+	obj.Release()
+	if verr != nil {
+		w.count(opGet, errVerify, fmt.Errorf("MISMATCH: get of object %s (%s): %w", e.ref.ID(), trove.HumanBytes(e.size), verr))
+		return
+	}
+	w.record(opGet, lat, e.size)
+}
+
+func (w *worker) wait(ctx context.Context) {
+	k := min(w.r.cfg.WaitRefs, w.n)
+	start := w.rng.IntN(w.n)
+	refs := make([]trove.Ref, k) // k consecutive entries of the ring: distinct objects
+	for i := range refs {
+		refs[i] = w.at((start + i) % w.n).ref
+	}
+	opCtx, cancel := context.WithTimeout(ctx, w.r.cfg.OpTimeout)
+	t0 := time.Now()
+	ready, pending, err := w.st.Wait(opCtx, refs, 1)
+	lat := time.Since(t0)
+	cancel()
+	if err != nil {
+		w.fail(ctx, opWait, fmt.Errorf("wait on %d objects from %s: %w", k, refs[0].ID(), err))
+		return
+	}
+	// Every object here is sealed: Wait must report exactly one ready, from refs.
+	bad := len(ready) != 1 || len(pending) != k-1
+	if !bad {
+		bad = true
+		for _, ref := range refs {
+			if ref.ID() == ready[0].ID() {
+				bad = false
+			}
+		}
+	}
+	if bad {
+		w.count(opWait, errVerify, fmt.Errorf("MISMATCH: wait on %d sealed objects from %s with num_returns 1 returned %d ready, %d pending", k, refs[0].ID(), len(ready), len(pending)))
+		return
+	}
+	w.record(opWait, lat, 0)
+}
+
+func (w *worker) record(k opKind, lat time.Duration, size int64) {
+	ns := min(max(int64(lat), 1), w.r.latMax)
+	_ = w.hist[k].RecordValue(ns) // in range by construction
+	w.done[k].Add(1)
+	w.bytes[k].Add(size)
+}
+
+// fail counts a failed op. ctx is the run's context (the op's parent): if it was
+// cancelled (a second SIGINT), the op was cut short on purpose and is not an error.
+func (w *worker) fail(ctx context.Context, k opKind, err error) {
+	switch {
+	case ctx.Err() != nil:
+		w.r.errAborted.Add(1)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, trove.ErrGetTimeout):
+		w.count(k, errTimeout, err)
+	default:
+		w.count(k, errOther, err)
+	}
+}
+
+func (w *worker) count(k opKind, c errClass, err error) {
+	w.errs[k][c].Add(1)
+	r := w.r
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	if len(r.samples) < maxSamples {
+		r.samples = append(r.samples, err.Error())
+	}
+	if r.errOut != nil && r.errPrinted <= maxSamples {
+		if r.errPrinted == maxSamples {
+			fmt.Fprintf(r.errOut, "loadgen: more errors; not printing them (counts in the report)\n")
+		} else {
+			fmt.Fprintf(r.errOut, "loadgen: %v\n", err)
+		}
+		r.errPrinted++
+	}
+}
+
+// at returns the i-th live entry, oldest first.
+func (w *worker) at(i int) entry { return w.ring[(w.head+i)%len(w.ring)] }
+
+// push adds e as the newest entry and drops the oldest while the ring holds more
+// than its share of the working set (it always keeps the newest).
+func (w *worker) push(e entry) {
+	if w.n == len(w.ring) {
+		grown := make([]entry, 2*len(w.ring))
+		for i := range w.n {
+			grown[i] = w.at(i)
+		}
+		w.ring, w.head = grown, 0
+	}
+	w.ring[(w.head+w.n)%len(w.ring)] = e
+	w.n++
+	w.ringBytes += e.size
+	for w.ringBytes > w.budget && w.n > 1 {
+		w.popOldest()
+	}
+}
+
+func (w *worker) popOldest() {
+	e := &w.ring[w.head]
+	e.ref.Drop()
+	w.ringBytes -= e.size
+	*e = entry{}
+	w.head = (w.head + 1) % len(w.ring)
+	w.n--
+}
+
+// dropAll drops every ref the worker still holds.
+func (w *worker) dropAll() {
+	for w.n > 0 {
+		w.popOldest()
+	}
+}
+
+// progress is a snapshot of the counters, for the progress display.
+type progress struct {
+	Elapsed time.Duration
+	Ops     int64 // successful ops
+	Done    [numOps]int64
+	Bytes   [numOps]int64
+	Errors  int64
+}
+
+func (r *runner) snapshot() progress {
+	p := progress{Elapsed: time.Since(r.start)}
+	for _, w := range r.workers {
+		for k := range numOps {
+			p.Done[k] += w.done[k].Load()
+			p.Bytes[k] += w.bytes[k].Load()
+			for c := range numErrClasses {
+				p.Errors += w.errs[k][c].Load()
+			}
+		}
+	}
+	for _, d := range p.Done {
+		p.Ops += d
+	}
+	return p
+}

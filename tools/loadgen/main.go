@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitFail  = 1 // any error or verification mismatch during the run
+	exitUsage = 2 // bad flags, or no target could be opened
+)
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr, signals()))
+}
+
+// signals delivers SIGINT and SIGTERM; the first stops the run, the second aborts
+// the ops in flight.
+func signals() <-chan os.Signal {
+	c := make(chan os.Signal, 2)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	return c
+}
+
+// options is everything the flags set.
+type options struct {
+	load loadConfig
+
+	sockets     listFlag
+	embedded    bool
+	capacity    bytesFlag
+	inline      signedBytesFlag
+	spillDirs   listFlag
+	dialTimeout time.Duration
+
+	quiet       bool
+	jsonStdout  bool
+	jsonOut     string
+	statusEvery time.Duration
+}
+
+const (
+	defaultSizes = "1KiB:70,1MiB:25,16MiB:5"
+	defaultMix   = "put:40,get:50,wait:10"
+)
+
+// parseOptions parses the command line. The error is a usage error, already
+// explained (flag's own errors are printed by the flag set).
+func parseOptions(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `usage: loadgen [-socket PATH]... [-embedded] [flags]
+
+Puts load on trove daemons (one client per -socket, workers round-robin over
+them) or on an in-process store (-embedded), verifies every byte it reads back,
+and reports throughput, latency percentiles and errors. Exit status 1 on any
+error or mismatch, 2 on bad flags.
+
+Sizes accept B, KiB, MiB, GiB, TiB (also K, M, G, T), or decimal KB, MB, GB, TB.
+
+`)
+		fs.PrintDefaults()
+	}
+	var sizes, mix string
+	workingSet := bytesFlag(512 << 20)
+	var seed uint64
+	fs.Var(&o.sockets, "socket", "daemon socket `path`; repeatable or comma-separated (default: ipc.DefaultSocket(), unless -embedded)")
+	fs.BoolVar(&o.embedded, "embedded", false, "also (or, without -socket, only) run against an in-process engine store")
+	fs.Var(&o.capacity, "capacity", "embedded store capacity (`size`; default: the engine's, 30% of RAM)")
+	fs.Var(&o.inline, "inline-threshold", "embedded store: largest object kept in the Go heap (`size`; 0: the engine's default, -1: none)")
+	fs.Var(&o.spillDirs, "spill-dir", "embedded store spill `dir`; repeatable (default: the engine's, under the OS temp dir)")
+	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "how long to keep dialling a daemon that is not up yet")
+	fs.StringVar(&sizes, "sizes", defaultSizes, "object `size:weight` list")
+	fs.StringVar(&mix, "mix", defaultMix, "`op:weight` list of put, get, wait")
+	fs.IntVar(&o.load.Concurrency, "concurrency", 8, "concurrent workers (`n`), round-robin over the targets")
+	fs.DurationVar(&o.load.Duration, "duration", 10*time.Second, "stop after this long (0: no time limit; then -ops is needed)")
+	fs.Int64Var(&o.load.Ops, "ops", 0, "stop after this many ops (0: no op limit); with -duration, whichever comes first")
+	fs.Var(&workingSet, "working-set", "bytes of live objects to keep, over all workers (`size`; may exceed the store's memory, which then spills)")
+	fs.DurationVar(&o.load.OpTimeout, "op-timeout", 30*time.Second, "deadline of each op")
+	fs.IntVar(&o.load.WaitRefs, "wait-refs", 3, "refs per Wait (num_returns 1)")
+	fs.Uint64Var(&seed, "seed", 0, "seed for op choices and payloads (0: from the clock)")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress display")
+	fs.BoolVar(&o.jsonStdout, "json", false, "print the report as JSON to stdout instead of the table")
+	fs.StringVar(&o.jsonOut, "json-out", "", "also write the JSON report to `file`")
+	fs.DurationVar(&o.statusEvery, "status-every", 5*time.Second, "status line interval when stderr is not a terminal")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*options, error) {
+		fmt.Fprintf(stderr, "loadgen: %v\n", err)
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return fail(fmt.Errorf("unexpected arguments %q (all settings are flags)", fs.Args()))
+	}
+	var err error
+	if o.load.Sizes, err = parseSizes(sizes); err != nil {
+		return fail(err)
+	}
+	if o.load.Mix, err = parseMix(mix); err != nil {
+		return fail(err)
+	}
+	o.load.WorkingSet = int64(workingSet)
+	o.load.Seed = seed
+	if o.load.Seed == 0 {
+		o.load.Seed = uint64(time.Now().UnixNano())
+	}
+	if err := o.load.validate(); err != nil {
+		return fail(err)
+	}
+	if o.statusEvery <= 0 {
+		return fail(fmt.Errorf("-status-every %v: need a positive interval", o.statusEvery))
+	}
+	if !o.embedded && len(o.sockets) == 0 {
+		o.sockets = listFlag{defaultSocket()}
+	}
+	return o, nil
+}
+
+// realMain runs loadgen with args and returns the exit status. sig delivers
+// interrupts (nil: none).
+func realMain(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
+	o, err := parseOptions(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+
+	ctx, abort := context.WithCancel(context.Background()) // cancelled by a second interrupt
+	defer abort()
+	stop := make(chan struct{}) // closed by the first interrupt
+	finished := make(chan struct{})
+	var sigDone sync.WaitGroup
+	defer sigDone.Wait()
+	defer close(finished)
+	sigDone.Go(func() {
+		for n := 0; ; n++ {
+			select {
+			case <-sig:
+			case <-finished:
+				return
+			}
+			switch n {
+			case 0:
+				fmt.Fprintln(stderr, "\nloadgen: interrupted: stopping; the report follows (interrupt again to abort ops in flight)")
+				close(stop)
+			default:
+				abort()
+			}
+		}
+	})
+
+	// Dialling stops at the first interrupt.
+	dialCtx, dialCancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-stop:
+		case <-dialCtx.Done():
+		}
+		dialCancel()
+	}()
+	targets, closeAll, err := openTargets(dialCtx, o, stderr)
+	dialCancel()
+	if err != nil {
+		fmt.Fprintf(stderr, "loadgen: %v\n", err)
+		return exitUsage
+	}
+	r, err := newRunner(o.load, targets.list(), stderr)
+	if err != nil {
+		closeAll()
+		fmt.Fprintf(stderr, "loadgen: %v\n", err)
+		return exitUsage
+	}
+
+	prog := startProgress(r, o, stderr)
+	r.run(ctx, stop)
+	elapsed := time.Since(r.start)
+	prog.stop()
+
+	stoppedBy := "duration"
+	select {
+	case <-stop:
+		stoppedBy = "interrupt"
+	default:
+	}
+	switch {
+	case ctx.Err() != nil:
+		stoppedBy = "abort"
+	case r.opsReached.Load():
+		stoppedBy = "ops"
+	}
+	rep := r.report(elapsed, stoppedBy)
+	for _, s := range targets.states(ctx) {
+		rep.addStore(s)
+	}
+	if err := closeAll(); err != nil {
+		fmt.Fprintf(stderr, "loadgen: closing: %v\n", err)
+		rep.Errors.Other++
+		rep.Errors.Total++
+		rep.Errors.Samples = append(rep.Errors.Samples, "close: "+err.Error())
+	}
+
+	status := exitOK
+	if o.jsonOut != "" {
+		if err := writeJSONFile(o.jsonOut, rep); err != nil {
+			fmt.Fprintf(stderr, "loadgen: %v\n", err)
+			status = exitFail
+		}
+	}
+	if o.jsonStdout {
+		err = rep.writeJSON(stdout)
+	} else {
+		err = rep.writeTable(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loadgen: writing the report: %v\n", err)
+		status = exitFail
+	}
+	if rep.Failed() {
+		status = exitFail
+	}
+	return status
+}
+
+func writeJSONFile(path string, rep *Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("-json-out: %w", err)
+	}
+	if err := rep.writeJSON(f); err != nil {
+		f.Close()
+		return fmt.Errorf("-json-out: writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("-json-out: writing %s: %w", path, err)
+	}
+	return nil
+}
