@@ -414,4 +414,3 @@ func TestDaemonRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
