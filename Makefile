@@ -39,6 +39,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseObjectID$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzLRU$$' -fuzztime $(FUZZTIME) ./eviction/
 	$(GO) test -run '^$$' -fuzz '^FuzzObjectHeader$$' -fuzztime $(FUZZTIME) ./spill/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./net/ipc/
+	$(GO) test -run '^$$' -fuzz '^FuzzServerStream$$' -fuzztime $(FUZZTIME) ./net/ipc/
 
 ## bench: the comparisons in bench/ and beside the packages, COUNT runs each,
 ## summarised with benchstat. The 16 GB spill benchmark runs once, separately.

@@ -29,6 +29,10 @@ var layering = map[string]struct {
 	"spill/errorfs": {allowed: []string{"spill"}, noNet: true},
 	".":             {allowed: []string{"zerocopy"}, noNet: true},
 	"engine":        {allowed: []string{"", "alloc", "arena", "zerocopy", "eviction", "spill"}, noNet: true},
+	// net/ipc serves the engine to local processes; it knows nothing below it.
+	"net/ipc": {allowed: []string{"", "engine"}},
+	// the benchmarks and tools use what a user would: the store and its clients.
+	"tools/loadgen": {allowed: []string{"", "engine", "net/ipc"}},
 }
 
 type pkgFiles struct {
