@@ -341,3 +341,90 @@ func TestStatusAndMemory(t *testing.T) {
 	}
 	requireDrained(t, d, c)
 }
+
+// Objects spilled under pressure come back on a client's Get; when memory is
+// full of pinned objects the daemon maps the spill file, and so does the client.
+func TestSpilledAndFallbackObjects(t *testing.T) {
+	ctx := context.Background()
+	d := startDaemon(t, engine.Config{Capacity: 32 << 20, MinSpillSize: 1 << 20, SpillDirs: []string{t.TempDir()}})
+	c := d.dial(t)
+	const size = 12 << 20
+	a, err := c.Put(ctx, pattern(size, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ea, err := d.st.Borrow(a.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.st.Spill(ctx, []trove.Ref{ea}); err != nil || n != 1 {
+		t.Fatalf("spill: %d, %v", n, err)
+	}
+	ea.Drop()
+	// Pin two more: no room is left to restore a into.
+	var views []*trove.Object
+	var refs []trove.Ref
+	for i := range 2 {
+		r, err := c.Put(ctx, pattern(size, byte(2+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := c.Get(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs, views = append(refs, r), append(views, v)
+	}
+	obj, err := c.Get(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(obj.Bytes(), pattern(size, 1)) {
+		t.Fatal("fallback-mapped object reads differently")
+	}
+	if _, shared := c.ArenaOffset(obj); shared {
+		t.Fatal("a fallback-mapped object claims to be in the arena")
+	}
+	rep, err := c.Memory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	where := ""
+	for _, r := range rep.Rows {
+		if r.ID == a.ID().String() {
+			where = r.Where
+		}
+	}
+	if where != "mapped from disk" {
+		t.Fatalf("memory says object a is %q", where)
+	}
+	obj.Release()
+	trove.ReleaseAll(views)
+	// With room again, a spilled object is restored into memory.
+	for _, r := range refs {
+		r.Drop()
+	}
+	b, err := c.Put(ctx, pattern(size, 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, _ := d.st.Borrow(b.ID())
+	if _, err := d.st.Spill(ctx, []trove.Ref{eb}); err != nil {
+		t.Fatal(err)
+	}
+	eb.Drop()
+	obj, err = c.Get(ctx, b)
+	if err != nil || !bytes.Equal(obj.Bytes(), pattern(size, 9)) {
+		t.Fatalf("restored object: %v", err)
+	}
+	if _, shared := c.ArenaOffset(obj); !shared {
+		t.Fatal("a restored object is not in the arena")
+	}
+	obj.Release()
+	a.Drop()
+	b.Drop()
+	requireDrained(t, d, c)
+	if st := d.st.Stats(); st.SpillFiles != 0 || st.SpilledObjects != 0 {
+		t.Fatalf("spill files left: %d, spilled objects %d", st.SpillFiles, st.SpilledObjects)
+	}
+}
