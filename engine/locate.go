@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"fmt"
 	"iter"
 	"runtime"
@@ -105,21 +104,6 @@ func (s *Store) Ready(ref trove.Ref) (bool, error) {
 		return false, err
 	}
 	return wordState(e.rc.Load()).ready(), nil
-}
-
-// GetContext is a convenience for servers: Get with ctx, returning the view and
-// where its bytes are.
-func (s *Store) GetContext(ctx context.Context, ref trove.Ref) (*trove.Object, Location, error) {
-	o, err := s.Get(ctx, ref)
-	if err != nil {
-		return nil, Location{}, err
-	}
-	loc, err := s.Locate(o)
-	if err != nil {
-		o.Release()
-		return nil, Location{}, err
-	}
-	return o, loc, nil
 }
 
 // ObjectInfo describes one object, for listings such as `trove memory`.
