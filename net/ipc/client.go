@@ -51,6 +51,7 @@ type Client struct {
 	ro        []byte // the arena, mapped read-only once
 
 	nextID atomic.Uint64
+	gone   atomic.Bool  // the connection ended: releases are moot
 	views  atomic.Int64 // views whose bytes are in ro: ro is unmapped once Close and this allow
 	unmap  sync.Once
 
@@ -269,6 +270,7 @@ func (c *Client) readLoop(rd *frameReader) {
 		err = fmt.Errorf("%w at %s (%v): its refs and views were released; restart troved if needed, then dial again", ErrDisconnected, c.path, err)
 	}
 	c.mu.err = err
+	c.gone.Store(true)
 	calls, orphans := c.mu.calls, c.mu.orphans
 	c.mu.calls, c.mu.orphans = nil, nil
 	c.mu.Unlock()
@@ -341,7 +343,7 @@ func (c *Client) roundTrip(ctx context.Context, o op, ids []trove.ObjectID, enc 
 	b = finish(b, 0)
 	var err error
 	if len(b) > c.maxMsg {
-		err = fmt.Errorf("ipc: %s request of %s exceeds the daemon's limit of %s", o, trove.HumanBytes(int64(len(b))), trove.HumanBytes(int64(c.maxMsg)))
+		err = fmt.Errorf("%w: %s request of %s exceeds the daemon's limit of %s", errTooLarge, o, trove.HumanBytes(int64(len(b))), trove.HumanBytes(int64(c.maxMsg)))
 	} else {
 		err = c.out.send(b)
 	}
@@ -352,8 +354,11 @@ func (c *Client) roundTrip(ctx context.Context, o op, ids []trove.ObjectID, enc 
 		delete(c.mu.calls, id)
 		cerr := c.mu.err
 		c.mu.Unlock()
-		if cerr != nil {
+		switch {
+		case cerr != nil:
 			err = cerr
+		case !errors.Is(err, errTooLarge):
+			err = fmt.Errorf("%w at %s (%v): dial again", ErrDisconnected, c.path, err)
 		}
 		return nil, nil, err
 	}
@@ -452,6 +457,9 @@ func (c *Client) sendAbort(id trove.ObjectID) {
 func (c *Client) ReleaseRef(id trove.ObjectID, _ any) { c.queueRelease(id) }
 
 func (c *Client) queueRelease(id trove.ObjectID) {
+	if c.gone.Load() {
+		return // the daemon released everything with the connection
+	}
 	c.rel.Lock()
 	c.rel.ids = append(c.rel.ids, id)
 	c.rel.Unlock()
@@ -485,6 +493,9 @@ func (c *Client) ReleaseView(_ trove.ObjectID, hint any) {
 }
 
 func (c *Client) queueView(id uint64) {
+	if c.gone.Load() {
+		return
+	}
 	c.rel.Lock()
 	c.rel.views = append(c.rel.views, id)
 	c.rel.Unlock()
