@@ -1,8 +1,21 @@
 // Command trove is trove's command-line tool.
 //
-//	trove demo    walk through Ray's remote-objects tutorial on an embedded store
+//	trove demo                 walk through Ray's remote-objects tutorial on an embedded store
+//	trove status               the daemon's memory, objects, spilling and clients
+//	trove memory               every object and what holds it, like `ray memory`
+//	trove put FILE|-           store a file (or stdin); prints the object ID
+//	trove get ID [-o FILE]     write the object's bytes to stdout or FILE
+//	trove drop ID              let the daemon free what put stored
 //
 // The demo needs no daemon and no flags: it opens an in-process store (package
 // engine), runs each step of the tutorial against it, prints what happens, and
 // checks every result, exiting non-zero if one is wrong.
+//
+// The other commands are clients of the node's daemon (cmd/troved) over its unix
+// socket (package net/ipc): -socket, default ipc.DefaultSocket() (which honours
+// $TROVE_SOCKET), and --json to print machine-readable output. A process's refs
+// and views die with it, so `trove put` asks the daemon to keep the object
+// (ipc.Client.Keep) until `trove drop`; `trove get` borrows a ref, reads the
+// object zero-copy from shared memory, writes it out, and releases it. Flags may
+// follow positional arguments (`trove get ID -o FILE`).
 package main

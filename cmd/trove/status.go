@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/net/ipc"
+)
+
+// cmdStatus is `trove status`: the daemon's memory, objects and clients.
+func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
+	fs, df := newDaemonFlagSet("status", "status [-socket PATH] [--json]", out)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("status: unexpected argument %q", pos[0])
+	}
+	c, err := dial(ctx, df.socket, "status")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	// The node ID as the handshake gave it: Status's hex-encodes NodeID.String()
+	// a second time (reported to net/ipc's author).
+	st.Daemon.Node = c.Node().String()
+	if df.json {
+		return printJSON(out, st)
+	}
+	printStatus(out, st, time.Now())
+	return nil
+}
+
+func printStatus(out io.Writer, st ipc.Status, now time.Time) {
+	s, d := st.Store, st.Daemon
+	hb := trove.HumanBytes
+	pct := func(n, of int64) string {
+		if of <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(of))
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "daemon\tpid %d, version %s, node %s, up %s\n", d.PID, d.Version, d.Node, uptime(now.Sub(d.Started)))
+	fmt.Fprintf(w, "socket\t%s\n", d.Socket)
+	fmt.Fprintf(w, "capacity\t%s\n", hb(s.Capacity))
+	fmt.Fprintf(w, "used\t%s (%s), largest free %s, fragmentation %.1f%%\n", hb(s.Used), pct(s.Used, s.Capacity), hb(s.LargestFree), 100*s.Fragmentation)
+	inMemory := max(s.Objects-s.SpilledObjects-s.InlineObjects, 0)
+	fmt.Fprintf(w, "objects\t%d, %s: %d in shared memory, %d inline in the daemon's heap (%s), %d pending\n",
+		s.Objects, hb(s.ObjectBytes), inMemory, s.InlineObjects, hb(s.InlineBytes), s.PendingObjects)
+	fmt.Fprintf(w, "pinned\t%s, %s, by %s\n", plural(s.PinnedObjects, "object"), hb(s.PinnedBytes), plural(s.Views, "view"))
+	fmt.Fprintf(w, "spilled\t%s, %s, in %s (%s on disk)\n", plural(s.SpilledObjects, "object"), hb(s.SpilledBytes), plural(s.SpillFiles, "file"), hb(s.SpillDiskBytes))
+	fmt.Fprintf(w, "activity\t%d puts, %d gets, %d frees, %d spills, %d restores, %d evictions\n", s.Puts, s.Gets, s.Frees, s.Spills, s.Restores, s.Evictions)
+	fmt.Fprintf(w, "kept\t%s (by trove put, until trove drop)\n", plural(st.Server.Kept, "object"))
+	fmt.Fprintf(w, "clients\t%d\n", len(st.Clients))
+	w.Flush()
+	if len(st.Clients) == 0 {
+		return
+	}
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "  PID\tNAME\tREFS\tVIEWS\tBUILDERS\tCONNECTED")
+	for _, ci := range st.Clients {
+		self := ""
+		if ci.PID == os.Getpid() && ci.Name == "trove status" {
+			self = "  (this command)"
+		}
+		fmt.Fprintf(w, "  %d\t%s\t%d\t%d\t%d\t%s (%s ago)%s\n", ci.PID, ci.Name, ci.Refs, ci.Views, ci.Builders,
+			ci.Connected.Local().Format(time.DateTime), uptime(now.Sub(ci.Connected)), self)
+	}
+	w.Flush()
+}
+
+// uptime rounds d for reading: "45s", "3m12s", "5h3m", "2d4h".
+func uptime(d time.Duration) string {
+	switch {
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// plural is "1 object", "2 objects".
+func plural[N int | int64](n N, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -1,0 +1,353 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/trovedb/trove/net/ipc"
+)
+
+// config is troved's configuration after every source has been applied.
+type config struct {
+	Socket        string
+	Capacity      int64 // bytes; 0: the engine's default
+	CapacityText  string
+	SpillDirs     []string // nil: the engine's default
+	HTTP          string   // "" when disabled
+	LogLevel      slog.Level
+	LogFormat     string // "text" or "json"
+	Prefault      bool
+	ShutdownGrace time.Duration
+	ConfigFile    string // "" if none
+}
+
+// setting is one configuration key: its flag, environment variable and config
+// file key, and its default. Every value is held as text until all sources are
+// applied, then parsed once, so that an error can name where the value came from.
+type setting struct {
+	key   string // the flag's name and the config file's key
+	env   string
+	def   string
+	usage string
+	multi bool // repeatable flag; values are joined with commas
+	bool  bool
+}
+
+var settings = []setting{
+	{key: "socket", env: "TROVE_SOCKET", usage: "the unix socket to listen on (default: $XDG_RUNTIME_DIR/trove/troved.sock, else /tmp/trove-$UID/troved.sock)"},
+	{key: "capacity", env: "TROVE_CAPACITY", usage: `shared memory for objects: "4GiB", "512MiB", "30%" of RAM, or bytes (default 30% of RAM)`},
+	{key: "spill-dir", env: "TROVE_SPILL_DIR", multi: true, usage: "a directory to spill objects to; repeat, or give a comma list (default: under the OS temp dir)"},
+	{key: "http", env: "TROVE_HTTP", def: "127.0.0.1:9464", usage: `loopback address for /metrics and /debug/pprof/; port 0 picks one; "off" disables`},
+	{key: "log-level", env: "TROVE_LOG_LEVEL", def: "info", usage: "debug, info, warn or error"},
+	{key: "log-format", env: "TROVE_LOG_FORMAT", def: "text", usage: "text or json (to stderr)"},
+	{key: "prefault", env: "TROVE_PREFAULT", def: "false", bool: true, usage: "populate the whole arena at start (slower start, no page faults later)"},
+	{key: "shutdown-grace", env: "TROVE_SHUTDOWN_GRACE", def: "10s", usage: "how long requests in progress may run after SIGTERM before they are failed"},
+}
+
+// value is a setting's text and where it came from.
+type value struct {
+	text   string
+	source string // "flag -capacity", "$TROVE_CAPACITY", "config file x.json", "default"
+}
+
+// multiFlag collects a repeatable flag's values.
+type multiFlag struct{ vals []string }
+
+func (m *multiFlag) String() string { return strings.Join(m.vals, ",") }
+func (m *multiFlag) Set(s string) error {
+	m.vals = append(m.vals, s)
+	return nil
+}
+
+// textFlag records a flag's text without parsing it (parsing comes after all
+// sources are merged). A bool flag accepts "-prefault" alone.
+type textFlag struct {
+	val    string
+	isBool bool
+}
+
+func (f *textFlag) String() string     { return f.val }
+func (f *textFlag) Set(s string) error { f.val = s; return nil }
+func (f *textFlag) IsBoolFlag() bool   { return f.isBool }
+
+// loadConfig builds the configuration from args, the environment (lookup) and
+// the config file, with precedence flags > environment > file > defaults.
+// Usage and flag errors are written to usageOut.
+func loadConfig(args []string, lookup func(string) (string, bool), usageOut io.Writer) (config, error) {
+	fs := flag.NewFlagSet("troved", flag.ContinueOnError)
+	fs.SetOutput(usageOut)
+	fs.Usage = func() {
+		fmt.Fprintf(usageOut, "usage: troved [flags]\n\nRuns the node's object store and serves it on a unix socket.\n"+
+			"Each flag can also be set by its environment variable or in the -config file; flags win, then the environment, then the file.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	configFlag := fs.String("config", "", "a JSON config file whose keys are these flags' names ($TROVE_CONFIG)")
+	flags := make(map[string]flag.Value, len(settings))
+	for _, s := range settings {
+		usage := fmt.Sprintf("%s ($%s)", s.usage, s.env)
+		if s.multi {
+			m := &multiFlag{}
+			fs.Var(m, s.key, usage)
+			flags[s.key] = m
+			continue
+		}
+		f := &textFlag{val: s.def, isBool: s.bool}
+		fs.Var(f, s.key, usage)
+		flags[s.key] = f
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q: troved takes only flags (see troved -h)", fs.Arg(0))
+	}
+
+	vals := make(map[string]value, len(settings))
+	for _, s := range settings {
+		if s.def != "" {
+			vals[s.key] = value{s.def, "default"}
+		}
+	}
+
+	// The config file: -config, else $TROVE_CONFIG.
+	var cfg config
+	cfg.ConfigFile = *configFlag
+	if cfg.ConfigFile == "" {
+		cfg.ConfigFile, _ = lookup("TROVE_CONFIG")
+	}
+	if cfg.ConfigFile != "" {
+		file, err := readConfigFile(cfg.ConfigFile)
+		if err != nil {
+			return config{}, err
+		}
+		for k, v := range file {
+			vals[k] = value{v, "config file " + cfg.ConfigFile}
+		}
+	}
+	for _, s := range settings {
+		if v, ok := lookup(s.env); ok && v != "" {
+			vals[s.key] = value{v, "$" + s.env}
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if _, ok := flags[f.Name]; ok {
+			vals[f.Name] = value{f.Value.String(), "flag -" + f.Name}
+		}
+	})
+	return parseConfig(cfg, vals)
+}
+
+// readConfigFile reads a JSON object whose keys are settings' keys, each value
+// turned into the text a flag would carry: strings as they are, numbers and
+// booleans in JSON's spelling, a list of strings (spill-dir) comma-joined.
+func readConfigFile(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("config file %s: not a JSON object: %w", path, err)
+	}
+	out := make(map[string]string, len(raw))
+	for k, msg := range raw {
+		i := slices.IndexFunc(settings, func(s setting) bool { return s.key == k })
+		if i < 0 {
+			keys := make([]string, len(settings))
+			for j, s := range settings {
+				keys[j] = s.key
+			}
+			return nil, fmt.Errorf("config file %s: unknown key %q (known keys: %s)", path, k, strings.Join(keys, ", "))
+		}
+		var v any
+		if err := json.Unmarshal(msg, &v); err != nil {
+			return nil, fmt.Errorf("config file %s: key %q: %w", path, k, err)
+		}
+		switch v := v.(type) {
+		case string:
+			out[k] = v
+		case bool:
+			out[k] = strconv.FormatBool(v)
+		case float64:
+			out[k] = string(bytes.TrimSpace(msg)) // as written: 4294967296, not 4.294967296e+09
+		case []any:
+			if !settings[i].multi {
+				return nil, fmt.Errorf("config file %s: key %q takes one value, not a list", path, k)
+			}
+			parts := make([]string, len(v))
+			for j, e := range v {
+				s, ok := e.(string)
+				if !ok {
+					return nil, fmt.Errorf("config file %s: key %q: a list of strings expected", path, k)
+				}
+				parts[j] = s
+			}
+			out[k] = strings.Join(parts, ",")
+		default:
+			return nil, fmt.Errorf("config file %s: key %q: a string, number or boolean expected, got %s", path, k, msg)
+		}
+	}
+	return out, nil
+}
+
+// parseConfig parses the merged settings into cfg.
+func parseConfig(cfg config, vals map[string]value) (config, error) {
+	bad := func(key string, err error) error {
+		v := vals[key]
+		return fmt.Errorf("%s %q (from %s): %w", key, v.text, v.source, err)
+	}
+	var err error
+
+	cfg.Socket = vals["socket"].text
+	if cfg.Socket == "" {
+		cfg.Socket = ipc.DefaultSocket()
+	}
+
+	if v, ok := vals["capacity"]; ok && v.text != "" {
+		cfg.CapacityText = v.text
+		if cfg.Capacity, err = parseCapacity(v.text, totalRAM); err != nil {
+			return config{}, bad("capacity", err)
+		}
+	}
+
+	if v, ok := vals["spill-dir"]; ok {
+		for _, d := range strings.Split(v.text, ",") {
+			if d = strings.TrimSpace(d); d != "" {
+				cfg.SpillDirs = append(cfg.SpillDirs, d)
+			}
+		}
+	}
+
+	if cfg.HTTP, err = parseHTTP(vals["http"].text); err != nil {
+		return config{}, bad("http", err)
+	}
+
+	switch strings.ToLower(vals["log-level"].text) {
+	case "debug":
+		cfg.LogLevel = slog.LevelDebug
+	case "info":
+		cfg.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		cfg.LogLevel = slog.LevelWarn
+	case "error":
+		cfg.LogLevel = slog.LevelError
+	default:
+		return config{}, bad("log-level", errors.New("want debug, info, warn or error"))
+	}
+
+	switch cfg.LogFormat = strings.ToLower(vals["log-format"].text); cfg.LogFormat {
+	case "text", "json":
+	default:
+		return config{}, bad("log-format", errors.New("want text or json"))
+	}
+
+	if cfg.Prefault, err = strconv.ParseBool(vals["prefault"].text); err != nil {
+		return config{}, bad("prefault", errors.New("want true or false"))
+	}
+
+	if cfg.ShutdownGrace, err = time.ParseDuration(vals["shutdown-grace"].text); err != nil {
+		return config{}, bad("shutdown-grace", errors.New(`want a duration such as "10s" or "500ms"`))
+	}
+	if cfg.ShutdownGrace < 0 {
+		return config{}, bad("shutdown-grace", errors.New("must not be negative"))
+	}
+	return cfg, nil
+}
+
+// parseHTTP checks that addr is a loopback address: the endpoints are
+// unauthenticated (pprof can read the process's memory profile), so they are
+// never exposed beyond this machine. "off" disables them.
+func parseHTTP(addr string) (string, error) {
+	if addr == "" || strings.EqualFold(addr, "off") {
+		return "", nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf(`want host:port on loopback, such as 127.0.0.1:9464, or "off": %w`, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	if host == "localhost" {
+		return addr, nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		if host == "" {
+			host = "every interface"
+		}
+		return "", fmt.Errorf("refusing to serve metrics and pprof on %s: they are unauthenticated, so troved serves them on loopback only (127.0.0.1, ::1 or localhost); scrape through a local agent or an SSH tunnel", host)
+	}
+	return addr, nil
+}
+
+// totalRAM is the machine's physical memory in bytes.
+func totalRAM() (int64, error) {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return 0, fmt.Errorf("reading the RAM size: %w", err)
+	}
+	return int64(si.Totalram) * int64(si.Unit), nil
+}
+
+var units = []struct {
+	suffix string
+	mult   float64
+}{
+	// Longest first, so that "GiB" is not read as "B".
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
+	{"B", 1},
+}
+
+// parseCapacity parses "4GiB", "512MiB", "1.5G" (binary), "4GB" (decimal),
+// "1073741824" (bytes) or "30%" (of ram()).
+func parseCapacity(s string, ram func() (int64, error)) (int64, error) {
+	t := strings.TrimSpace(s)
+	if pct, ok := strings.CutSuffix(t, "%"); ok {
+		p, err := strconv.ParseFloat(strings.TrimSpace(pct), 64)
+		if err != nil || p <= 0 || p > 100 || math.IsNaN(p) {
+			return 0, errors.New("a percentage of RAM must be a number above 0 and at most 100")
+		}
+		total, err := ram()
+		if err != nil {
+			return 0, err
+		}
+		return int64(float64(total) * p / 100), nil
+	}
+	num, mult := t, 1.0
+	for _, u := range units {
+		if len(t) > len(u.suffix) && strings.EqualFold(t[len(t)-len(u.suffix):], u.suffix) {
+			num, mult = strings.TrimSpace(t[:len(t)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, errors.New(`want a size such as "4GiB", "512MiB", "30%" of RAM, or a number of bytes`)
+	}
+	b := f * mult
+	if b <= 0 {
+		return 0, errors.New("the capacity must be positive")
+	}
+	if b > math.MaxInt64/2 {
+		return 0, errors.New("the capacity is absurdly large")
+	}
+	return int64(b), nil
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/engine"
+	"github.com/trovedb/trove/net/ipc"
+)
+
+// run is the daemon: it serves until ctx ends (main cancels it on SIGTERM or
+// SIGINT, with the signal as the cause), then shuts down cleanly and returns
+// nil. lookup reads the environment. The line scripts wait for goes to stdout;
+// logs go to stderr.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) (err error) {
+	cfg, err := loadConfig(args, lookup, stderr)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+	version := buildVersion()
+
+	st, err := engine.Open(engine.Config{Capacity: cfg.Capacity, SpillDirs: cfg.SpillDirs, PrefaultAll: cfg.Prefault})
+	if err != nil {
+		return fmt.Errorf("open the store: %w", err)
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil {
+			logger.Error("closing the store", "err", cerr)
+			err = errors.Join(err, fmt.Errorf("close the store: %w", cerr))
+			return
+		}
+		logger.Info("store closed")
+	}()
+	scfg := st.Config()
+	logger.Info("store open", "node", st.Node().String(), "capacity", trove.HumanBytes(scfg.Capacity),
+		"inline_threshold", trove.HumanBytes(scfg.InlineThreshold), "spill_dirs", scfg.SpillDirs,
+		"prefault", scfg.PrefaultAll, "config_file", cfg.ConfigFile)
+
+	srv := ipc.NewServer(st, ipc.ServerConfig{Logger: logger, Version: version})
+
+	// HTTP before the socket, so that a refused address leaves no socket behind.
+	var (
+		hs      *http.Server
+		httpErr = make(chan error, 1)
+		metrics = "metrics off"
+	)
+	if cfg.HTTP != "" {
+		hl, err := net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			return fmt.Errorf("metrics and pprof on %s: %w (choose another -http, or -http off)", cfg.HTTP, err)
+		}
+		reg := prometheus.NewRegistry()
+		for _, c := range []prometheus.Collector{
+			newCollector(st, srv, version),
+			collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		} {
+			if err := reg.Register(c); err != nil {
+				hl.Close()
+				return fmt.Errorf("metrics: %w", err)
+			}
+		}
+		errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+		hs = &http.Server{Handler: httpMux(reg, errLog), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+		go func() { httpErr <- hs.Serve(hl) }()
+		metrics = "metrics http://" + hl.Addr().String() + "/metrics"
+		logger.Info("http listening", "addr", hl.Addr().String(), "endpoints", "/metrics /debug/pprof/")
+	}
+	stopHTTP := func() {
+		if hs == nil {
+			return
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), max(cfg.ShutdownGrace, time.Second))
+		defer cancel()
+		if err := hs.Shutdown(sctx); err != nil {
+			logger.Warn("http server shutdown", "err", err)
+			hs.Close()
+		}
+		hs = nil
+		logger.Info("http server stopped")
+	}
+	defer stopHTTP()
+
+	ln, err := ipc.Listen(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("listening", "socket", cfg.Socket, "pid", os.Getpid(), "version", version)
+	fmt.Fprintf(stdout, "troved: listening on unix://%s (%s)\n", cfg.Socket, metrics)
+
+	// Serve until told to stop, or until a server fails.
+	var failure error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "reason", context.Cause(ctx), "grace", cfg.ShutdownGrace.String())
+	case err := <-serveErr:
+		failure = fmt.Errorf("serving the socket: %w", err)
+		serveErr <- err // for the wait below
+		logger.Error("socket server failed; shutting down", "err", err)
+	case err := <-httpErr:
+		failure = fmt.Errorf("serving http: %w", err)
+		hs = nil
+		logger.Error("http server failed; shutting down", "err", err)
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		// Requests still running at the deadline were failed with
+		// ipc.ErrServerClosed; the shutdown itself completed.
+		logger.Warn("socket server stopped after the grace period", "err", err)
+	} else {
+		logger.Info("socket server stopped: socket removed, clients disconnected, their refs and views released", "socket", cfg.Socket)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, ipc.ErrServerClosed) && failure == nil {
+		failure = fmt.Errorf("serving the socket: %w", err)
+	}
+	stopHTTP()
+	return failure // the deferred Close closes the store
+}
+
+// httpMux serves /metrics and /debug/pprof/ on a mux of troved's own (not
+// http.DefaultServeMux, which any imported package could add to).
+func httpMux(reg *prometheus.Registry, errLog *log.Logger) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: errLog, Registry: reg}))
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "troved: /metrics (Prometheus), /debug/pprof/ (Go profiles)")
+	})
+	return mux
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// buildVersion is the module version and VCS revision the binary was built from.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev != "" {
+		v += " " + rev[:min(len(rev), 12)] + dirty
+	}
+	return v
+}

@@ -1,0 +1,44 @@
+// Command troved is the node daemon: it runs the node's object store (package
+// engine) and serves it to the node's other processes over a unix socket
+// (package net/ipc), so that every process on the node reads the same bytes in
+// shared memory.
+//
+//	troved                               # embedded defaults: 30% of RAM, default socket
+//	troved -capacity 4GiB -spill-dir /mnt/a -spill-dir /mnt/b
+//	TROVE_SOCKET=/run/trove.sock troved -http off
+//
+// # Configuration
+//
+// Each setting comes from, in order of precedence, a flag, an environment
+// variable, the JSON config file named by -config or $TROVE_CONFIG (the keys
+// are the flags' names, unknown keys are an error), or the embedded default, so
+// `troved` alone works:
+//
+//	flag             env               default
+//	-socket          TROVE_SOCKET      ipc.DefaultSocket()
+//	-capacity        TROVE_CAPACITY    30% of RAM ("4GiB", "512MiB", "30%", bytes)
+//	-spill-dir       TROVE_SPILL_DIR   a directory under the OS temp dir (repeat, or a comma list)
+//	-http            TROVE_HTTP        127.0.0.1:9464 (loopback only; "off" disables)
+//	-log-level       TROVE_LOG_LEVEL   info (debug, info, warn, error)
+//	-log-format      TROVE_LOG_FORMAT  text (text, json), to stderr
+//	-prefault        TROVE_PREFAULT    false: populate the whole arena at start
+//	-shutdown-grace  TROVE_SHUTDOWN_GRACE 10s
+//
+// Once listening, troved prints one line on stdout for scripts to wait on:
+//
+//	troved: listening on unix:///run/user/1000/trove/troved.sock (metrics http://127.0.0.1:9464/metrics)
+//
+// # HTTP
+//
+// On a loopback address only (it is unauthenticated): Prometheus metrics at
+// /metrics, read from the store's and the server's figures at scrape time, with
+// the Go runtime and process collectors; and net/http/pprof at /debug/pprof/.
+//
+// # Shutdown
+//
+// SIGTERM or SIGINT shuts down cleanly: the socket file is removed and no new
+// clients are accepted, requests in progress get -shutdown-grace to finish and
+// are then failed with ipc.ErrServerClosed, every client's refs and views are
+// released, then the HTTP server stops and the store is closed. troved then
+// exits 0. A second signal exits at once with status 1.
+package main
