@@ -31,9 +31,6 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	// The node ID as the handshake gave it: Status's hex-encodes NodeID.String()
-	// a second time (reported to net/ipc's author).
-	st.Daemon.Node = c.Node().String()
 	if df.json {
 		return printJSON(out, st)
 	}

@@ -112,7 +112,16 @@ func DialContext(ctx context.Context, path string, opts DialOptions) (*Client, e
 	}
 }
 
+// handshakeTimeout bounds a handshake whose context has no deadline: a socket
+// whose owner accepts but never answers is not a daemon.
+const handshakeTimeout = 10 * time.Second
+
 func dial(ctx context.Context, path string, opts DialOptions) (*Client, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, handshakeTimeout)
+		defer cancel()
+	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
@@ -197,7 +206,10 @@ func (c *Client) InlineThreshold() int64 { return c.inline }
 func (c *Client) DaemonPID() int { return c.daemonPID }
 
 // Close closes the connection; the daemon releases every ref, view and unsealed
-// object of this client. Views' bytes stay mapped until each is released.
+// object of this client. Views' bytes stay mapped (reading them does not fault)
+// until each is released, but they are no longer pinned: the daemon may reuse
+// that memory at once, so their contents mean nothing after Close. The same holds
+// after the daemon goes away (ErrDisconnected).
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.mu.closed {

@@ -79,7 +79,7 @@ type MemoryTotals struct {
 
 func (s *Server) status() Status {
 	st := Status{
-		Daemon: DaemonInfo{PID: os.Getpid(), Version: s.cfg.Version, Started: s.started, Node: fmt.Sprintf("%x", s.st.Node())},
+		Daemon: DaemonInfo{PID: os.Getpid(), Version: s.cfg.Version, Started: s.started, Node: s.st.Node().String()},
 		Store:  s.st.Stats(),
 		Server: s.Stats(),
 	}
