@@ -5,7 +5,7 @@ FUZZTIME  ?= 8s
 BENCHTIME ?= 1s
 COUNT     ?= 6
 
-.PHONY: all build test test-race test-invariants vet lint fuzz bench bench-redis demo clean
+.PHONY: all build test test-race test-invariants vet lint fuzz bench bench-redis demo daemon loadgen clean
 
 all: build test
 
@@ -60,6 +60,13 @@ bench-redis:
 
 demo:
 	$(GO) run ./cmd/trove demo
+
+## daemon: the node daemon with its defaults; loadgen: a short verified load on an embedded store.
+daemon:
+	$(GO) run ./cmd/troved
+
+loadgen:
+	$(GO) run ./tools/loadgen -embedded -capacity 256MiB -working-set 768MiB -duration 10s
 
 clean:
 	rm -rf bench/out
