@@ -276,11 +276,17 @@ func TestCloseReleasesEverything(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The view stays readable after Close, until released.
-	if obj.Bytes()[5] != pattern(6, 1)[5] {
-		t.Fatal("view after Close reads wrong bytes")
+	// The view stays mapped after Close, until released: reading it does not
+	// fault (its contents are no longer pinned, so they are not checked).
+	sink := obj.Bytes()[5] ^ obj.Bytes()[len(obj.Bytes())-1]
+	_ = sink
+	if c.views.Load() != 1 {
+		t.Fatalf("%d views counted after Close, want 1", c.views.Load())
 	}
 	obj.Release()
+	if c.views.Load() != 0 {
+		t.Fatal("the view's release was not counted")
+	}
 	requireDrained(t, d)
 	if _, err := c.Put(ctx, []byte("x")); err == nil {
 		t.Fatal("put on a closed client succeeded")
