@@ -48,11 +48,13 @@ type Client struct {
 	maxMsg    int   // the largest request the daemon accepts
 	daemonPID int
 	arenaFD   int
-	ro        []byte // the arena, mapped read-only once
+	ro        []byte  // the arena, mapped read-only once
+	win       *window // the arena again, writable only where this client's builders are
 
 	nextID atomic.Uint64
 	gone   atomic.Bool  // the connection ended: releases are moot
 	views  atomic.Int64 // views whose bytes are in ro: ro is unmapped once Close and this allow
+	open   atomic.Int64 // builders writing through win: likewise
 	unmap  sync.Once
 
 	mu struct {
@@ -185,6 +187,10 @@ func (c *Client) handshake(ctx context.Context, name string) error {
 			return fmt.Errorf("ipc: mapping the daemon's shared memory (%s): %w", trove.HumanBytes(int64(rep.arenaSize)), err)
 		}
 		c.ro = ro
+		if c.win, err = newWindow(c.arenaFD, int64(rep.arenaSize)); err != nil {
+			unix.Munmap(ro)
+			return fmt.Errorf("ipc: %w", err)
+		}
 	}
 	go c.readLoop(rd)
 	return nil
@@ -229,13 +235,14 @@ func (c *Client) maybeUnmap() {
 	c.mu.Lock()
 	closed := c.mu.closed
 	c.mu.Unlock()
-	if !closed || c.views.Load() != 0 {
+	if !closed || c.views.Load() != 0 || c.open.Load() != 0 {
 		return
 	}
 	c.unmap.Do(func() {
 		if c.ro != nil {
 			unix.Munmap(c.ro)
 		}
+		c.win.unmap()
 		unix.Close(c.arenaFD)
 	})
 }
@@ -878,57 +885,59 @@ func (c *Client) CreateContaining(ctx context.Context, size int, contains []trov
 	if rep.off < 0 {
 		b.buf = make([]byte, size)
 	} else {
-		if b.buf, b.mapping, err = c.mapWritable(rep.off, int64(size)); err != nil {
+		if c.win == nil {
+			err = fmt.Errorf("%w: an arena object from a daemon without an arena", errProtocol)
+		} else {
+			b.buf, b.span, err = c.win.openRange(rep.off, int64(size))
+		}
+		if err != nil {
 			c.sendAbort(rep.id)
 			b.ref.Drop()
 			return nil, fmt.Errorf("create %s: %w", rep.id, err)
 		}
+		b.windowed = true
+		c.open.Add(1)
 	}
 	b.cleanup = runtime.AddCleanup(b, func(a abandoned) { a.abandon() },
-		abandoned{c: c, id: rep.id, mapping: b.mapping})
+		abandoned{c: c, id: rep.id, span: b.span, windowed: b.windowed})
 	return b, nil
-}
-
-// mapWritable maps the builder's bytes read-write: only its own pages, and only
-// until Seal or Abort.
-func (c *Client) mapWritable(off, size int64) (data, mapping []byte, err error) {
-	if off+size > int64(len(c.ro)) {
-		return nil, nil, fmt.Errorf("%w: object at %d+%d outside the arena", errProtocol, off, size)
-	}
-	page := int64(unix.Getpagesize())
-	start := off / page * page
-	end := (off + size + page - 1) / page * page
-	m, err := unix.Mmap(c.arenaFD, start, int(end-start), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		return nil, nil, fmt.Errorf("mapping it writable: %w", err)
-	}
-	return m[off-start : off-start+size : off-start+size], m, nil
 }
 
 // abandoned is what a builder's GC cleanup needs to abort it.
 type abandoned struct {
-	c       *Client
-	id      trove.ObjectID
-	mapping []byte
+	c        *Client
+	id       trove.ObjectID
+	span     span
+	windowed bool
 }
 
 func (a abandoned) abandon() {
-	if a.mapping != nil {
-		unix.Munmap(a.mapping)
-	}
+	a.c.closeBuilder(a.span, a.windowed)
 	a.c.sendAbort(a.id)
+}
+
+// closeBuilder ends a builder's write access to the arena.
+func (c *Client) closeBuilder(s span, windowed bool) {
+	if !windowed {
+		return
+	}
+	c.win.closeRange(s)
+	if c.open.Add(-1) == 0 {
+		c.maybeUnmap()
+	}
 }
 
 // Builder writes one object in place, in the daemon's shared memory when the
 // object is large. Seal or Abort it exactly once.
 type Builder struct {
-	c       *Client
-	ref     trove.Ref
-	size    int
-	buf     []byte
-	mapping []byte // the writable mapping, until Seal or Abort
-	cleanup runtime.Cleanup
-	done    bool
+	c        *Client
+	ref      trove.Ref
+	size     int
+	buf      []byte
+	span     span // its pages in the client's window
+	windowed bool // buf is in the window (else in the heap, sent at Seal)
+	cleanup  runtime.Cleanup
+	done     bool
 }
 
 // Ref returns the object's ref: a future until Seal.
@@ -947,12 +956,12 @@ func (b *Builder) Seal() error {
 	}
 	b.finish()
 	m := sealReq{id: b.ref.ID()}
-	if b.mapping == nil {
-		m.data = b.buf
+	if b.windowed {
+		b.c.closeBuilder(b.span, true) // no more writes from here
 	} else {
-		unix.Munmap(b.mapping) // no more writes from here
+		m.data = b.buf
 	}
-	b.buf, b.mapping = nil, nil
+	b.buf = nil
 	r, _, err := b.c.roundTrip(context.Background(), opSeal, nil, m.encode)
 	if err != nil {
 		return fmt.Errorf("seal %s: %w", m.id, err)
@@ -966,10 +975,8 @@ func (b *Builder) Abort() {
 		return
 	}
 	b.finish()
-	if b.mapping != nil {
-		unix.Munmap(b.mapping)
-	}
-	b.buf, b.mapping = nil, nil
+	b.c.closeBuilder(b.span, b.windowed)
+	b.buf = nil
 	b.c.sendAbort(b.ref.ID())
 }
 
