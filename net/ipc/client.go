@@ -70,9 +70,17 @@ type Client struct {
 		ids   []trove.ObjectID
 		views []uint64
 	}
-	relKick    chan struct{}
-	readerDone chan struct{}
-	relDone    chan struct{}
+	// Replies are read by whichever caller waiting for one holds rdMu, which
+	// delivers the others' replies as they come: a lone caller reads its own,
+	// with no hand-off between goroutines (half the cost of a round trip). When
+	// it is done and calls are still waiting, it passes the reading on (turn).
+	rdMu sync.Mutex
+	rd   *frameReader // used by the holder of rdMu
+
+	relKick chan struct{}
+	done    chan struct{} // closed when the connection ends
+	endOnce sync.Once
+	relDone chan struct{}
 }
 
 var (
@@ -86,7 +94,8 @@ type call struct {
 	op   op
 	ids  []trove.ObjectID // what it asked about, to undo an orphaned reply
 	done chan struct{}
-	body []byte // the reply after its status byte
+	turn chan struct{} // a token: read the socket for everyone (see rdMu)
+	body []byte        // the reply after its status byte
 	fds  []int
 	err  error
 }
@@ -130,7 +139,7 @@ func dial(ctx context.Context, path string, opts DialOptions) (*Client, error) {
 		return nil, fmt.Errorf("ipc: no daemon at %s (start troved, or set TROVE_SOCKET): %w", path, err)
 	}
 	c := &Client{path: path, nc: nc.(*net.UnixConn), arenaFD: -1,
-		relKick: make(chan struct{}, 1), readerDone: make(chan struct{}), relDone: make(chan struct{})}
+		relKick: make(chan struct{}, 1), done: make(chan struct{}), relDone: make(chan struct{})}
 	c.out.conn = c.nc
 	c.mu.calls = make(map[uint64]*call)
 	c.mu.orphans = make(map[uint64]*call)
@@ -192,7 +201,7 @@ func (c *Client) handshake(ctx context.Context, name string) error {
 			return fmt.Errorf("ipc: %w", err)
 		}
 	}
-	go c.readLoop(rd)
+	c.rd = rd
 	return nil
 }
 
@@ -225,7 +234,9 @@ func (c *Client) Close() error {
 	c.mu.closed = true
 	c.mu.Unlock()
 	err := c.nc.Close()
-	<-c.readerDone
+	c.rdMu.Lock() // a caller reading the socket sees it closed and stops
+	c.end(nil)
+	c.rdMu.Unlock()
 	<-c.relDone
 	c.maybeUnmap()
 	return err
@@ -247,62 +258,102 @@ func (c *Client) maybeUnmap() {
 	})
 }
 
-// readLoop delivers replies until the connection ends, then fails every call
-// waiting.
-func (c *Client) readLoop(rd *frameReader) {
-	defer close(c.readerDone)
-	var err error
+// readUntil reads and delivers replies until cl's has come or ctx ends. The
+// caller holds rdMu. A read blocked when ctx ends is woken by a read deadline.
+func (c *Client) readUntil(ctx context.Context, cl *call) {
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { c.nc.SetReadDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
 	for {
-		var h header
-		var body []byte
-		var fds []int
-		h, body, fds, err = rd.next()
+		select {
+		case <-cl.done:
+			return
+		default:
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		h, body, fds, err := c.rd.next()
 		if err != nil {
-			break
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// Set for this caller or a previous one: clear it and look at
+				// ctx again. A partial frame stays buffered.
+				c.nc.SetReadDeadline(time.Time{})
+				continue
+			}
+			c.end(err)
+			return
 		}
 		if h.op != opReply {
 			closeFDs(fds)
-			err = fmt.Errorf("%w: the daemon sent a %s", errProtocol, h.op)
-			break
+			c.end(fmt.Errorf("%w: the daemon sent a %s", errProtocol, h.op))
+			return
 		}
-		c.mu.Lock()
-		cl := c.mu.calls[h.id]
-		delete(c.mu.calls, h.id)
-		orphan := c.mu.orphans[h.id]
-		delete(c.mu.orphans, h.id)
-		c.mu.Unlock()
-		switch {
-		case cl != nil:
-			cl.body, cl.fds = append([]byte(nil), body...), fds
-			close(cl.done)
-		case orphan != nil:
-			c.undo(orphan, body, fds)
-		default:
-			closeFDs(fds)
-		}
+		c.deliver(h.id, body, fds)
 	}
+}
+
+// deliver hands a reply to its call, or undoes it if its call was given up.
+func (c *Client) deliver(id uint64, body []byte, fds []int) {
 	c.mu.Lock()
-	closed := c.mu.closed
-	if closed {
-		err = fmt.Errorf("%w: the client was closed", net.ErrClosed)
-	} else {
-		err = fmt.Errorf("%w at %s (%v): its refs and views were released; restart troved if needed, then dial again", ErrDisconnected, c.path, err)
-	}
-	c.mu.err = err
-	c.gone.Store(true)
-	calls, orphans := c.mu.calls, c.mu.orphans
-	c.mu.calls, c.mu.orphans = nil, nil
+	cl := c.mu.calls[id]
+	delete(c.mu.calls, id)
+	orphan := c.mu.orphans[id]
+	delete(c.mu.orphans, id)
 	c.mu.Unlock()
-	c.nc.Close()
-	closeFDs(rd.fds)
-	for _, cl := range calls {
-		cl.err = err
+	switch {
+	case cl != nil:
+		cl.body, cl.fds = append(cl.body[:0], body...), fds
 		close(cl.done)
+	case orphan != nil:
+		c.undo(orphan, body, fds)
+	default:
+		closeFDs(fds)
 	}
-	for _, cl := range orphans {
-		closeFDs(cl.fds)
+}
+
+// passReading gives the reading to a waiting call, if any.
+func (c *Client) passReading() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cl := range c.mu.calls {
+		select {
+		case cl.turn <- struct{}{}:
+		default:
+		}
+		return
 	}
-	c.kick()
+}
+
+// end ends the connection (once) with cause (nil: the client was closed): every
+// call waiting fails with ErrDisconnected, or net.ErrClosed after Close.
+func (c *Client) end(cause error) {
+	c.endOnce.Do(func() {
+		c.mu.Lock()
+		var err error
+		if c.mu.closed {
+			err = fmt.Errorf("%w: the client was closed", net.ErrClosed)
+		} else {
+			err = fmt.Errorf("%w at %s (%v): its refs and views were released; restart troved if needed, then dial again", ErrDisconnected, c.path, cause)
+		}
+		c.mu.err = err
+		c.gone.Store(true)
+		calls, orphans := c.mu.calls, c.mu.orphans
+		c.mu.calls, c.mu.orphans = nil, nil
+		c.mu.Unlock()
+		c.nc.Close()
+		closeFDs(c.rd.fds)
+		c.rd.fds = nil
+		for _, cl := range calls {
+			cl.err = err
+			close(cl.done)
+		}
+		for _, cl := range orphans {
+			closeFDs(cl.fds)
+		}
+		close(c.done)
+	})
 }
 
 // undo gives back what the reply to an abandoned call gave this client.
@@ -340,7 +391,7 @@ func (c *Client) undo(cl *call, body []byte, fds []int) {
 // If ctx ends first, the request is cancelled and whatever its late reply
 // grants is given back.
 func (c *Client) roundTrip(ctx context.Context, o op, ids []trove.ObjectID, enc func([]byte) []byte) (*reader, []int, error) {
-	cl := &call{op: o, ids: ids, done: make(chan struct{})}
+	cl := &call{op: o, ids: ids, done: make(chan struct{}), turn: make(chan struct{}, 1)}
 	id := c.nextID.Add(1)
 	c.mu.Lock()
 	if c.mu.err != nil || c.mu.closed {
@@ -382,32 +433,32 @@ func (c *Client) roundTrip(ctx context.Context, o op, ids []trove.ObjectID, enc 
 		return nil, nil, err
 	}
 
-	select {
-	case <-cl.done:
-	case <-ctx.Done():
+	if !c.await(ctx, cl) {
 		// The daemon has the same deadline and answers at it with what it means
 		// (a full store, what was ready): give its answer a moment to arrive.
+		got := false
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && deadlineOf(ctx) != 0 {
-			t := time.NewTimer(deadlineGrace)
-			select {
-			case <-cl.done:
-			case <-t.C:
+			gctx, cancel := context.WithTimeout(context.Background(), deadlineGrace)
+			got = c.await(gctx, cl)
+			cancel()
+		}
+		if !got {
+			c.mu.Lock()
+			_, waiting := c.mu.calls[id]
+			if waiting {
+				delete(c.mu.calls, id)
+				c.mu.orphans[id] = cl
 			}
-			t.Stop()
+			c.mu.Unlock()
+			c.passTurn(cl)
+			if waiting {
+				c.sendCancel(id)
+				return nil, nil, ctxError(ctx)
+			}
+			<-cl.done // the reply is being delivered
 		}
-		c.mu.Lock()
-		_, waiting := c.mu.calls[id]
-		if waiting {
-			delete(c.mu.calls, id)
-			c.mu.orphans[id] = cl
-		}
-		c.mu.Unlock()
-		if waiting {
-			c.sendCancel(id)
-			return nil, nil, ctxError(ctx)
-		}
-		<-cl.done // the reply is being delivered
 	}
+	c.passTurn(cl)
 	if cl.err != nil {
 		return nil, nil, cl.err
 	}
@@ -421,6 +472,49 @@ func (c *Client) roundTrip(ctx context.Context, o op, ids []trove.ObjectID, enc 
 		return nil, nil, c.broken(r.err)
 	}
 	return r, cl.fds, nil
+}
+
+// await blocks until cl's reply is delivered (true) or ctx ends (false). While
+// nobody else reads the socket, it does.
+func (c *Client) await(ctx context.Context, cl *call) bool {
+	for {
+		select {
+		case <-cl.done:
+			return true
+		default:
+		}
+		if c.rdMu.TryLock() {
+			c.readUntil(ctx, cl)
+			c.rdMu.Unlock()
+			c.passReading()
+			select {
+			case <-cl.done:
+				return true
+			default:
+			}
+			if ctx.Err() != nil {
+				return false
+			}
+			continue
+		}
+		select {
+		case <-cl.done:
+			return true
+		case <-cl.turn:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// passTurn passes on a reading turn cl was given but no longer needs. cl is
+// out of the calls by now, so no new turn can come to it.
+func (c *Client) passTurn(cl *call) {
+	select {
+	case <-cl.turn:
+		c.passReading()
+	default:
+	}
 }
 
 // broken closes a connection whose daemon sent a malformed reply.
@@ -537,7 +631,7 @@ func (c *Client) releaser() {
 		select {
 		case <-c.relKick:
 			c.sendReleases()
-		case <-c.readerDone:
+		case <-c.done:
 			c.rel.Lock()
 			c.rel.ids, c.rel.views = nil, nil
 			c.rel.Unlock()

@@ -63,12 +63,13 @@ func (fr *frameReader) fill(n int) error {
 	}
 	for fr.w < n {
 		m, oobn, _, _, err := fr.nc.ReadMsgUnix(fr.buf[fr.w:], fr.oob)
-		if oobn > 0 {
-			if perr := fr.takeFDs(fr.oob[:oobn]); perr != nil && err == nil {
+		// A failed read (a deadline) may report -1 bytes.
+		if oobn > 0 && err == nil {
+			if perr := fr.takeFDs(fr.oob[:oobn]); perr != nil {
 				err = perr
 			}
 		}
-		fr.w += m
+		fr.w += max(m, 0)
 		if err != nil {
 			return err
 		}
