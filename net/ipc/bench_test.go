@@ -65,3 +65,26 @@ func BenchmarkGetShared(b *testing.B) {
 	ref.Drop()
 	requireDrained(b, d, c)
 }
+
+// BenchmarkPutDropParallel: 100-byte Put and Drop from 32 goroutines sharing
+// one client.
+func BenchmarkPutDropParallel(b *testing.B) {
+	d := startDaemon(b, engine.Config{})
+	c := d.dial(b)
+	ctx := context.Background()
+	data := make([]byte, 100)
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r, err := c.Put(ctx, data)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			r.Drop()
+		}
+	})
+	b.StopTimer()
+	requireDrained(b, d, c)
+}

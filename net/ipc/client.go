@@ -65,11 +65,14 @@ type Client struct {
 		closed  bool
 	}
 
+	// Releases queued for the daemon: they go with the next request, or with
+	// the releaser's next batch if no request comes first.
 	rel struct {
 		sync.Mutex
-		ids   []trove.ObjectID
-		views []uint64
+		ids, spareIDs     []trove.ObjectID
+		views, spareViews []uint64
 	}
+	relQueued atomic.Int32 // queued since the last batch (a hint: 0 skips the lock)
 	// Replies are read by whichever caller waiting for one holds rdMu, which
 	// delivers the others' replies as they come: a lone caller reads its own,
 	// with no hand-off between goroutines (half the cost of a round trip). When
@@ -406,14 +409,17 @@ func (c *Client) roundTrip(ctx context.Context, o op, ids []trove.ObjectID, enc 
 	c.mu.Unlock()
 
 	bp := getBuf()
-	b := appendHeader(*bp, o, id, 0)
+	// Releases waiting to go ride in the same write, ahead of the request.
+	b := c.appendReleases(*bp)
+	start := len(b)
+	b = appendHeader(b, o, id, 0)
 	if enc != nil {
 		b = enc(b)
 	}
-	b = finish(b, 0)
+	b = finish(b, start)
 	var err error
-	if len(b) > c.maxMsg {
-		err = fmt.Errorf("%w: %s request of %s exceeds the daemon's limit of %s", errTooLarge, o, trove.HumanBytes(int64(len(b))), trove.HumanBytes(int64(c.maxMsg)))
+	if len(b)-start > c.maxMsg {
+		err = fmt.Errorf("%w: %s request of %s exceeds the daemon's limit of %s", errTooLarge, o, trove.HumanBytes(int64(len(b)-start)), trove.HumanBytes(int64(c.maxMsg)))
 	} else {
 		err = c.out.send(b)
 	}
@@ -576,7 +582,9 @@ func (c *Client) queueRelease(id trove.ObjectID) {
 	c.rel.Lock()
 	c.rel.ids = append(c.rel.ids, id)
 	c.rel.Unlock()
-	c.kick()
+	if c.relQueued.Add(1) == 1 {
+		c.kick()
+	}
 }
 
 // viewHint is a view's record: the daemon's pin, and the mapping of a spill
@@ -612,7 +620,9 @@ func (c *Client) queueView(id uint64) {
 	c.rel.Lock()
 	c.rel.views = append(c.rel.views, id)
 	c.rel.Unlock()
-	c.kick()
+	if c.relQueued.Add(1) == 1 {
+		c.kick()
+	}
 }
 
 func (c *Client) kick() {
@@ -622,6 +632,10 @@ func (c *Client) kick() {
 	}
 }
 
+// releaseDelay is how long queued releases wait for a request to carry them
+// before the releaser sends them on their own.
+const releaseDelay = 200 * time.Microsecond
+
 // releaser sends released refs and views to the daemon in batches, so that
 // releasing never blocks the caller (the garbage collector's cleanups among
 // them) on the socket.
@@ -630,6 +644,13 @@ func (c *Client) releaser() {
 	for {
 		select {
 		case <-c.relKick:
+			// Give a request the chance to carry them first.
+			t := time.NewTimer(releaseDelay)
+			select {
+			case <-t.C:
+			case <-c.done:
+				t.Stop()
+			}
 			c.sendReleases()
 		case <-c.done:
 			c.rel.Lock()
@@ -641,27 +662,48 @@ func (c *Client) releaser() {
 }
 
 func (c *Client) sendReleases() {
+	bp := getBuf()
+	if b := c.appendReleases(*bp); len(b) > 0 {
+		_ = c.out.send(b)
+		*bp = b
+	}
+	putBuf(bp)
+}
+
+// appendReleases appends frames releasing every ref and view queued so far.
+func (c *Client) appendReleases(b []byte) []byte {
+	if c.relQueued.Load() == 0 {
+		return b
+	}
 	c.rel.Lock()
 	ids, views := c.rel.ids, c.rel.views
-	c.rel.ids, c.rel.views = nil, nil
-	c.rel.Unlock()
+	c.rel.ids, c.rel.views = c.rel.spareIDs[:0], c.rel.spareViews[:0]
+	c.relQueued.Store(0)
 	const per = 16 << 10 // items per message, well under any limit
-	for len(ids) > 0 {
-		n := min(len(ids), per)
-		c.sendSimple(opRelease, 0, func(b []byte) []byte { return putIDs(b, ids[:n]) })
-		ids = ids[n:]
+	for rest := ids; len(rest) > 0; {
+		n := min(len(rest), per)
+		start := len(b)
+		b = finish(putIDs(appendHeader(b, opRelease, 0, 0), rest[:n]), start)
+		rest = rest[n:]
 	}
-	for len(views) > 0 {
-		n := min(len(views), per)
-		c.sendSimple(opReleaseView, 0, func(b []byte) []byte {
-			b = putU32(b, uint32(n))
-			for _, v := range views[:n] {
-				b = putU64(b, v)
-			}
-			return b
-		})
-		views = views[n:]
+	for rest := views; len(rest) > 0; {
+		n := min(len(rest), per)
+		start := len(b)
+		b = putU32(appendHeader(b, opReleaseView, 0, 0), uint32(n))
+		for _, v := range rest[:n] {
+			b = putU64(b, v)
+		}
+		b = finish(b, start)
+		rest = rest[n:]
 	}
+	if cap(ids) <= 4096 {
+		c.rel.spareIDs = ids[:0]
+	}
+	if cap(views) <= 4096 {
+		c.rel.spareViews = views[:0]
+	}
+	c.rel.Unlock()
+	return b
 }
 
 // Flush sends every release made so far and waits until the daemon has

@@ -22,6 +22,7 @@ type sender struct {
 	pending []byte
 	spare   []byte
 	err     error // the first write error: the connection is dead
+	corked  bool  // hold frames back: the reader has more requests in hand (see cork)
 }
 
 // bufPool holds frame-building buffers.
@@ -45,6 +46,31 @@ func (s *sender) send(frame []byte) error {
 		return err
 	}
 	s.pending = append(s.pending, frame...)
+	corked := s.corked
+	s.mu.Unlock()
+	if corked {
+		return nil
+	}
+	return s.flush()
+}
+
+// cork holds frames back until uncork, so that the replies to requests that
+// arrived together leave together, in one write. The daemon's read loop corks
+// while it has more requests buffered and uncorks before it waits for more.
+func (s *sender) cork() {
+	s.mu.Lock()
+	s.corked = true
+	s.mu.Unlock()
+}
+
+// uncork writes what was held back.
+func (s *sender) uncork() error {
+	s.mu.Lock()
+	if !s.corked {
+		s.mu.Unlock()
+		return nil
+	}
+	s.corked = false
 	s.mu.Unlock()
 	return s.flush()
 }

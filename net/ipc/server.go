@@ -320,6 +320,15 @@ func (c *conn) serve() {
 	var hdr [headerSize]byte
 	var body []byte
 	for {
+		// Replies to requests that came together go out together: hold them
+		// while more requests are buffered, write them before waiting.
+		if br.Buffered() < headerSize {
+			if err := c.out.uncork(); err != nil {
+				return
+			}
+		} else {
+			c.out.cork()
+		}
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.logger().Info("client connection lost", "err", err)
@@ -338,6 +347,9 @@ func (c *conn) serve() {
 				body = make([]byte, n)
 			}
 			body = body[:h.bodyLen()]
+			if br.Buffered() < len(body) {
+				err = c.out.uncork() // the rest of the body may be a while
+			}
 			if _, err = io.ReadFull(br, body); err == nil {
 				c.srv.bytesIn.Add(uint64(headerSize + len(body)))
 				c.srv.requests.Add(1)
