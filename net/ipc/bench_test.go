@@ -2,7 +2,10 @@ package ipc
 
 import (
 	"context"
+	"fmt"
 	"testing"
+
+	"github.com/trovedb/trove"
 
 	"github.com/trovedb/trove/engine"
 )
@@ -22,48 +25,32 @@ func BenchmarkPing(b *testing.B) {
 	}
 }
 
-func BenchmarkGetInline(b *testing.B) {
-	d := startDaemon(b, engine.Config{})
-	c := d.dial(b)
-	ctx := context.Background()
-	ref, err := c.Put(ctx, make([]byte, 100))
-	if err != nil {
-		b.Fatal(err)
+// BenchmarkGet: a small object travels inline in the reply; a large one is read
+// in place (zero copy: the same cost whatever its size).
+func BenchmarkGet(b *testing.B) {
+	for _, size := range []int{100, 1 << 20} {
+		b.Run(fmt.Sprintf("size=%s", trove.HumanBytes(int64(size))), func(b *testing.B) {
+			d := startDaemon(b, engine.Config{})
+			c := d.dial(b)
+			ctx := context.Background()
+			ref, err := c.Put(ctx, make([]byte, size))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				o, err := c.Get(ctx, ref)
+				if err != nil {
+					b.Fatal(err)
+				}
+				o.Release()
+			}
+			b.StopTimer()
+			ref.Drop()
+			requireDrained(b, d, c)
+		})
 	}
-	b.SetBytes(100)
-	b.ReportAllocs()
-	for b.Loop() {
-		o, err := c.Get(ctx, ref)
-		if err != nil {
-			b.Fatal(err)
-		}
-		o.Release()
-	}
-	b.StopTimer()
-	ref.Drop()
-	requireDrained(b, d, c)
-}
-
-func BenchmarkGetShared(b *testing.B) {
-	d := startDaemon(b, engine.Config{})
-	c := d.dial(b)
-	ctx := context.Background()
-	ref, err := c.Put(ctx, make([]byte, 1<<20))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(1 << 20)
-	b.ReportAllocs()
-	for b.Loop() {
-		o, err := c.Get(ctx, ref)
-		if err != nil {
-			b.Fatal(err)
-		}
-		o.Release()
-	}
-	b.StopTimer()
-	ref.Drop()
-	requireDrained(b, d, c)
 }
 
 // BenchmarkPutDropParallel: 100-byte Put and Drop from 32 goroutines sharing
