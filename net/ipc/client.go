@@ -748,7 +748,7 @@ func (c *Client) idsOf(refs []trove.Ref) ([]trove.ObjectID, error) {
 // Put copies data into the store: inline in the request if it is small, else
 // straight into shared memory.
 func (c *Client) Put(ctx context.Context, data []byte) (trove.Ref, error) {
-	if int64(len(data)) <= c.inline {
+	if c.inline > 0 && int64(len(data)) <= c.inline {
 		return c.putInline(ctx, data, nil)
 	}
 	b, err := c.Create(ctx, len(data))
@@ -780,7 +780,7 @@ func (c *Client) putInline(ctx context.Context, data []byte, contains []trove.Ob
 // for a large object), and seals it. See trove.Store.
 func (c *Client) PutFunc(ctx context.Context, size int, contains []trove.Ref, fill func(dst []byte) error) (trove.Ref, error) {
 	defer runtime.KeepAlive(contains)
-	if int64(size) <= c.inline && size >= 0 {
+	if c.inline > 0 && int64(size) <= c.inline && size >= 0 {
 		ids, err := c.idsOf(contains)
 		if err != nil {
 			return trove.Ref{}, fmt.Errorf("put: contained ref: %w", err)

@@ -434,3 +434,27 @@ func TestSpilledAndFallbackObjects(t *testing.T) {
 		t.Fatalf("spill files left: %d, spilled objects %d", st.SpillFiles, st.SpilledObjects)
 	}
 }
+
+// A daemon that keeps every object in shared memory (inline threshold < 0):
+// even an empty object is created in the arena, and read in place.
+func TestEveryObjectInTheArena(t *testing.T) {
+	ctx := context.Background()
+	d := startDaemon(t, engine.Config{InlineThreshold: -1})
+	c := d.dial(t)
+	for _, size := range []int{0, 5, 4096} {
+		ref, err := c.Put(ctx, pattern(size, 3))
+		if err != nil {
+			t.Fatalf("put %d: %v", size, err)
+		}
+		obj, err := c.Get(ctx, ref)
+		if err != nil || !bytes.Equal(obj.Bytes(), pattern(size, 3)) {
+			t.Fatalf("get %d: %v", size, err)
+		}
+		if _, shared := c.ArenaOffset(obj); !shared {
+			t.Fatalf("%d bytes: not read from shared memory", size)
+		}
+		obj.Release()
+		ref.Drop()
+	}
+	requireDrained(t, d, c)
+}

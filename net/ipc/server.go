@@ -482,7 +482,10 @@ func (c *conn) handle(h header, body []byte) error {
 		if err := r.done(); err != nil {
 			return err
 		}
-		if int64(len(m.data)) > s.inline {
+		// Inline puts never wait for arena room, so the read loop runs them; a
+		// daemon that keeps every object in the arena (inline threshold 0)
+		// takes creates only.
+		if s.inline == 0 || int64(len(m.data)) > s.inline {
 			return fmt.Errorf("%w: put of %d bytes inline; the daemon's inline threshold is %d (use create)", errProtocol, len(m.data), s.inline)
 		}
 		return c.put(h.id, &m)
