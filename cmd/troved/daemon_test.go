@@ -140,8 +140,27 @@ func TestDaemon(t *testing.T) {
 		t.Errorf("/debug/pprof/ does not list profiles:\n%s", pprof)
 	}
 
+	// Dropped and released, the object is gone: nothing used, nothing pinned.
+	obj.Release()
+	ref.Drop()
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	metrics = scrape(t, base+"/metrics")
+	for _, want := range []string{"trove_objects 0\n", "trove_used_bytes 0\n", "trove_pinned_objects 0\n", "trove_client_refs 0\n"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("after drop and release, /metrics lacks %q", want)
+		}
+	}
+
 	// Shut down with the client still holding a ref and a view: the daemon
 	// releases them and the client learns it is disconnected.
+	if ref, err = c.Put(ctx, data); err != nil {
+		t.Fatal(err)
+	}
+	if obj, err = c.Get(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -400,15 +400,19 @@ func TestDaemonRestart(t *testing.T) {
 	}
 	obj.Release()
 	ref.Drop()
+	if err := c2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	st, err := c2.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c2.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if st.Daemon.PID != d2.cmd.Process.Pid {
 		t.Fatalf("status from pid %d, want %d", st.Daemon.PID, d2.cmd.Process.Pid)
+	}
+	if st.Store.Objects != 0 || st.Store.Used != 0 || st.Store.PinnedObjects != 0 || st.Server.Refs != 0 || st.Server.Views != 0 {
+		t.Fatalf("restarted daemon not drained: %d objects, %d used, %d pinned; server refs %d views %d",
+			st.Store.Objects, st.Store.Used, st.Store.PinnedObjects, st.Server.Refs, st.Server.Views)
 	}
 	c2.Close()
 	d2.cmd.Process.Signal(syscall.SIGTERM)
