@@ -471,15 +471,13 @@ func (c *conn) handle(h header, body []byte) error {
 	switch h.op {
 	case opHello:
 		var m helloReq
-		m.decode(r)
-		if err := r.done(); err != nil {
+		if err := decodeAll(r, &m); err != nil {
 			return err
 		}
 		return c.handshake(h.id, &m)
 	case opPut:
 		var m putReq
-		m.decode(r)
-		if err := r.done(); err != nil {
+		if err := decodeAll(r, &m); err != nil {
 			return err
 		}
 		// Inline puts never wait for arena room, so the read loop runs them; a
@@ -491,16 +489,14 @@ func (c *conn) handle(h header, body []byte) error {
 		return c.put(h.id, &m)
 	case opCreate:
 		var m createReq
-		m.decode(r)
-		if err := r.done(); err != nil {
+		if err := decodeAll(r, &m); err != nil {
 			return err
 		}
 		c.create(h.id, &m)
 		return nil
 	case opSeal:
 		var m sealReq
-		m.decode(r)
-		if err := r.done(); err != nil {
+		if err := decodeAll(r, &m); err != nil {
 			return err
 		}
 		if err := c.seal(&m); err != nil {
@@ -515,28 +511,25 @@ func (c *conn) handle(h header, body []byte) error {
 		c.abort(id)
 		return nil
 	case opGet:
-		var m idsReq
-		m.decode(r, true, false)
-		if err := r.done(); err != nil {
+		m, err := decodeIDs(r, true, false)
+		if err != nil {
 			return err
 		}
 		if len(m.ids) > maxBatch {
 			return fmt.Errorf("%w: get of %d objects in one request (limit %d)", errProtocol, len(m.ids), maxBatch)
 		}
-		c.get(h.id, &m)
+		c.get(h.id, m)
 		return nil
 	case opWait:
-		var m idsReq
-		m.decode(r, true, true)
-		if err := r.done(); err != nil {
+		m, err := decodeIDs(r, true, true)
+		if err != nil {
 			return err
 		}
-		c.wait(h.id, &m)
+		c.wait(h.id, m)
 		return nil
 	case opBorrow:
-		var m idsReq
-		m.decode(r, false, false)
-		if err := r.done(); err != nil {
+		m, err := decodeIDs(r, false, false)
+		if err != nil {
 			return err
 		}
 		if err := c.borrow(m.ids); err != nil {
@@ -544,9 +537,8 @@ func (c *conn) handle(h header, body []byte) error {
 		}
 		return c.reply(h.id, nil)
 	case opRelease:
-		var m idsReq
-		m.decode(r, false, false)
-		if err := r.done(); err != nil {
+		m, err := decodeIDs(r, false, false)
+		if err != nil {
 			return err
 		}
 		c.release(m.ids)
@@ -609,6 +601,19 @@ func (c *conn) handle(h header, body []byte) error {
 	}
 }
 
+// decodeAll decodes a whole message body into m.
+func decodeAll(r *reader, m interface{ decode(*reader) }) error {
+	m.decode(r)
+	return r.done()
+}
+
+// decodeIDs decodes a whole get, wait, borrow or release body.
+func decodeIDs(r *reader, withDeadline, withN bool) (idsReq, error) {
+	var m idsReq
+	m.decode(r, withDeadline, withN)
+	return m, r.done()
+}
+
 func (c *conn) handshake(id uint64, m *helloReq) error {
 	if c.hello.Load() {
 		return fmt.Errorf("%w: a second handshake", errProtocol)
@@ -639,22 +644,32 @@ func (c *conn) handshake(id uint64, m *helloReq) error {
 // lookup returns the engine refs for ids, which the client must hold. The caller
 // holds c.mu.
 func (c *conn) lookupLocked(ids []trove.ObjectID) ([]trove.Ref, error) {
+	if err := c.holdsLocked(ids); err != nil {
+		return nil, err
+	}
 	refs := make([]trove.Ref, len(ids))
 	for i, id := range ids {
-		h := c.mu.refs[id]
-		if h == nil {
-			return nil, fmt.Errorf("object %s: this client holds no ref to it (borrow it first): %w", id, trove.ErrInvalidRef)
-		}
-		refs[i] = h.ref
+		refs[i] = c.mu.refs[id].ref
 	}
 	return refs, nil
+}
+
+// holdsLocked fails unless the client holds a ref to each of ids. The caller
+// holds c.mu.
+func (c *conn) holdsLocked(ids []trove.ObjectID) error {
+	for _, id := range ids {
+		if c.mu.refs[id] == nil {
+			return fmt.Errorf("object %s: this client holds no ref to it (borrow it first): %w", id, trove.ErrInvalidRef)
+		}
+	}
+	return nil
 }
 
 // borrowed returns new engine refs of ids, which the client must hold: for a
 // request that outlives the read loop's view of the client's refs.
 func (c *conn) borrowed(ids []trove.ObjectID) ([]trove.Ref, error) {
 	c.mu.Lock()
-	_, err := c.lookupLocked(ids)
+	err := c.holdsLocked(ids)
 	c.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -789,7 +804,7 @@ func (c *conn) abort(id trove.ObjectID) {
 }
 
 // get answers at once if every object is in memory, else in a goroutine.
-func (c *conn) get(id uint64, m *idsReq) {
+func (c *conn) get(id uint64, m idsReq) {
 	c.mu.Lock()
 	refs, err := c.lookupLocked(m.ids)
 	c.mu.Unlock()
@@ -927,7 +942,7 @@ func (c *conn) replyViews(id uint64, views []*trove.Object) error {
 	return err
 }
 
-func (c *conn) wait(id uint64, m *idsReq) {
+func (c *conn) wait(id uint64, m idsReq) {
 	if int(m.n) > len(m.ids) {
 		_ = c.fail(id, fmt.Errorf("wait: numReturns %d outside [0, %d], the number of refs", m.n, len(m.ids)))
 		return
