@@ -108,6 +108,19 @@ func settle(b *testing.B) {
 	b.ReportAllocs()
 }
 
+// getSized gets ref through c, checks the view holds size bytes, and releases it.
+func getSized(c trove.Store, ref trove.Ref, size int) error {
+	obj, err := c.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if n := len(obj.Bytes()); n != size {
+		err = fmt.Errorf("Get returned %d bytes", n)
+	}
+	obj.Release()
+	return err
+}
+
 func nsPerOp(b *testing.B) float64 { return float64(b.Elapsed().Nanoseconds()) / float64(b.N) }
 
 // BenchmarkRedisGetLarge gets a 1 MiB and a 64 MiB value from another process.
@@ -242,17 +255,7 @@ func BenchmarkRedisSmallOps(b *testing.B) {
 					}
 					return err
 				},
-				trove: func(g int) error {
-					obj, err := c.Get(ctx, refs[g])
-					if err != nil {
-						return err
-					}
-					if n := len(obj.Bytes()); n != size {
-						err = fmt.Errorf("Get returned %d bytes", n)
-					}
-					obj.Release()
-					return err
-				},
+				trove: func(g int) error { return getSized(c, refs[g], size) },
 			},
 			"put": {
 				redis: func(g int) error { return rdb.Set(ctx, keys[g], val, 0).Err() },
@@ -393,17 +396,7 @@ func BenchmarkIPCRoundTrip(b *testing.B) {
 		}
 		defer ref.Drop()
 		settle(b)
-		p50, _ := latencies(b, func() error {
-			obj, err := c.Get(ctx, ref)
-			if err != nil {
-				return err
-			}
-			if n := len(obj.Bytes()); n != size {
-				err = fmt.Errorf("Get returned %d bytes", n)
-			}
-			obj.Release()
-			return err
-		})
+		p50, _ := latencies(b, func() error { return getSized(c, ref, size) })
 		if echoP50 > 0 {
 			b.ReportMetric(echoP50/p50, "x_echo")
 		}
