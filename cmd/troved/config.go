@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/net/ipc"
 )
 
@@ -305,17 +306,6 @@ func totalRAM() (int64, error) {
 	return int64(si.Totalram) * int64(si.Unit), nil
 }
 
-var units = []struct {
-	suffix string
-	mult   float64
-}{
-	// Longest first, so that "GiB" is not read as "B".
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
-	{"B", 1},
-}
-
 // parseCapacity parses "4GiB", "512MiB", "1.5G" (binary), "4GB" (decimal),
 // "1073741824" (bytes) or "30%" (of ram()).
 func parseCapacity(s string, ram func() (int64, error)) (int64, error) {
@@ -331,23 +321,18 @@ func parseCapacity(s string, ram func() (int64, error)) (int64, error) {
 		}
 		return int64(float64(total) * p / 100), nil
 	}
-	num, mult := t, 1.0
-	for _, u := range units {
-		if len(t) > len(u.suffix) && strings.EqualFold(t[len(t)-len(u.suffix):], u.suffix) {
-			num, mult = strings.TrimSpace(t[:len(t)-len(u.suffix)]), u.mult
-			break
-		}
+	if strings.HasPrefix(t, "-") {
+		return 0, errors.New("the capacity must be positive")
 	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+	b, err := trove.ParseBytes(t)
+	if err != nil {
 		return 0, errors.New(`want a size such as "4GiB", "512MiB", "30%" of RAM, or a number of bytes`)
 	}
-	b := f * mult
 	if b <= 0 {
 		return 0, errors.New("the capacity must be positive")
 	}
 	if b > math.MaxInt64/2 {
 		return 0, errors.New("the capacity is absurdly large")
 	}
-	return int64(b), nil
+	return b, nil
 }
