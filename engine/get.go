@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 
@@ -79,7 +78,7 @@ func (s *Store) await(ctx context.Context, e *entry, w *waiter) error {
 		return nil
 	case <-ctx.Done():
 		s.unregister(e, w)
-		return ctxError(ctx)
+		return trove.ContextError(ctx)
 	case <-s.closing:
 		s.unregister(e, w)
 		return trove.ErrClosed
@@ -112,18 +111,6 @@ func (s *Store) unregister(e *entry, w *waiter) {
 			return
 		}
 	}
-}
-
-// ctxError is the error for a wait that ctx ended: ErrGetTimeout for a deadline.
-func ctxError(ctx context.Context) error {
-	err := context.Cause(ctx)
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		if err == context.DeadlineExceeded {
-			return trove.ErrGetTimeout
-		}
-		return fmt.Errorf("%w: %w", trove.ErrGetTimeout, err)
-	}
-	return err
 }
 
 // GetAll gets every ref, blocking until all are sealed, and returns the views in
@@ -266,7 +253,7 @@ func (s *Store) waitMany(ctx context.Context, entries []*entry, need int) error 
 	select {
 	case <-w.ch:
 	case <-ctx.Done():
-		err = ctxError(ctx)
+		err = trove.ContextError(ctx)
 	case <-s.closing:
 		err = trove.ErrClosed
 	}

@@ -459,7 +459,7 @@ func (c *Client) roundTrip(ctx context.Context, o op, ids []trove.ObjectID, enc 
 			c.passTurn(cl)
 			if waiting {
 				c.sendCancel(id)
-				return nil, nil, ctxError(ctx)
+				return nil, nil, trove.ContextError(ctx)
 			}
 			<-cl.done // the reply is being delivered
 		}
@@ -532,18 +532,6 @@ func (c *Client) broken(err error) error {
 // deadlineGrace is how long past a deadline a client waits for the daemon's
 // answer to a request that carried the deadline.
 const deadlineGrace = time.Second
-
-// ctxError is the error for a call that ctx ended: trove.ErrGetTimeout for a
-// deadline, as in process.
-func ctxError(ctx context.Context) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		if cause := context.Cause(ctx); cause != context.DeadlineExceeded {
-			return fmt.Errorf("%w: %w", trove.ErrGetTimeout, cause)
-		}
-		return trove.ErrGetTimeout
-	}
-	return context.Cause(ctx)
-}
 
 func deadlineOf(ctx context.Context) int64 {
 	if dl, ok := ctx.Deadline(); ok {
