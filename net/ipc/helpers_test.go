@@ -82,7 +82,7 @@ func requireDrained(t testing.TB, d *daemon, clients ...*Client) {
 	}
 	var st engine.Stats
 	var ss ServerStats
-	for i := 0; i < 300; i++ {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
 		d.st.WaitIdle()
 		st, ss = d.st.Stats(), d.srv.Stats()
 		if st.Objects == 0 && st.Used == 0 && st.Views == 0 && st.PinnedObjects == 0 && ss.Refs == 0 && ss.Views == 0 && ss.Builders == 0 {

@@ -226,7 +226,7 @@ func TestTwoProcessesShareOneObject(t *testing.T) {
 }
 
 // A client killed while writing an object loses its unsealed object, its pins
-// and its refs within a second.
+// and its refs within a bounded time (10 s here, so that a loaded machine cannot fail it).
 func TestKilledClientReleasesEverything(t *testing.T) {
 	d := startDaemon(t, engine.Config{})
 	p := startChild(t, "create", d.path)
@@ -245,14 +245,16 @@ func TestKilledClientReleasesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.cmd.Wait()
-	deadline := time.Now().Add(time.Second)
+	// A liveness bound, not a timing claim: generous, so that a loaded
+	// machine running -race does not make it fail.
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st := d.st.Stats()
 		if st.PinnedObjects == 0 && st.PendingObjects == 0 && d.srv.Stats().Clients == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("a second after kill -9: %d pinned, %d pending, %d clients", st.PinnedObjects, st.PendingObjects, d.srv.Stats().Clients)
+			t.Fatalf("10s after kill -9: %d pinned, %d pending, %d clients", st.PinnedObjects, st.PendingObjects, d.srv.Stats().Clients)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
