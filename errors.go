@@ -141,7 +141,8 @@ func (e *OutOfDiskError) Error() string {
 // Unwrap lets errors.Is match ErrOutOfDisk, the spill error and the context's error.
 func (e *OutOfDiskError) Unwrap() []error { return []error{ErrOutOfDisk, e.Err, e.Full.Cause} }
 
-// ContextError is the error of a wait that ctx ended, as every store reports it:
+// ContextError is for store implementations: the error of a wait that ctx ended,
+// as every store reports it:
 // ErrGetTimeout (which matches context.DeadlineExceeded) for a deadline, wrapping
 // the deadline's cause if it has one; otherwise ctx's cause.
 func ContextError(ctx context.Context) error {

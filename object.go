@@ -16,26 +16,28 @@ type Object struct {
 	released atomic.Bool
 }
 
-// ViewOwner is implemented by stores that hand out views.
+// ViewOwner is for store implementations: it is implemented by stores that hand
+// out views.
 type ViewOwner interface {
 	// ReleaseView gives back the pin one view held. It is called at most once per
 	// view, by Object.Release.
 	ReleaseView(id ObjectID, hint any)
 }
 
-// NewObject returns a view of data, which must be the object's read-only bytes. It
-// is for store implementations: owner.ReleaseView(id, hint) is called once, on Release.
+// NewObject is for store implementations: it returns a view of data, which must be
+// the object's read-only bytes. owner.ReleaseView(id, hint) is called once, on
+// Release. Users get views from Get.
 func NewObject(id ObjectID, data []byte, owner ViewOwner, hint any) *Object {
 	return &Object{id: id, data: data, owner: owner, hint: hint}
 }
 
-// MakeObjects returns n uninitialised views in one allocation, for a store that
-// hands out many at once (GetAll) and fills each with InitObject. Until then they
-// are not views: do not return them.
+// MakeObjects is for store implementations: it returns n uninitialised views in one
+// allocation, for a store that hands out many at once (GetAll) and fills each with
+// InitObject. Until then they are not views: do not return them.
 func MakeObjects(n int) []Object { return make([]Object, n) }
 
-// InitObject makes o, from MakeObjects, a view of data as NewObject would. It
-// panics if o is already a view.
+// InitObject is for store implementations: it makes o, from MakeObjects, a view of
+// data as NewObject would. It panics if o is already a view.
 func InitObject(o *Object, id ObjectID, data []byte, owner ViewOwner, hint any) {
 	if o.owner != nil {
 		panic("trove: InitObject on an object that is already a view")
@@ -43,8 +45,9 @@ func InitObject(o *Object, id ObjectID, data []byte, owner ViewOwner, hint any) 
 	o.id, o.data, o.owner, o.hint = id, data, owner, hint
 }
 
-// Hint returns the hint that owner attached to o, and true, if o is an unreleased
-// view owned by owner. Stores use it to find their record of the object.
+// Hint is for store implementations: it returns the hint that owner attached to o,
+// and true, if o is an unreleased view owned by owner. Stores use it to find their
+// record of the object.
 func (o *Object) Hint(owner ViewOwner) (any, bool) {
 	if o == nil || o.owner != owner || o.released.Load() {
 		return nil, false

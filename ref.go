@@ -71,7 +71,8 @@ var (
 // single returns the singleRef that h is the first field of. h.s.single must be set.
 func (h *refHandle) single() *singleRef { return (*singleRef)(unsafe.Pointer(h)) }
 
-// RefOwner is implemented by stores that hand out refs.
+// RefOwner is for store implementations: it is implemented by stores that hand out
+// refs.
 type RefOwner interface {
 	// ReleaseRef gives back the count that one handle held. It is called exactly
 	// once per handle: by Ref.Drop, or, if the handle became unreachable first, by
@@ -85,8 +86,8 @@ type refCleanup struct {
 	hint  any
 }
 
-// NewRef returns a new handle to id, owned by owner. It is for store
-// implementations; users get refs from Put, Create and Borrow. The owner must
+// NewRef is for store implementations: it returns a new handle to id, owned by
+// owner. Users get refs from Put, Create and Borrow. The owner must
 // already count this handle: its ReleaseRef(id, hint) will be called exactly once.
 // hint is returned by Hint and lets the owner skip a table lookup; it must not
 // reference the returned Ref.
@@ -119,8 +120,9 @@ func releaseBatch(b refBatch) {
 	}
 }
 
-// NewRefBatch returns new handles to ids, in order, owned by owner: NewRef for many
-// objects at once. It is for store implementations (a BorrowAll). The owner must
+// NewRefBatch is for store implementations: it returns new handles to ids, in
+// order, owned by owner, as NewRef does for many objects at once (a BorrowAll).
+// The owner must
 // already count each handle: its ReleaseRef(ids[i], hints[i]) will be called exactly
 // once per handle. hints must be as long as ids (it panics otherwise), and no hint
 // may reference the returned refs. A repeated ID gets a handle of its own.
@@ -195,8 +197,9 @@ func (r Ref) Drop() {
 	h.owner.ReleaseRef(h.s.id, h.s.hint)
 }
 
-// Hint returns the hint that owner attached to r in NewRef, and true, if r is a live
-// (not dropped) handle owned by owner. Stores use it to find their record of the
+// Hint is for store implementations: it returns the hint that owner attached to r
+// in NewRef, and true, if r is a live (not dropped) handle owned by owner. Stores
+// use it to find their record of the
 // object without a lookup, and to reject refs from other stores.
 func (r Ref) Hint(owner RefOwner) (any, bool) {
 	h := r.h

@@ -32,12 +32,14 @@ import (
 // over the element count, and its ref table holds every element's ID in order (the
 // zero ID for a zero Ref), so decoding it is a copy of the table and one BorrowAll.
 
-// TagRef is the CBOR tag number of an encoded Ref: 0x74726f52, "troR" in ASCII, in
+// TagRef is for store implementations and other readers of encoded values: the
+// CBOR tag number of an encoded Ref, 0x74726f52, "troR" in ASCII, in
 // the first-come-first-served range of the IANA registry and unregistered. Its
 // content is the 16-byte ObjectID as a byte string.
 const TagRef = 0x74726f52
 
-// TagRefList is the CBOR tag number of the body of a top-level []Ref: 0x74726f4c,
+// TagRefList is for store implementations and other readers of encoded values: the
+// CBOR tag number of the body of a top-level []Ref, 0x74726f4c,
 // "troL" in ASCII, unregistered like TagRef. Its content is the element count, an
 // unsigned integer; the elements are the value's ref table. (A []Ref that holds one
 // object twice is encoded as an array of TagRef items instead, so that decoding it
