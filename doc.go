@@ -37,7 +37,8 @@
 // nested anywhere in a value are recorded, so the inner objects live as long as
 // the outer one, and come back from GetValue as live handles. Tensors
 // ([zerocopy.Tensor]) and a top-level numeric slice are stored out-of-band and
-// [ViewValue] reads them in place, like numpy arrays in Ray's object store.
+// [ViewValue] reads them in place, like numpy arrays in Ray's object store. Bytes
+// that are not a value of the type asked for fail with [ErrBadValue].
 //
 // # Lifetimes
 //
