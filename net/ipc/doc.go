@@ -13,8 +13,9 @@
 // The handshake passes the arena's memfd to the client (SCM_RIGHTS), which maps
 // it read-only once. A Get of an arena object returns its offset and the client
 // reads the daemon's pages in place. A client writes a large object through a
-// mapping of that object's pages only (page-rounded), read-write, made at
-// Create and unmapped before Seal. Objects up to the daemon's inline threshold
+// second mapping of the arena, its write window (window.go): read-only except
+// the pages of the client's unsealed builders, made writable at Create and
+// read-only again at Seal or Abort. Objects up to the daemon's inline threshold
 // travel inside messages instead; an object the daemon restored by mapping its
 // spill file (fallback allocation) is sent as that file's descriptor and mapped
 // read-only. Large objects never cross the socket.
@@ -27,7 +28,8 @@
 // Requests that may block (create, get, wait) run in goroutines of their own and
 // may be answered out of order, matched by request ID; a client whose context
 // ends sends a cancel and gives back whatever the late reply grants. Releases
-// of refs and views are batched and unanswered.
+// of refs and views are batched and unanswered. docs/ipc-protocol.md describes
+// the protocol byte by byte.
 //
 // # Invariants
 //
