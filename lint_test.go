@@ -16,7 +16,7 @@ import (
 const module = "github.com/trovedb/trove"
 
 // layering says which of our packages each package may import, and whether it may
-// touch the network. DESIGN.md's table of layers is the source of this.
+// touch the network. docs/design.md's table of packages is the source of this.
 var layering = map[string]struct {
 	allowed []string // our packages it may import; nil means any
 	noNet   bool
