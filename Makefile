@@ -54,6 +54,15 @@ bench:
 bench-redis:
 	GO='$(GO)' COUNT='$(COUNT)' BENCHTIME='$(BENCHTIME)' BENCHSTAT='$(BENCHSTAT)' bash scripts/bench-redis.sh
 
+## bench-kernel: what a 64 MiB Get costs the kernel, counted with eBPF (bytes moved
+## by system calls, page faults) for trove, a unix-socket copy and Redis (when
+## redis-server is installed); needs root. TestZeroCopyInKernel asserts it in `make test`.
+.PHONY: bench-kernel
+bench-kernel:
+	mkdir -p bench/out
+	$(GO) test -run '^$$' -bench '^BenchmarkKernelGet$$' -benchtime $(BENCHTIME) -count $(COUNT) -timeout 30m ./bench/ | tee bench/out/kernel.txt
+	$(BENCHSTAT) bench/out/kernel.txt
+
 demo:
 	$(GO) run ./cmd/trove demo
 
