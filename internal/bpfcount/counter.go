@@ -96,10 +96,9 @@ func Open() (_ *Counter, err error) {
 	if origAXOffset < 0 {
 		return nil, fmt.Errorf("%w: the system call number's place in struct pt_regs is known only for x86-64, not %s", ErrUnavailable, runtime.GOARCH)
 	}
-	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones ignore it.
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, unavailable("raise RLIMIT_MEMLOCK for BPF maps", err)
-	}
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones ignore
+	// it. Failing to raise it matters only if creating the maps fails then.
+	memlockErr := rlimit.RemoveMemlock()
 	c := &Counter{}
 	defer func() {
 		if err != nil {
@@ -109,6 +108,9 @@ func Open() (_ *Counter, err error) {
 	if c.counts, err = ebpf.NewMap(&ebpf.MapSpec{
 		Name: "trove_counts", Type: ebpf.Hash, KeySize: 4, ValueSize: countsSize, MaxEntries: maxWatched,
 	}); err != nil {
+		if memlockErr != nil {
+			err = fmt.Errorf("%w (raising RLIMIT_MEMLOCK failed too: %v)", err, memlockErr)
+		}
 		return nil, unavailable("create the counts map", err)
 	}
 	if c.kinds, err = ebpf.NewMap(&ebpf.MapSpec{
