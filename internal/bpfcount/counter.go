@@ -125,17 +125,18 @@ func Open() (_ *Counter, err error) {
 	}
 	attach := []struct {
 		tracepoint string
-		insns      func() asm.Instructions
+		name       string // the program's, as bpftool lists it: at most 15 bytes
+		insns      asm.Instructions
 	}{
-		{"sys_exit", func() asm.Instructions { return sysExitProgram(c.counts.FD(), c.kinds.FD()) }},
-		{"page_fault_user", func() asm.Instructions { return faultProgram(c.counts.FD(), offFaultsUser) }},
-		{"page_fault_kernel", func() asm.Instructions { return faultProgram(c.counts.FD(), offFaultsKernel) }},
+		{"sys_exit", "trove_sys_exit", sysExitProgram(c.counts.FD(), c.kinds.FD())},
+		{"page_fault_user", "trove_pf_user", faultProgram(c.counts.FD(), offFaultsUser)},
+		{"page_fault_kernel", "trove_pf_kernel", faultProgram(c.counts.FD(), offFaultsKernel)},
 	}
 	for _, a := range attach {
 		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-			Name:         "trove_" + a.tracepoint,
+			Name:         a.name,
 			Type:         ebpf.RawTracepoint,
-			Instructions: a.insns(),
+			Instructions: a.insns,
 			// bpf_probe_read_kernel is offered to GPL-compatible programs only.
 			License: "Dual MIT/GPL",
 		})

@@ -140,6 +140,11 @@ func touchFresh(n int) error {
 	if err != nil {
 		return err
 	}
+	// One fault per 4 KiB page: no transparent huge page may back the region.
+	if err := unix.Madvise(m, unix.MADV_NOHUGEPAGE); err != nil {
+		unix.Munmap(m)
+		return err
+	}
 	for i := 0; i < n; i += os.Getpagesize() {
 		m[i] = 1
 	}

@@ -27,8 +27,9 @@
 // recvmmsg/sendmmsg (they return a message count, not bytes), by ioctl-based
 // interfaces, and any copy the kernel makes without a system call of the process
 // (a pipe's or socket's internal buffering is counted once, at the call). Counts
-// are exact for what they count: every data-moving call returns, and its exit
-// is counted before the caller sees its result.
+// are exact for what they count: every data-moving call returns, and its exit is
+// counted before the calling thread sees its result (another process may see its
+// effect first, which is why Counter.WaitQuiet exists).
 //
 // Invariants:
 //   - A Counts value only grows while its process is watched; the figures of an
@@ -37,6 +38,8 @@
 //     counts everything it says it counts.
 //
 // Open needs root (CAP_BPF and CAP_PERFMON) and an x86-64 kernel with raw
-// tracepoints (4.17+); where either is missing it returns an error wrapping
-// ErrUnavailable that says why, so tests skip with that reason.
+// tracepoints and bpf_probe_read_kernel (5.5+); where either is missing it returns
+// an error wrapping ErrUnavailable that says why, so tests skip with that reason.
+// No BTF is needed: the programs read only the tracepoints' arguments and one
+// field of struct pt_regs at its fixed offset.
 package bpfcount
