@@ -169,11 +169,13 @@ func TestZeroCopyInKernel(t *testing.T) {
 
 	// Faults: the object's pages, shared with the daemon, are resident; the
 	// client's first read of each fault-around window maps the whole window.
-	// Allow 64 more for the window the object's ends fall in and for the Go
-	// runtime's own faults meanwhile (its heap, the race detector's shadow).
+	// Allow 128 more (1/8 of a window per window) for the windows the object's
+	// ends fall in and for the Go runtime's own faults meanwhile (its heap, the
+	// race detector's shadow): 1,025–1,039 were seen for 1,024 windows. A fault
+	// per 4 KiB page (16,384) or a copy would be far outside.
 	window, source, hugeShmem := faultWindow()
 	faults := client.Faults()
-	lo, hi := uint64(size/window), uint64(size/window+64)
+	lo, hi := uint64(size/window), uint64(size/window+128)
 	why := fmt.Sprintf("one per %d-byte fault-around window, from %s", window, source)
 	if hugeShmem {
 		lo, why = size/(2<<20), "shmem may use 2 MiB pages here: between one per 2 MiB and one per window"
