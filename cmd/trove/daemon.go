@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
+	"net"
 	"syscall"
 	"time"
 
+	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/net/ipc"
 )
 
@@ -19,25 +20,60 @@ import (
 // (SIGSTOP) or wedged makes the command fail rather than hang.
 const dialTimeout = 3 * time.Second
 
+// command is one subcommand's flag set and synopsis. Every subcommand's help
+// has the same shape: "usage: trove SYNOPSIS", a sentence, then the flags.
+type command struct {
+	fs       *flag.FlagSet
+	name     string
+	synopsis string // after "trove "
+	about    string
+}
+
+// newCommand returns the flag set of subcommand name. Parse errors are
+// returned, not printed: the caller prints one line (and JSON with --json).
+func newCommand(name, synopsis, about string) *command {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &command{fs: fs, name: name, synopsis: synopsis, about: about}
+}
+
+func (c *command) printUsage(out io.Writer) {
+	fmt.Fprintf(out, "usage: trove %s\n\n%s\n\nflags:\n", c.synopsis, c.about)
+	c.fs.SetOutput(out)
+	c.fs.PrintDefaults()
+	c.fs.SetOutput(io.Discard)
+}
+
+// parse parses args allowing flags after positional arguments (`trove get ID
+// -o FILE`) and returns the positional ones; "--" ends flags. -h prints the
+// help to out and returns flag.ErrHelp; a bad flag is a usageError.
+func (c *command) parse(args []string, out io.Writer) ([]string, error) {
+	pos, err := parseInterspersed(c.fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		c.printUsage(out)
+		return nil, err
+	}
+	if err != nil {
+		return nil, usagef("%s: %v (trove %s -h lists the flags)", c.name, err, c.name)
+	}
+	return pos, nil
+}
+
 // daemonFlags are the flags of every subcommand that talks to the daemon.
 type daemonFlags struct {
 	socket string
 	json   bool
 }
 
-// newDaemonFlagSet returns the flag set of subcommand name with -socket and
-// -json (Go's flag package accepts --json as well). usage is the synopsis.
-func newDaemonFlagSet(name, usage string, out io.Writer) (*flag.FlagSet, *daemonFlags) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprintf(out, "usage: trove %s\n\nflags:\n", usage)
-		fs.PrintDefaults()
-	}
+// newDaemonCommand is newCommand with -socket and -json (Go's flag package
+// accepts --json as well).
+func newDaemonCommand(name, synopsis, about string) (*command, *daemonFlags) {
+	c := newCommand(name, synopsis, about)
 	df := &daemonFlags{}
-	fs.StringVar(&df.socket, "socket", ipc.DefaultSocket(), "the daemon's unix socket ($TROVE_SOCKET)")
-	fs.BoolVar(&df.json, "json", false, "print JSON instead of text")
-	return fs, df
+	c.fs.StringVar(&df.socket, "socket", ipc.DefaultSocket(), "the daemon's unix socket ($TROVE_SOCKET)")
+	c.fs.BoolVar(&df.json, "json", false, "print JSON instead of text, errors included (schemas in docs/cli.md)")
+	return c, df
 }
 
 // parseInterspersed parses args allowing flags after positional arguments
@@ -59,14 +95,19 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// Errors of dial, for errorKind (the messages say more).
+var (
+	errNoDaemon     = errors.New("no daemon")
+	errUnresponsive = errors.New("daemon not answering")
+)
+
 // dial connects to the daemon on socket as "trove <cmd>", with an error that
-// says what to do when there is none.
+// says what to do when there is none. A missing or stale socket is reported at
+// once: ipc.DialContext would keep retrying it until dialTimeout, for a daemon
+// that is starting, which a command run by hand does not wait for.
 func dial(ctx context.Context, socket, cmd string) (*ipc.Client, error) {
-	noDaemon := func(err error) error {
-		return fmt.Errorf("no daemon at %s: start troved or set TROVE_SOCKET (%w)", socket, err)
-	}
-	if _, err := os.Stat(socket); errors.Is(err, fs.ErrNotExist) {
-		return nil, noDaemon(err)
+	if err := probeSocket(socket); err != nil {
+		return nil, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
@@ -74,16 +115,83 @@ func dial(ctx context.Context, socket, cmd string) (*ipc.Client, error) {
 	switch {
 	case err == nil:
 		return c, nil
-	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
-		return nil, noDaemon(err)
 	case errors.Is(err, context.DeadlineExceeded):
-		return nil, fmt.Errorf("the daemon at %s did not answer within %v; is troved stopped or overloaded? (%w)", socket, dialTimeout, err)
+		return nil, explain(errUnresponsive, "the daemon at %s did not answer within %v: is troved stopped (SIGSTOP) or overloaded?", socket, dialTimeout)
 	}
-	return nil, err
+	return nil, fmt.Errorf("connecting to the daemon at %s: %w", socket, err)
+}
+
+// probeSocket connects to socket once and hangs up (the daemon ignores a
+// connection closed before its handshake), to tell a missing or stale socket
+// from a live daemon without waiting.
+func probeSocket(socket string) error {
+	nc, err := net.DialTimeout("unix", socket, dialTimeout)
+	if err == nil {
+		nc.Close()
+		return nil
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return explain(errNoDaemon, "no daemon at %s: the socket does not exist; start troved, or point -socket (or $TROVE_SOCKET) at a running daemon's socket", socket)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return explain(errNoDaemon, "no daemon at %s: nothing listens on the socket (a daemon that exited left it behind); start troved, which replaces it", socket)
+	case errors.Is(err, fs.ErrPermission):
+		return explain(err, "cannot connect to the daemon at %s: permission denied; the socket is its owner's only (mode 0600): run trove as the user that runs troved", socket)
+	}
+	return fmt.Errorf("cannot connect to the daemon at %s: %w", socket, err)
+}
+
+// explained is an error whose message says what happened once, in the CLI's
+// words, while errors.Is and errors.As still see the cause.
+type explained struct {
+	msg   string
+	cause error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.cause }
+
+func explain(cause error, format string, args ...any) error {
+	return &explained{msg: fmt.Sprintf(format, args...), cause: cause}
 }
 
 func printJSON(out io.Writer, v any) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// errorJSON is what a failed command prints on stdout with --json.
+type errorJSON struct {
+	Command  string `json:"command"`   // the subcommand, as given
+	Error    string `json:"error"`     // the message, as printed on stderr
+	Kind     string `json:"kind"`      // one of errorKind's words
+	ExitCode int    `json:"exit_code"` // the process's exit status
+}
+
+// errorKind is a word for the class of err, for scripts (docs/cli.md).
+func errorKind(err error) string {
+	var ue *usageError
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &ue):
+		return "usage"
+	case errors.Is(err, errNoDaemon):
+		return "no_daemon"
+	case errors.Is(err, errUnresponsive):
+		return "daemon_not_answering"
+	case errors.Is(err, trove.ErrUnknownObject), errors.Is(err, trove.ErrObjectFreed):
+		return "unknown_object"
+	case errors.Is(err, trove.ErrOutOfDisk):
+		return "out_of_disk"
+	case errors.Is(err, trove.ErrStoreFull):
+		return "store_full"
+	case errors.Is(err, trove.ErrGetTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, ipc.ErrDisconnected), errors.Is(err, ipc.ErrServerClosed):
+		return "disconnected"
+	case errors.As(err, &pe):
+		return "file"
+	}
+	return "other"
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +27,13 @@ import (
 // drained, and closes it.
 func startDaemon(t *testing.T) (string, *engine.Store) {
 	t.Helper()
-	st, err := engine.Open(engine.Config{Capacity: 64 << 20, SpillDirs: []string{t.TempDir()}})
+	return startDaemonWith(t, engine.Config{Capacity: 64 << 20, SpillDirs: []string{t.TempDir()}})
+}
+
+// startDaemonWith is startDaemon with the store's configuration.
+func startDaemonWith(t *testing.T, cfg engine.Config) (string, *engine.Store) {
+	t.Helper()
+	st, err := engine.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +120,7 @@ func waitDrained(t *testing.T, st *engine.Store) {
 	t.Fatalf("store not drained: %d objects, %d bytes used, %d pinned", s.Objects, s.Used, s.PinnedObjects)
 }
 
-func memoryRow(rep ipc.MemoryReport, id, kind string) *ipc.MemoryRow {
+func memoryRow(rep memoryJSON, id, kind string) *memoryRowJSON {
 	for i, r := range rep.Rows {
 		if r.ID == id && r.Kind == kind {
 			return &rep.Rows[i]
@@ -163,12 +170,12 @@ func TestPutGetStatusMemoryDrop(t *testing.T) {
 			t.Errorf("status lacks %s:\n%s", re, text)
 		}
 	}
-	var status ipc.Status
+	var status statusJSON
 	if err := json.Unmarshal([]byte(mustTrove(t, "status", "--json", "-socket", sock)), &status); err != nil {
 		t.Fatalf("status --json: %v", err)
 	}
 	if status.Store.Objects != 1 || status.Store.Capacity != 64<<20 || status.Server.Kept != 1 || status.Daemon.Socket != sock || status.Daemon.PID != os.Getpid() ||
-		status.Daemon.Node != st.Node().String() {
+		status.Daemon.Node != st.Node().String() || status.Store.InMemoryBytes != 3<<20 || !slices.ContainsFunc(status.Clients, func(c clientJSON) bool { return c.Name == "trove status" && c.PID == os.Getpid() }) {
 		t.Errorf("status --json: %+v", status)
 	}
 
@@ -204,14 +211,15 @@ func TestPutGetStatusMemoryDrop(t *testing.T) {
 	if !strings.Contains(text, "3.0 MiB pinned (3 rows)") {
 		t.Errorf("memory's totals with a view:\n%s", text)
 	}
-	var rep ipc.MemoryReport
+	var rep memoryJSON
 	if err := json.Unmarshal([]byte(mustTrove(t, "memory", "--json", "-socket", sock)), &rep); err != nil {
 		t.Fatalf("memory --json: %v", err)
 	}
-	if r := memoryRow(rep, id, ipc.KindPinned); r == nil || r.Owner != "" && !strings.HasSuffix(r.Owner, "reader") || r.Count != 1 {
+	if r := memoryRow(rep, id, "pinned_by_view"); r == nil || !strings.HasSuffix(r.Owner, " reader") || r.Count != 1 || r.Where != "memory" || r.Size != 3<<20 {
 		t.Errorf("memory --json has no pinned row for the reader: %+v", rep)
 	}
-	if memoryRow(rep, id, ipc.KindKept) == nil || rep.Totals.Objects != 1 || rep.Totals.Pinned != 3<<20 {
+	if memoryRow(rep, id, "kept") == nil || memoryRow(rep, id, "local_ref") == nil || rep.Totals.Objects != 1 || rep.Totals.Pinned != 3<<20 ||
+		rep.Totals.InMemory != 3<<20 || rep.Totals.Rows != 3 || len(rep.Rows) != 3 {
 		t.Errorf("memory --json: %+v", rep)
 	}
 	if text := mustTrove(t, "memory", "-limit", "1", "-sort", "size", "-socket", sock); !strings.Contains(text, "... 2 more rows not shown (of 3)") {
@@ -257,7 +265,7 @@ func TestPutStdinJSON(t *testing.T) {
 	if got := mustTrove(t, "get", put.ID); got != "hello, trove" {
 		t.Errorf("get returned %q", got)
 	}
-	var st2 ipc.Status
+	var st2 statusJSON
 	if err := json.Unmarshal([]byte(mustTrove(t, "status", "-json")), &st2); err != nil || st2.Store.InlineObjects != 1 {
 		t.Errorf("status -json: inline objects %d (%v)", st2.Store.InlineObjects, err)
 	}
@@ -271,49 +279,10 @@ func TestPutStdinJSON(t *testing.T) {
 	waitDrained(t, st)
 }
 
-// TestCommandErrors: each failure says what went wrong and what to do.
-func TestCommandErrors(t *testing.T) {
-	sock, st := startDaemon(t)
-	missing := filepath.Join(t.TempDir(), "none.sock")
-	unknown := trove.NewObjectID(trove.NewNodeID(), 7).String()
-	tests := []struct {
-		args []string
-		want string
-		is   error
-	}{
-		{[]string{"status", "-socket", missing}, "no daemon at " + missing + ": start troved or set TROVE_SOCKET", nil},
-		{[]string{"get", unknown, "-socket", missing}, "no daemon at " + missing, nil},
-		{[]string{"put", "-socket", missing, os.Args[0]}, "no daemon at " + missing, nil},
-		{[]string{"get", unknown, "-socket", sock}, "the daemon at " + sock + " has no such object", trove.ErrUnknownObject},
-		{[]string{"drop", unknown, "-socket", sock}, "keeps no such object", trove.ErrUnknownObject},
-		{[]string{"get", "xyz", "-socket", sock}, "32 hex digits", nil},
-		{[]string{"drop", strings.Repeat("zz", 16), "-socket", sock}, "32 hex digits", nil},
-		{[]string{"get", "-socket", sock}, "want one object ID", nil},
-		{[]string{"get", unknown, "--json", "-socket", sock}, "needs -o FILE", nil},
-		{[]string{"put", filepath.Join(t.TempDir(), "nope"), "-socket", sock}, "no such file", nil},
-		{[]string{"memory", "-sort", "colour", "-socket", sock}, "want owner, size or id", nil},
-		{[]string{"status", "extra", "-socket", sock}, `unexpected argument "extra"`, nil},
-	}
-	for _, tc := range tests {
-		out, err := runCmd(t, tc.args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("trove %s: error %v, want one containing %q\n%s", strings.Join(tc.args, " "), err, tc.want, out)
-			continue
-		}
-		if tc.is != nil && !errors.Is(err, tc.is) {
-			t.Errorf("trove %s: error %v is not %v", strings.Join(tc.args, " "), err, tc.is)
-		}
-	}
-	if out := mustTrove(t, "memory", "-socket", sock); !strings.Contains(out, "no objects") {
-		t.Errorf("memory of an empty store: %q", out)
-	}
-	waitDrained(t, st)
-}
-
 func TestParseInterspersed(t *testing.T) {
-	fs, df := newDaemonFlagSet("x", "x", io.Discard)
-	o := fs.String("o", "", "")
-	pos, err := parseInterspersed(fs, []string{"a", "-o", "f", "b", "--json", "--", "-c", "d"})
+	cmd, df := newDaemonCommand("x", "x", "x")
+	o := cmd.fs.String("o", "", "")
+	pos, err := cmd.parse([]string{"a", "-o", "f", "b", "--json", "--", "-c", "d"}, io.Discard)
 	if err != nil || strings.Join(pos, " ") != "a b -c d" || *o != "f" || !df.json {
 		t.Fatalf("pos %q, -o %q, json %v, err %v", pos, *o, df.json, err)
 	}

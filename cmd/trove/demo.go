@@ -20,6 +20,42 @@ import (
 	"github.com/trovedb/trove/zerocopy"
 )
 
+// cmdDemo is `trove demo`: the tutorial, on an embedded store.
+func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
+	cmd := newCommand("demo", "demo [-capacity SIZE] [-quick]",
+		"Walks through Ray's remote-objects tutorial on an in-process store (no daemon needed),\n"+
+			"checking every result; exits 1 if one is wrong. It prints prose for people: no --json.")
+	capacity := sizeFlag(256 << 20)
+	cmd.fs.Var(&capacity, "capacity", "the embedded store's shared memory (`SIZE`: 256MiB, 1GiB, or bytes)")
+	quick := cmd.fs.Bool("quick", false, "shorten the waits 20 times (for tests)")
+	pos, err := cmd.parse(args, out)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("demo: unexpected argument %q (demo takes only flags)", pos[0])
+	}
+	if capacity <= 0 {
+		return usagef("demo: -capacity %d: want a positive size such as 256MiB", int64(capacity))
+	}
+	return demo(ctx, out, demoOptions{capacity: int64(capacity), quick: *quick})
+}
+
+// sizeFlag is a byte size flag, parsed by trove.ParseBytes as every command's
+// sizes are ("1GiB", "512MiB", "4096").
+type sizeFlag int64
+
+func (f *sizeFlag) String() string { return trove.HumanBytes(int64(*f)) }
+
+func (f *sizeFlag) Set(s string) error {
+	n, err := trove.ParseBytes(s)
+	if err != nil {
+		return err
+	}
+	*f = sizeFlag(n)
+	return nil
+}
+
 type demoOptions struct {
 	capacity int64
 	quick    bool // scale every sleep down 20×

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 )
@@ -12,7 +13,7 @@ import (
 // the tutorial's steps printed what it should.
 func TestDemo(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"demo", "-quick", "-capacity", "128000000"}, &out); err != nil {
+	if err := run(context.Background(), []string{"demo", "-quick", "-capacity", "128MiB"}, &out); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{
@@ -35,9 +36,30 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-func TestUnknownCommand(t *testing.T) {
+// TestDemoFlags: sizes as every command takes them, the help in the common
+// shape, and bad values as usage errors (exit 2).
+func TestDemoFlags(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"frobnicate"}, &out); err == nil || !strings.Contains(out.String(), "usage") {
-		t.Fatalf("unknown command: err %v, output %q", err, out.String())
+	if code := runMain(context.Background(), []string{"demo", "-h"}, eofReader{}, &out, io.Discard); code != exitOK {
+		t.Fatalf("demo -h: exit %d", code)
+	}
+	for _, want := range []string{"usage: trove demo [-capacity SIZE] [-quick]", "flags:", "-capacity SIZE", "(default 256.0 MiB)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo -h lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"demo", "-capacity", "lots"}, `invalid value "lots" for flag -capacity: byte size "lots": no number`},
+		{[]string{"demo", "-capacity", "0"}, "want a positive size"},
+		{[]string{"demo", "extra"}, `unexpected argument "extra"`},
+		{[]string{"demo", "--json"}, "flag provided but not defined: -json"},
+	} {
+		var stderr bytes.Buffer
+		if code := runMain(context.Background(), tc.args, eofReader{}, io.Discard, &stderr); code != exitUsage || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("trove %s: exit %d, stderr %q; want %d and %q", strings.Join(tc.args, " "), code, stderr.String(), exitUsage, tc.want)
+		}
 	}
 }

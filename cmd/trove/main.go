@@ -7,16 +7,19 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
+)
+
+// Exit statuses, the same for trove, troved and loadgen (docs/cli.md).
+const (
+	exitOK    = 0
+	exitFail  = 1 // the command failed: no daemon, no such object, a file error...
+	exitUsage = 2 // bad flags or arguments: nothing was done
 )
 
 func main() {
-	if err := runIO(context.Background(), os.Args[1:], os.Stdin, os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "trove:", err)
-		os.Exit(1)
-	}
+	os.Exit(runMain(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 const usage = `usage: trove <command> [flags]
@@ -31,8 +34,61 @@ commands:
 
 Every command but demo talks to troved on -socket (default $TROVE_SOCKET, else
 $XDG_RUNTIME_DIR/trove/troved.sock, else /tmp/trove-$UID/troved.sock) and
-prints JSON with --json. Run trove <command> -h for a command's flags.
+prints JSON with --json, errors included. Run trove <command> -h for a
+command's flags. Exit status: 0 done, 1 failed, 2 bad flags or arguments.
 `
+
+// runMain runs the command in args and returns its exit status. An error is
+// printed to stderr as "trove: ..."; with --json it is also printed to stdout
+// as a JSON object (errorJSON), so that a script reading stdout sees it.
+func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := runIO(ctx, args, stdin, stdout)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	code := exitFail
+	var ue *usageError
+	if errors.As(err, &ue) {
+		code = exitUsage
+	}
+	if wantsJSON(args) {
+		cmd := ""
+		if len(args) > 0 {
+			cmd = args[0]
+		}
+		_ = printJSON(stdout, errorJSON{Command: cmd, Error: err.Error(), Kind: errorKind(err), ExitCode: code})
+	}
+	fmt.Fprintln(stderr, "trove:", err)
+	return code
+}
+
+// wantsJSON reports whether args ask for JSON output, even if they do not
+// parse: an error about a bad flag is then JSON too.
+func wantsJSON(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		name, val, hasVal := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "json" {
+			continue
+		}
+		if b, err := strconv.ParseBool(val); !hasVal || err == nil && b {
+			return true
+		}
+	}
+	return false
+}
+
+// usageError is a bad flag or argument: the command did nothing (exit 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
 
 // run runs the command in args, writing to out; commands that read stdin get none.
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -46,18 +102,11 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 func runIO(ctx context.Context, args []string, stdin io.Reader, out io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(out, usage)
-		return fmt.Errorf("no command given")
+		return usagef("no command given")
 	}
 	switch args[0] {
 	case "demo":
-		fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-		fs.SetOutput(out)
-		capacity := fs.Int64("capacity", 256<<20, "store capacity in bytes")
-		quick := fs.Bool("quick", false, "shorten the waits (for tests)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		return demo(ctx, out, demoOptions{capacity: *capacity, quick: *quick})
+		return cmdDemo(ctx, args[1:], out)
 	case "status":
 		return cmdStatus(ctx, args[1:], out)
 	case "memory":
@@ -68,11 +117,10 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, out io.Writer) e
 		return cmdGet(ctx, args[1:], out)
 	case "drop":
 		return cmdDrop(ctx, args[1:], out)
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(out, usage)
 		return nil
 	default:
-		fmt.Fprint(out, usage)
-		return fmt.Errorf("unknown command %q", args[0])
+		return usagef("unknown command %q: want demo, status, memory, put, get or drop (trove help lists them)", args[0])
 	}
 }

@@ -17,22 +17,24 @@ import (
 // cmdMemory is `trove memory`, the analogue of `ray memory`: every object the
 // daemon holds, one row per holder, grouped by owner, then totals.
 func cmdMemory(ctx context.Context, args []string, out io.Writer) error {
-	fs, df := newDaemonFlagSet("memory", "memory [-sort owner|size|id] [-limit N] [-socket PATH] [--json]", out)
-	sortBy := fs.String("sort", "owner", "order rows by owner (grouped, largest first), size (largest first) or id")
-	limit := fs.Int("limit", 100, "show at most N rows (0: all); totals always cover every row")
-	pos, err := parseInterspersed(fs, args)
+	cmd, df := newDaemonCommand("memory", "memory [-sort owner|size|id] [-limit N] [-socket PATH] [--json]",
+		"Lists every object the daemon holds, one row per holder (a process's refs, its views, the\n"+
+			"objects that contain it, the daemon keeping it for trove put), then totals per owner.")
+	sortBy := cmd.fs.String("sort", "owner", "order rows by owner (grouped, largest first), size (largest first) or id")
+	limit := cmd.fs.Int("limit", 100, "show at most N rows of the table (0: all); totals, and --json, cover every row")
+	pos, err := cmd.parse(args, out)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("memory: unexpected argument %q", pos[0])
+		return usagef("memory: unexpected argument %q (memory takes only flags)", pos[0])
 	}
 	if *limit < 0 {
-		return fmt.Errorf("memory: -limit %d: want 0 (all) or more", *limit)
+		return usagef("memory: -limit %d: want 0 (all) or more", *limit)
 	}
 	order, ok := memoryOrders[*sortBy]
 	if !ok {
-		return fmt.Errorf("memory: -sort %q: want owner, size or id", *sortBy)
+		return usagef("memory: -sort %q: want owner, size or id", *sortBy)
 	}
 	c, err := dial(ctx, df.socket, "memory")
 	if err != nil {
@@ -45,7 +47,7 @@ func cmdMemory(ctx context.Context, args []string, out io.Writer) error {
 	}
 	slices.SortStableFunc(rep.Rows, order)
 	if df.json {
-		return printJSON(out, rep)
+		return printJSON(out, newMemoryJSON(rep))
 	}
 	printMemory(out, rep, *limit)
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/trovedb/trove"
 )
@@ -13,14 +14,19 @@ import (
 // cmdPut is `trove put FILE`: store the file's bytes (or stdin's, for "-") as
 // one object that the daemon keeps after this process exits, and print its ID.
 func cmdPut(ctx context.Context, args []string, stdin io.Reader, out io.Writer) error {
-	fs, df := newDaemonFlagSet("put", "put FILE|- [-socket PATH] [--json]", out)
-	pos, err := parseInterspersed(fs, args)
+	cmd, df := newDaemonCommand("put", "put FILE|- [-timeout DURATION] [-socket PATH] [--json]",
+		"Stores the file's bytes (stdin's for -) as one object, which the daemon keeps after trove\n"+
+			"exits, until trove drop; prints the object's ID.")
+	timeout := cmd.fs.Duration("timeout", time.Minute, "give up waiting for room in a full store after this long (0: wait as long as it takes)")
+	pos, err := cmd.parse(args, out)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return fmt.Errorf("put: want one FILE (or - for stdin), got %d arguments", len(pos))
+		return usagef("put: want one FILE (or - for stdin), got %d arguments (trove put -h)", len(pos))
+	}
+	if *timeout < 0 {
+		return usagef("put: -timeout %v: want 0 (no limit) or more", *timeout)
 	}
 	name := pos[0]
 	in := stdin
@@ -47,6 +53,8 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, out io.Writer) 
 		return err
 	}
 	defer c.Close()
+	ctx, cancel := withTimeout(ctx, *timeout)
+	defer cancel()
 
 	var ref trove.Ref
 	if size >= 0 {
@@ -72,17 +80,14 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, out io.Writer) 
 		ref, err = c.Put(ctx, data)
 	}
 	if err != nil {
-		return fmt.Errorf("put %s: %w", name, err)
+		return putError(name, size, df.socket, *timeout, err)
 	}
 	defer ref.Drop()
 	if err := c.Keep(ctx, ref); err != nil {
 		return fmt.Errorf("put %s: asking the daemon to keep %s: %w", name, ref.ID(), err)
 	}
 	if df.json {
-		return printJSON(out, struct {
-			ID   string `json:"id"`
-			Size int64  `json:"size"`
-		}{ref.ID().String(), size})
+		return printJSON(out, putJSON{ID: ref.ID().String(), Size: size})
 	}
 	fmt.Fprintln(out, ref.ID())
 	return nil
@@ -92,22 +97,26 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, out io.Writer) 
 func parseID(cmd, s string) (trove.ObjectID, error) {
 	id, err := trove.ParseObjectID(s)
 	if err != nil {
-		return id, fmt.Errorf("%s: %w (an object ID is the 32 hex digits `trove put` printed)", cmd, err)
+		return id, &usageError{fmt.Errorf("%s: %w (an object ID is the 32 hex digits `trove put` printed)", cmd, err)}
 	}
 	return id, nil
 }
 
 // cmdGet is `trove get ID [-o FILE]`: write an object's bytes to stdout or FILE.
 func cmdGet(ctx context.Context, args []string, out io.Writer) (err error) {
-	fs, df := newDaemonFlagSet("get", "get ID [-o FILE] [-socket PATH] [--json]", out)
-	outFile := fs.String("o", "", "write the object to FILE instead of stdout")
-	pos, err := parseInterspersed(fs, args)
+	cmd, df := newDaemonCommand("get", "get ID [-o FILE] [-timeout DURATION] [-socket PATH] [--json]",
+		"Writes the object's bytes, read in place from the daemon's shared memory, to stdout or FILE.")
+	outFile := cmd.fs.String("o", "", "write the object to `FILE` instead of stdout")
+	timeout := cmd.fs.Duration("timeout", time.Minute, "give up waiting for an object still being written after this long (0: no limit)")
+	pos, err := cmd.parse(args, out)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return fmt.Errorf("get: want one object ID, got %d arguments", len(pos))
+		return usagef("get: want one object ID, got %d arguments (trove get -h)", len(pos))
+	}
+	if *timeout < 0 {
+		return usagef("get: -timeout %v: want 0 (no limit) or more", *timeout)
 	}
 	id, err := parseID("get", pos[0])
 	if err != nil {
@@ -115,24 +124,23 @@ func cmdGet(ctx context.Context, args []string, out io.Writer) (err error) {
 	}
 	toStdout := *outFile == "" || *outFile == "-"
 	if df.json && toStdout {
-		return errors.New("get --json prints a summary, so it needs -o FILE for the object's bytes")
+		return usagef("get --json prints a summary, so it needs -o FILE for the object's bytes")
 	}
 	c, err := dial(ctx, df.socket, "get")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	ctx, cancel := withTimeout(ctx, *timeout)
+	defer cancel()
 	ref, err := c.Borrow(id)
 	if err != nil {
-		if errors.Is(err, trove.ErrUnknownObject) || errors.Is(err, trove.ErrObjectFreed) {
-			return fmt.Errorf("get %s: the daemon at %s has no such object (never put there, or dropped since): %w", id, df.socket, err)
-		}
-		return fmt.Errorf("get %s: %w", id, err)
+		return getError(id, df.socket, *timeout, err)
 	}
 	defer ref.Drop()
 	obj, err := c.Get(ctx, ref)
 	if err != nil {
-		return fmt.Errorf("get %s: %w", id, err)
+		return getError(id, df.socket, *timeout, err)
 	}
 	defer obj.Release()
 	data := obj.Bytes()
@@ -147,11 +155,7 @@ func cmdGet(ctx context.Context, args []string, out io.Writer) (err error) {
 		return fmt.Errorf("get %s: %w", id, err)
 	}
 	if df.json {
-		return printJSON(out, struct {
-			ID   string `json:"id"`
-			Size int    `json:"size"`
-			File string `json:"file"`
-		}{id.String(), len(data), *outFile})
+		return printJSON(out, getJSON{ID: id.String(), Size: int64(len(data)), File: *outFile})
 	}
 	fmt.Fprintf(out, "%s: %s written to %s\n", id, trove.HumanBytes(int64(len(data))), *outFile)
 	return nil
@@ -176,14 +180,14 @@ func writeFile(path string, data []byte) error {
 // cmdDrop is `trove drop ID`: the daemon stops keeping an object `trove put`
 // stored; it is freed once no process holds a ref to it.
 func cmdDrop(ctx context.Context, args []string, out io.Writer) error {
-	fs, df := newDaemonFlagSet("drop", "drop ID [-socket PATH] [--json]", out)
-	pos, err := parseInterspersed(fs, args)
+	cmd, df := newDaemonCommand("drop", "drop ID [-socket PATH] [--json]",
+		"The daemon stops keeping an object trove put stored; it is freed once no process holds a ref.")
+	pos, err := cmd.parse(args, out)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return fmt.Errorf("drop: want one object ID, got %d arguments", len(pos))
+		return usagef("drop: want one object ID, got %d arguments (trove drop -h)", len(pos))
 	}
 	id, err := parseID("drop", pos[0])
 	if err != nil {
@@ -196,16 +200,49 @@ func cmdDrop(ctx context.Context, args []string, out io.Writer) error {
 	defer c.Close()
 	if err := c.Unkeep(ctx, id); err != nil {
 		if errors.Is(err, trove.ErrUnknownObject) {
-			return fmt.Errorf("drop %s: the daemon keeps no such object (dropped already, or not stored by trove put): %w", id, err)
+			// The daemon's message says the same again: say it once.
+			return explain(err, "drop %s: the daemon at %s keeps no such object (dropped already, or not stored by trove put)", id, df.socket)
 		}
 		return fmt.Errorf("drop %s: %w", id, err)
 	}
 	if df.json {
-		return printJSON(out, struct {
-			ID      string `json:"id"`
-			Dropped bool   `json:"dropped"`
-		}{id.String(), true})
+		return printJSON(out, dropJSON{ID: id.String(), Dropped: true})
 	}
 	fmt.Fprintf(out, "dropped %s\n", id)
 	return nil
+}
+
+// withTimeout bounds ctx by d; 0 means no bound.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d == 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// putError explains a failed put once, naming the knob the user has.
+func putError(name string, size int64, socket string, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(err, trove.ErrOutOfDisk):
+		return fmt.Errorf("put %s: %w (the daemon's spill directories are troved's -spill-dir)", name, err)
+	case errors.Is(err, trove.ErrStoreFull):
+		return fmt.Errorf("put %s: %w (the capacity is troved's -capacity)", name, err)
+	case errors.Is(err, trove.ErrObjectTooLarge):
+		return fmt.Errorf("put %s: %w (troved's -capacity sets the largest object)", name, err)
+	case errors.Is(err, trove.ErrGetTimeout) && timeout > 0:
+		return explain(err, "put %s: no room for %s in the daemon at %s within -timeout %v; drop objects (trove drop), or wait longer with a larger -timeout", name, trove.HumanBytes(size), socket, timeout)
+	}
+	return fmt.Errorf("put %s: %w", name, err)
+}
+
+// getError explains a failed get once: the daemon's own message would repeat
+// the ID and the cause.
+func getError(id trove.ObjectID, socket string, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(err, trove.ErrUnknownObject), errors.Is(err, trove.ErrObjectFreed):
+		return explain(err, "get %s: the daemon at %s has no such object (never put there, or dropped since)", id, socket)
+	case errors.Is(err, trove.ErrGetTimeout) && timeout > 0:
+		return explain(err, "get %s: the object is still being written: not sealed within -timeout %v; wait longer with a larger -timeout", id, timeout)
+	}
+	return fmt.Errorf("get %s: %w", id, err)
 }

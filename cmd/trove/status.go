@@ -14,13 +14,14 @@ import (
 
 // cmdStatus is `trove status`: the daemon's memory, objects and clients.
 func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
-	fs, df := newDaemonFlagSet("status", "status [-socket PATH] [--json]", out)
-	pos, err := parseInterspersed(fs, args)
+	cmd, df := newDaemonCommand("status", "status [-socket PATH] [--json]",
+		"Prints the daemon's memory, objects, spilling and activity, and its clients.")
+	pos, err := cmd.parse(args, out)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("status: unexpected argument %q", pos[0])
+		return usagef("status: unexpected argument %q (status takes only flags)", pos[0])
 	}
 	c, err := dial(ctx, df.socket, "status")
 	if err != nil {
@@ -32,7 +33,7 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("status: %w", err)
 	}
 	if df.json {
-		return printJSON(out, st)
+		return printJSON(out, newStatusJSON(st, time.Now()))
 	}
 	printStatus(out, st, time.Now())
 	return nil
