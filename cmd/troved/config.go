@@ -28,6 +28,7 @@ type config struct {
 	Capacity      int64 // bytes; 0: the engine's default
 	CapacityText  string
 	SpillDirs     []string // nil: the engine's default
+	SpillDirsFrom string   // where SpillDirs came from: "flag -spill-dir", "$TROVE_SPILL_DIR", "config file x.json"
 	HTTP          string   // "" when disabled
 	LogLevel      slog.Level
 	LogFormat     string // "text" or "json"
@@ -49,14 +50,14 @@ type setting struct {
 }
 
 var settings = []setting{
-	{key: "socket", env: "TROVE_SOCKET", usage: "the unix socket to listen on (default: $XDG_RUNTIME_DIR/trove/troved.sock, else /tmp/trove-$UID/troved.sock)"},
-	{key: "capacity", env: "TROVE_CAPACITY", usage: `shared memory for objects: "4GiB", "512MiB", "30%" of RAM, or bytes (default 30% of RAM)`},
-	{key: "spill-dir", env: "TROVE_SPILL_DIR", multi: true, usage: "a directory to spill objects to; repeat, or give a comma list (default: under the OS temp dir)"},
-	{key: "http", env: "TROVE_HTTP", def: "127.0.0.1:9464", usage: `loopback address for /metrics and /debug/pprof/; port 0 picks one; "off" disables`},
-	{key: "log-level", env: "TROVE_LOG_LEVEL", def: "info", usage: "debug, info, warn or error"},
-	{key: "log-format", env: "TROVE_LOG_FORMAT", def: "text", usage: "text or json (to stderr)"},
+	{key: "socket", env: "TROVE_SOCKET", usage: "the unix socket `PATH` to listen on (default: $XDG_RUNTIME_DIR/trove/troved.sock, else /tmp/trove-$UID/troved.sock)"},
+	{key: "capacity", env: "TROVE_CAPACITY", usage: "shared memory for objects: a `SIZE` (4GiB, 512MiB, or bytes) or a share of RAM (30%) (default 30% of RAM)"},
+	{key: "spill-dir", env: "TROVE_SPILL_DIR", multi: true, usage: "a `DIR` to spill objects to; repeat, or give a comma list (default: one under the OS temp dir)"},
+	{key: "http", env: "TROVE_HTTP", def: "127.0.0.1:9464", usage: "loopback host:port (`ADDR`) for /metrics and /debug/pprof/; port 0 picks one; off disables"},
+	{key: "log-level", env: "TROVE_LOG_LEVEL", def: "info", usage: "log `LEVEL`: debug, info, warn or error"},
+	{key: "log-format", env: "TROVE_LOG_FORMAT", def: "text", usage: "log `FORMAT` on stderr: text or json"},
 	{key: "prefault", env: "TROVE_PREFAULT", def: "false", bool: true, usage: "populate the whole arena at start (slower start, no page faults later)"},
-	{key: "shutdown-grace", env: "TROVE_SHUTDOWN_GRACE", def: "10s", usage: "how long requests in progress may run after SIGTERM before they are failed"},
+	{key: "shutdown-grace", env: "TROVE_SHUTDOWN_GRACE", def: "10s", usage: "how long (a `DURATION`: 10s, 500ms) requests in progress may run after SIGTERM before they are failed"},
 }
 
 // value is a setting's text and where it came from.
@@ -92,11 +93,12 @@ func loadConfig(args []string, lookup func(string) (string, bool), usageOut io.W
 	fs := flag.NewFlagSet("troved", flag.ContinueOnError)
 	fs.SetOutput(usageOut)
 	fs.Usage = func() {
-		fmt.Fprintf(usageOut, "usage: troved [flags]\n\nRuns the node's object store and serves it on a unix socket.\n"+
-			"Each flag can also be set by its environment variable or in the -config file; flags win, then the environment, then the file.\n\nflags:\n")
+		fmt.Fprintf(usageOut, "usage: troved [flags]\n\nRuns the node's object store and serves it on a unix socket. Each flag can also be set\n"+
+			"by its environment variable or in the -config file; flags win, then the environment, then\n"+
+			"the file. Exit status: 0 after a clean shutdown, 1 failed, 2 bad flags or settings.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	configFlag := fs.String("config", "", "a JSON config file whose keys are these flags' names ($TROVE_CONFIG)")
+	configFlag := fs.String("config", "", "a JSON `FILE` whose keys are these flags' names ($TROVE_CONFIG)")
 	flags := make(map[string]flag.Value, len(settings))
 	for _, s := range settings {
 		usage := fmt.Sprintf("%s ($%s)", s.usage, s.env)
@@ -227,6 +229,7 @@ func parseConfig(cfg config, vals map[string]value) (config, error) {
 	}
 
 	if v, ok := vals["spill-dir"]; ok {
+		cfg.SpillDirsFrom = v.source
 		for _, d := range strings.Split(v.text, ",") {
 			if d = strings.TrimSpace(d); d != "" {
 				cfg.SpillDirs = append(cfg.SpillDirs, d)

@@ -3,20 +3,24 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sys/unix"
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/engine"
@@ -30,14 +34,25 @@ import (
 func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) (err error) {
 	cfg, err := loadConfig(args, lookup, stderr)
 	if err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{err}
 	}
 	logger := newLogger(cfg, stderr)
 	version := buildVersion()
 
+	// A daemon already on the socket is the real cause of whatever else would
+	// clash (the -http port, most likely): say so before opening anything.
+	if err := checkSocketFree(cfg.Socket); err != nil {
+		return err
+	}
+	if err := checkSpillDirs(cfg); err != nil {
+		return err
+	}
 	st, err := engine.Open(engine.Config{Capacity: cfg.Capacity, SpillDirs: cfg.SpillDirs, PrefaultAll: cfg.Prefault})
 	if err != nil {
-		return fmt.Errorf("open the store: %w", err)
+		return openError(cfg, err)
 	}
 	defer func() {
 		if cerr := st.Close(); cerr != nil {
@@ -187,4 +202,73 @@ func buildVersion() string {
 		v += " " + rev[:min(len(rev), 12)] + dirty
 	}
 	return v
+}
+
+// checkSocketFree fails if a process already serves the unix socket at path,
+// naming it by its pid (SO_PEERCRED). A missing socket, or a stale one left by
+// a daemon that died (ipc.Listen replaces it), is free.
+func checkSocketFree(path string) error {
+	nc, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return nil
+	}
+	defer nc.Close()
+	who := "a daemon"
+	if pid := peerPID(nc); pid > 0 {
+		who = fmt.Sprintf("a daemon (pid %d)", pid)
+	}
+	return fmt.Errorf("%s is already listening on %s: stop it, or give this one another -socket (or $TROVE_SOCKET)", who, path)
+}
+
+// peerPID is the pid of the process at the other end of a unix socket
+// connection, or 0 if the kernel does not say.
+func peerPID(nc net.Conn) int {
+	uc, ok := nc.(*net.UnixConn)
+	if !ok {
+		return 0
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	pid := 0
+	_ = raw.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = int(cred.Pid)
+		}
+	})
+	return pid
+}
+
+// spillDirKnobs names where spill directories are set, for error messages.
+const spillDirKnobs = `-spill-dir, $TROVE_SPILL_DIR or "spill-dir" in the -config file`
+
+// checkSpillDirs fails for a -spill-dir that exists and is not a directory
+// (the spiller would accept it and fail at the first spill).
+func checkSpillDirs(cfg config) error {
+	for _, d := range cfg.SpillDirs {
+		if fi, err := os.Stat(d); err == nil && !fi.IsDir() {
+			return fmt.Errorf("spill directory %s (from %s) is not a directory: choose another with %s", d, cfg.SpillDirsFrom, spillDirKnobs)
+		}
+	}
+	return nil
+}
+
+// openError explains a store that would not open. A spill directory that
+// cannot be made is named with the knob that set it (the engine's message
+// speaks of its Config).
+func openError(cfg config, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		bad := filepath.Clean(pe.Path)
+		for _, d := range cfg.SpillDirs {
+			if filepath.Clean(d) == bad {
+				return fmt.Errorf("spill directory %s (from %s): %w; create it, or choose another with %s", d, cfg.SpillDirsFrom, pe, spillDirKnobs)
+			}
+		}
+		if len(cfg.SpillDirs) == 0 && filepath.Dir(bad) == filepath.Clean(os.TempDir()) {
+			return fmt.Errorf("no spill directory given, and none could be made under the OS temp dir: %w; choose one with %s (or set TMPDIR)", pe, spillDirKnobs)
+		}
+	}
+	return fmt.Errorf("open the store: %w", err)
 }

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -278,5 +280,108 @@ func TestSIGTERM(t *testing.T) {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("the log lacks %q:\n%s", want, stderr.String())
 		}
+	}
+}
+
+// TestSecondDaemon: a second troved on a socket already served says so, with
+// the first one's pid, rather than reporting the -http port both want; and it
+// leaves the first one serving.
+func TestSecondDaemon(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "d.sock")
+	stdout, stderr := newSyncBuffer(), newSyncBuffer()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-socket", sock, "-http", "127.0.0.1:0", "-capacity", "16MiB", "-spill-dir", filepath.Join(dir, "spill")},
+			envOf(nil), stdout, stderr)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the first daemon: %v", err)
+		}
+	}()
+	select {
+	case <-stdout.line:
+	case err := <-done:
+		t.Fatalf("run returned before listening: %v\n%s", err, stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no listening line after 10s\n%s", stderr.String())
+	}
+	m := listeningLine.FindStringSubmatch(strings.TrimSpace(stdout.String()))
+	if m == nil {
+		t.Fatalf("stdout %q", stdout.String())
+	}
+	httpAddr := strings.TrimPrefix(m[2], "http://")
+
+	err := run(context.Background(), []string{"-socket", sock, "-http", httpAddr, "-capacity", "16MiB"}, envOf(nil), io.Discard, io.Discard)
+	want := fmt.Sprintf("a daemon (pid %d) is already listening on %s: stop it, or give this one another -socket", os.Getpid(), sock)
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "-http") || exitStatus(err) != exitFail {
+		t.Fatalf("second daemon: %v (exit %d); want exit 1 and %q, not the -http clash", err, exitStatus(err), want)
+	}
+	c, err := ipc.Dial(sock)
+	if err != nil {
+		t.Fatalf("the first daemon no longer serves: %v", err)
+	}
+	c.Close()
+}
+
+// TestStartErrors: settings that cannot work fail at start, naming the knob
+// the user has, with exit status 2 for a bad setting and 1 for a failure.
+func TestStartErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, "plain", "not a directory")
+	missing := filepath.Join(dir, "no", "such")
+	conf := writeFile(t, "troved.json", fmt.Sprintf(`{"spill-dir": [%q]}`, missing))
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		tmp  string // $TMPDIR, if set
+		code int
+		want []string
+		not  string
+	}{
+		{name: "spill dir cannot be made", args: []string{"-spill-dir", missing}, code: exitFail,
+			want: []string{"spill directory " + missing + " (from flag -spill-dir): mkdir " + missing + ": no such file or directory",
+				`create it, or choose another with -spill-dir, $TROVE_SPILL_DIR or "spill-dir" in the -config file`}, not: "Config.Dirs"},
+		{name: "spill dir from the environment", env: map[string]string{"TROVE_SPILL_DIR": missing}, code: exitFail,
+			want: []string{"(from $TROVE_SPILL_DIR)", "choose another with -spill-dir"}, not: "Config.Dirs"},
+		{name: "spill dir from the config file", args: []string{"-config", conf}, code: exitFail,
+			want: []string{"(from config file " + conf + ")", "choose another with -spill-dir"}, not: "Config.Dirs"},
+		{name: "spill dir is a file", args: []string{"-spill-dir", file}, code: exitFail,
+			want: []string{"spill directory " + file + " (from flag -spill-dir) is not a directory: choose another with -spill-dir"}},
+		{name: "no temp dir for the default", tmp: missing, code: exitFail,
+			want: []string{"no spill directory given, and none could be made under the OS temp dir: mkdir " + missing, "choose one with -spill-dir", "(or set TMPDIR)"},
+			not: "Config.Dirs"},
+		{name: "bad setting", args: []string{"-capacity", "lots"}, code: exitUsage, want: []string{`capacity "lots" (from flag -capacity)`}},
+		{name: "unknown flag", args: []string{"-capacty", "1GiB"}, code: exitUsage, want: []string{"flag provided but not defined: -capacty"}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.tmp != "" {
+				t.Setenv("TMPDIR", tc.tmp)
+			}
+			args := append([]string{"-socket", filepath.Join(dir, fmt.Sprintf("s%d.sock", i)), "-http", "off", "-capacity", "16MiB"}, tc.args...)
+			err := run(context.Background(), args, envOf(tc.env), io.Discard, io.Discard)
+			if code := exitStatus(err); err == nil || code != tc.code {
+				t.Fatalf("error %v, exit %d; want exit %d", err, code, tc.code)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if tc.not != "" && strings.Contains(err.Error(), tc.not) {
+				t.Errorf("error %q names %s, which the user cannot set", err, tc.not)
+			}
+			if _, err := os.Stat(args[1]); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a failed start left its socket behind (stat: %v)", err)
+			}
+		})
+	}
+	if exitStatus(nil) != exitOK || exitStatus(flag.ErrHelp) != exitOK {
+		t.Error("a clean exit or -h is not exit status 0")
 	}
 }
