@@ -354,7 +354,7 @@ func TestStartErrors(t *testing.T) {
 			want: []string{"spill directory " + file + " (from flag -spill-dir) is not a directory: choose another with -spill-dir"}},
 		{name: "no temp dir for the default", tmp: missing, code: exitFail,
 			want: []string{"no spill directory given, and none could be made under the OS temp dir: mkdir " + missing, "choose one with -spill-dir", "(or set TMPDIR)"},
-			not: "Config.Dirs"},
+			not:  "Config.Dirs"},
 		{name: "bad setting", args: []string{"-capacity", "lots"}, code: exitUsage, want: []string{`capacity "lots" (from flag -capacity)`}},
 		{name: "unknown flag", args: []string{"-capacty", "1GiB"}, code: exitUsage, want: []string{"flag provided but not defined: -capacty"}},
 	}
