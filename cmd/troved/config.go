@@ -88,12 +88,16 @@ func (f *textFlag) IsBoolFlag() bool   { return f.isBool }
 
 // loadConfig builds the configuration from args, the environment (lookup) and
 // the config file, with precedence flags > environment > file > defaults.
-// Usage and flag errors are written to usageOut.
-func loadConfig(args []string, lookup func(string) (string, bool), usageOut io.Writer) (config, error) {
+// -h writes the help to helpOut and returns flag.ErrHelp; flag errors are
+// returned, not printed.
+func loadConfig(args []string, lookup func(string) (string, bool), helpOut io.Writer) (config, error) {
 	fs := flag.NewFlagSet("troved", flag.ContinueOnError)
-	fs.SetOutput(usageOut)
-	fs.Usage = func() {
-		fmt.Fprintf(usageOut, "usage: troved [flags]\n\nRuns the node's object store and serves it on a unix socket. Each flag can also be set\n"+
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	printUsage := func() {
+		fs.SetOutput(helpOut)
+		defer fs.SetOutput(io.Discard)
+		fmt.Fprintf(helpOut, "usage: troved [flags]\n\nRuns the node's object store and serves it on a unix socket. Each flag can also be set\n"+
 			"by its environment variable or in the -config file; flags win, then the environment, then\n"+
 			"the file. Exit status: 0 after a clean shutdown, 1 failed, 2 bad flags or settings.\n\nflags:\n")
 		fs.PrintDefaults()
@@ -113,7 +117,11 @@ func loadConfig(args []string, lookup func(string) (string, bool), usageOut io.W
 		flags[s.key] = f
 	}
 	if err := fs.Parse(args); err != nil {
-		return config{}, err
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage()
+			return config{}, err
+		}
+		return config{}, fmt.Errorf("%w (troved -h lists the flags)", err)
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q: troved takes only flags (see troved -h)", fs.Arg(0))

@@ -32,7 +32,7 @@ import (
 // nil. lookup reads the environment. The line scripts wait for goes to stdout;
 // logs go to stderr.
 func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) (err error) {
-	cfg, err := loadConfig(args, lookup, stderr)
+	cfg, err := loadConfig(args, lookup, stdout)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

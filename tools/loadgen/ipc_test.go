@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,8 +54,19 @@ func TestDaemonRun(t *testing.T) {
 			t.Errorf("an op kind was not exercised: %+v", rep.Ops)
 		}
 	}
-	if len(rep.Stores) != 1 || rep.Stores[0].Drained == nil || !*rep.Stores[0].Drained {
-		t.Errorf("stores %+v: want loadgen's connection to hold nothing at the end", rep.Stores)
+	// No other client: once the daemon's figures settle, its store is empty.
+	// They are read until they do, so the report is not a snapshot of the
+	// daemon still freeing what loadgen dropped.
+	if len(rep.Stores) != 1 || rep.Stores[0].Drained == nil || !*rep.Stores[0].Drained || rep.Stores[0].Settled == nil || !*rep.Stores[0].Settled ||
+		rep.Stores[0].Objects != 0 || rep.Stores[0].Used != 0 || rep.Stores[0].PinnedObjects != 0 {
+		t.Errorf("stores %+v: want loadgen's connection to hold nothing at the end, and the settled figures of an empty store", rep.Stores)
+	}
+	var table bytes.Buffer
+	if err := rep.writeTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if want := "store " + sock + ": 0 objects, 0 B of 8.0 MiB used"; !strings.Contains(table.String(), want) || !strings.Contains(table.String(), "; loadgen holds nothing there\n") {
+		t.Errorf("table lacks %q and \"loadgen holds nothing there\":\n%s", want, table.String())
 	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +48,14 @@ func (c loadConfig) validate() error {
 		return errors.New("no object sizes")
 	case c.Mix[opPut] <= 0:
 		return errors.New("the mix needs puts")
+	}
+	// Each worker keeps WorkingSet/Concurrency bytes of objects and always its
+	// newest one: a share smaller than the largest object is not the working
+	// set asked for (-working-set 10 is 10 bytes, not 10 GiB).
+	largest := slices.MaxFunc(c.Sizes, func(a, b sizeWeight) int { return cmp.Compare(a.Size, b.Size) }).Size
+	if need := largest * int64(c.Concurrency); c.WorkingSet < need {
+		return fmt.Errorf("-working-set %s is smaller than one object of the largest -sizes (%s) per worker: -concurrency %d needs at least %s; raise -working-set, or lower -sizes or -concurrency",
+			trove.HumanBytes(c.WorkingSet), trove.HumanBytes(largest), c.Concurrency, trove.HumanBytes(need))
 	}
 	return nil
 }

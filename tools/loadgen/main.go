@@ -16,8 +16,8 @@ import (
 // Exit statuses.
 const (
 	exitOK    = 0
-	exitFail  = 1 // any error or verification mismatch during the run
-	exitUsage = 2 // bad flags, or no target could be opened
+	exitFail  = 1 // any error or verification mismatch during the run, or a target that could not be opened
+	exitUsage = 2 // bad flags: nothing was run
 )
 
 func main() {
@@ -54,53 +54,64 @@ const (
 	defaultMix   = "put:40,get:50,wait:10"
 )
 
-// parseOptions parses the command line. The error is a usage error, already
-// explained (flag's own errors are printed by the flag set).
-func parseOptions(args []string, stderr io.Writer) (*options, error) {
+// parseOptions parses the command line. -h prints the help to stdout and
+// returns flag.ErrHelp; any other error is a usage error, already printed to
+// stderr as one line.
+func parseOptions(args []string, stdout, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `usage: loadgen [-socket PATH]... [-embedded] [flags]
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	printUsage := func() {
+		fs.SetOutput(stdout)
+		defer fs.SetOutput(io.Discard)
+		fmt.Fprintf(stdout, `usage: loadgen [-socket PATH]... [-embedded] [flags]
 
 Puts load on trove daemons (one client per -socket, workers round-robin over
 them) or on an in-process store (-embedded), verifies every byte it reads back,
-and reports throughput, latency percentiles and errors. Exit status 1 on any
-error or mismatch, 2 on bad flags.
+and reports throughput, latency percentiles and errors. Exit status: 0 no
+errors, 1 any error or mismatch, or a store that could not be reached, 2 bad
+flags.
 
-Sizes accept B, KiB, MiB, GiB, TiB (also K, M, G, T), or decimal KB, MB, GB, TB.
+A SIZE is a number of bytes with an optional unit, B, KiB, MiB, GiB, TiB (also
+K, M, G, T) or decimal KB, MB, GB, TB; a DURATION is Go's (500ms, 10s, 1m30s).
 
+flags:
 `)
 		fs.PrintDefaults()
 	}
 	var sizes, mix string
 	workingSet := bytesFlag(512 << 20)
 	var seed uint64
-	fs.Var(&o.sockets, "socket", "daemon socket `path`; repeatable or comma-separated (default: ipc.DefaultSocket(), unless -embedded)")
+	fs.Var(&o.sockets, "socket", "a daemon's unix socket `PATH`; repeatable or comma-separated (default: $TROVE_SOCKET, else troved's default, unless -embedded)")
 	fs.BoolVar(&o.embedded, "embedded", false, "also (or, without -socket, only) run against an in-process engine store")
-	fs.Var(&o.capacity, "capacity", "embedded store capacity (`size`; default: the engine's, 30% of RAM)")
-	fs.Var(&o.inline, "inline-threshold", "embedded store: largest object kept in the Go heap (`size`; 0: the engine's default, -1: none)")
-	fs.Var(&o.spillDirs, "spill-dir", "embedded store spill `dir`; repeatable (default: the engine's, under the OS temp dir)")
-	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "how long to keep dialling a daemon that is not up yet")
-	fs.StringVar(&sizes, "sizes", defaultSizes, "object `size:weight` list")
-	fs.StringVar(&mix, "mix", defaultMix, "`op:weight` list of put, get, wait")
-	fs.IntVar(&o.load.Concurrency, "concurrency", 8, "concurrent workers (`n`), round-robin over the targets")
-	fs.DurationVar(&o.load.Duration, "duration", 10*time.Second, "stop after this long (0: no time limit; then -ops is needed)")
-	fs.Int64Var(&o.load.Ops, "ops", 0, "stop after this many ops (0: no op limit); with -duration, whichever comes first")
-	fs.Var(&workingSet, "working-set", "bytes of live objects to keep, over all workers (`size`; may exceed the store's memory, which then spills)")
-	fs.DurationVar(&o.load.OpTimeout, "op-timeout", 30*time.Second, "deadline of each op")
-	fs.IntVar(&o.load.WaitRefs, "wait-refs", 3, "refs per Wait (num_returns 1)")
-	fs.Uint64Var(&seed, "seed", 0, "seed for op choices and payloads (0: from the clock)")
+	fs.Var(&o.capacity, "capacity", "the embedded store's shared memory, a `SIZE` (default: the engine's, 30% of RAM)")
+	fs.Var(&o.inline, "inline-threshold", "the embedded store's largest object kept in the Go heap, a `SIZE` (0: the engine's default, -1: none)")
+	fs.Var(&o.spillDirs, "spill-dir", "a `DIR` the embedded store spills to; repeatable (default: the engine's, under the OS temp dir)")
+	fs.DurationVar(&o.dialTimeout, "dial-timeout", 0, "how long (a `DURATION`) to keep dialling a daemon that is not up yet (0: fail at once if none is listening)")
+	fs.StringVar(&sizes, "sizes", defaultSizes, "object sizes and their weights, a `LIST` of SIZE:WEIGHT")
+	fs.StringVar(&mix, "mix", defaultMix, "the operations and their weights, a `LIST` of OP:WEIGHT, OP one of put, get, wait")
+	fs.IntVar(&o.load.Concurrency, "concurrency", 8, "`N` concurrent workers, round-robin over the targets")
+	fs.DurationVar(&o.load.Duration, "duration", 10*time.Second, "stop after this `DURATION` (0: no time limit; then -ops is needed)")
+	fs.Int64Var(&o.load.Ops, "ops", 0, "stop after `N` ops (0: no op limit); with -duration, whichever comes first")
+	fs.Var(&workingSet, "working-set", "the `SIZE` of live objects to keep, over all workers (may exceed the store's memory, which then spills); at least the largest -sizes per worker")
+	fs.DurationVar(&o.load.OpTimeout, "op-timeout", 30*time.Second, "the deadline of each op, a `DURATION`")
+	fs.IntVar(&o.load.WaitRefs, "wait-refs", 3, "`N` refs per Wait (num_returns 1)")
+	fs.Uint64Var(&seed, "seed", 0, "the `SEED` of op choices and payloads (0: from the clock)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress display")
-	fs.BoolVar(&o.jsonStdout, "json", false, "print the report as JSON to stdout instead of the table")
-	fs.StringVar(&o.jsonOut, "json-out", "", "also write the JSON report to `file`")
-	fs.DurationVar(&o.statusEvery, "status-every", 5*time.Second, "status line interval when stderr is not a terminal")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
+	fs.BoolVar(&o.jsonStdout, "json", false, "print the report as JSON to stdout instead of the table (schema in docs/cli.md)")
+	fs.StringVar(&o.jsonOut, "json-out", "", "also write the JSON report to `FILE`")
+	fs.DurationVar(&o.statusEvery, "status-every", 5*time.Second, "the `DURATION` between status lines when stderr is not a terminal")
 	fail := func(err error) (*options, error) {
 		fmt.Fprintf(stderr, "loadgen: %v\n", err)
 		return nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage()
+			return nil, err
+		}
+		return fail(fmt.Errorf("%w (loadgen -h lists the flags)", err))
 	}
 	if fs.NArg() > 0 {
 		return fail(fmt.Errorf("unexpected arguments %q (all settings are flags)", fs.Args()))
@@ -132,7 +143,7 @@ Sizes accept B, KiB, MiB, GiB, TiB (also K, M, G, T), or decimal KB, MB, GB, TB.
 // realMain runs loadgen with args and returns the exit status. sig delivers
 // interrupts (nil: none).
 func realMain(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
-	o, err := parseOptions(args, stderr)
+	o, err := parseOptions(args, stdout, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -177,13 +188,13 @@ func realMain(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int
 	dialCancel()
 	if err != nil {
 		fmt.Fprintf(stderr, "loadgen: %v\n", err)
-		return exitUsage
+		return exitFail
 	}
 	r, err := newRunner(o.load, targets.list(), stderr)
 	if err != nil {
 		closeAll()
 		fmt.Fprintf(stderr, "loadgen: %v\n", err)
-		return exitUsage
+		return exitFail
 	}
 
 	prog := startProgress(r, o, stderr)

@@ -18,14 +18,18 @@ type sizeWeight struct {
 
 // parseSizes parses "1KiB:70,1MiB:25,16MiB:5": object sizes with integer weights.
 // A size without a weight ("4KiB") has weight 1. Every size must hold at least the
-// payload header; repeated sizes add up their weights.
+// payload header; repeated sizes add up their weights. An empty item ("1KiB,,4KiB",
+// or a trailing comma) is an error: it is a typo more often than not.
 func parseSizes(s string) ([]sizeWeight, error) {
 	var out []sizeWeight
 	index := map[int64]int{}
-	for _, item := range strings.Split(s, ",") {
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("-sizes is empty: give SIZE:WEIGHT items separated by commas, such as %s", defaultSizes)
+	}
+	for i, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
-			continue
+			return nil, fmt.Errorf("-sizes %q: item %d is empty; give SIZE:WEIGHT items separated by commas, such as %s", s, i+1, defaultSizes)
 		}
 		sz, w, err := splitWeight(item)
 		if err != nil {
@@ -78,10 +82,10 @@ func (k opKind) String() string { return opNames[k] }
 func parseMix(s string) ([numOps]int, error) {
 	var mix [numOps]int
 	seen := [numOps]bool{}
-	for _, item := range strings.Split(s, ",") {
+	for i, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
-			continue
+			return mix, fmt.Errorf("-mix %q: item %d is empty; give OP:WEIGHT items separated by commas, such as %s", s, i+1, defaultMix)
 		}
 		name, w, err := splitWeight(item)
 		if err != nil {

@@ -77,7 +77,7 @@ type ErrorReport struct {
 	Timeout int64    `json:"timeout"` // the op's deadline passed
 	Other   int64    `json:"other"`
 	Aborted int64    `json:"aborted"` // ops cut short by a second SIGINT: not counted as errors
-	Drain   int64    `json:"drain"`   // embedded stores that did not drain after the run
+	Drain   int64    `json:"drain"`   // stores where loadgen's objects were left after the run
 	Samples []string `json:"samples,omitempty"`
 }
 
@@ -100,6 +100,9 @@ type StoreState struct {
 	// the store is empty; for a daemon (whose figures include other clients'
 	// objects), loadgen's connections hold no refs, views or builders there.
 	Drained *bool `json:"drained,omitempty"`
+	// Settled (daemons only): the figures above stopped changing within 5 s of
+	// the run's end, so they are not a snapshot of the daemon still freeing.
+	Settled *bool `json:"settled,omitempty"`
 
 	// Daemons only: what loadgen's own connections still held there after the run
 	// (views include builders). Both should be 0.
@@ -224,7 +227,7 @@ func (rep *Report) writeTable(w io.Writer) error {
 	}
 	tw.Flush()
 	e := rep.Errors
-	fmt.Fprintf(&b, "errors: %d (verify %d, timeout %d, other %d, store not drained %d)", e.Total, e.Verify, e.Timeout, e.Other, e.Drain)
+	fmt.Fprintf(&b, "errors: %d (verify %d, timeout %d, other %d, objects left in a store %d)", e.Total, e.Verify, e.Timeout, e.Other, e.Drain)
 	if e.Aborted > 0 {
 		fmt.Fprintf(&b, "; %d ops aborted by a second interrupt", e.Aborted)
 	}
@@ -240,15 +243,19 @@ func (rep *Report) writeTable(w io.Writer) error {
 		fmt.Fprintf(&b, "store %s: %d objects, %s of %s used, %d pinned, %d views; spilled %d (%s), restored %d (%s), fallback allocations %d, full waits %d",
 			s.Target, s.Objects, trove.HumanBytes(s.Used), trove.HumanBytes(s.Capacity), s.PinnedObjects, s.Views,
 			s.Spills, trove.HumanBytes(s.SpillBytes), s.Restores, trove.HumanBytes(s.RestoreBytes), s.Fallbacks, s.FullWaits)
-		if s.ClientRefs != 0 || s.ClientViews != 0 {
-			fmt.Fprintf(&b, "; loadgen still holds %d refs, %d views/builders there", s.ClientRefs, s.ClientViews)
+		switch {
+		case s.Drained == nil:
+		case s.Settled == nil && *s.Drained: // the embedded store
+			b.WriteString("; empty")
+		case s.Settled == nil:
+			b.WriteString("; NOT EMPTY after every ref was dropped")
+		case *s.Drained:
+			b.WriteString("; loadgen holds nothing there")
+		default:
+			fmt.Fprintf(&b, "; LOADGEN STILL HOLDS %d refs, %d views/builders there", s.ClientRefs, s.ClientViews)
 		}
-		if s.Drained != nil {
-			if *s.Drained {
-				b.WriteString("; drained")
-			} else {
-				b.WriteString("; NOT DRAINED")
-			}
+		if s.Settled != nil && !*s.Settled {
+			fmt.Fprintf(&b, " (figures still changing %v after the run)", settleTimeout)
 		}
 		b.WriteString("\n")
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -211,8 +213,18 @@ func TestMainEmbeddedJSON(t *testing.T) {
 		if rep.Ops.Total.Count != 500 || rep.Errors.Total != 0 || rep.Ops.Get.Latency.P999 <= 0 {
 			t.Errorf("%s: %d ops, %d errors, get p99.9 %d", name, rep.Ops.Total.Count, rep.Errors.Total, rep.Ops.Get.Latency.P999)
 		}
-		if len(rep.Stores) != 1 || rep.Stores[0].Drained == nil || !*rep.Stores[0].Drained {
+		if len(rep.Stores) != 1 || rep.Stores[0].Drained == nil || !*rep.Stores[0].Drained || rep.Stores[0].Settled != nil {
 			t.Errorf("%s: stores %+v, want the embedded store drained", name, rep.Stores)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		checkKeys(t, v, "")
+		for _, k := range []string{"targets", "config", "stopped_by", "elapsed_seconds", "ops", "errors", "stores"} {
+			if _, ok := v[k]; !ok {
+				t.Errorf("%s: no key %q", name, k)
+			}
 		}
 	}
 }
@@ -264,6 +276,89 @@ func TestStatusLines(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
 		if line != "" && !strings.HasPrefix(line, "loadgen: ") {
 			t.Errorf("stray stderr line %q", line)
+		}
+	}
+}
+
+// TestMainErrors: each failure to start is one line on stderr that says what
+// is wrong and what to do, once; exit status 2 for bad flags, 1 for a store
+// that cannot be reached, at once unless -dial-timeout asks to wait.
+func TestMainErrors(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "none.sock")
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close() // the socket file stays, with nobody listening: a daemon killed with SIGKILL
+	tests := []struct {
+		args []string
+		code int
+		want []string
+		once []string
+	}{
+		{[]string{"-socket", missing}, exitFail,
+			[]string{"no daemon at -socket " + missing + ": the socket does not exist; start troved", "give -dial-timeout to wait", "or use -embedded"},
+			[]string{missing, "start troved"}},
+		{[]string{"-socket", stale}, exitFail,
+			[]string{"no daemon at -socket " + stale + ": nothing listens on the socket (a daemon that exited left it behind); start troved"},
+			[]string{stale, "start troved"}},
+		{[]string{"-socket", stale, "-dial-timeout", "200ms"}, exitFail,
+			[]string{"no daemon at -socket " + stale + " after -dial-timeout 200ms: nothing listens on the socket"},
+			[]string{stale, "start troved", "-dial-timeout"}},
+		{[]string{"-embedded", "-working-set", "10"}, exitUsage,
+			[]string{"-working-set 10 B is smaller than one object of the largest -sizes (16.0 MiB) per worker: -concurrency 8 needs at least 128.0 MiB"}, nil},
+		{[]string{"-embedded", "-sizes", "1KiB,,4KiB"}, exitUsage, []string{`-sizes "1KiB,,4KiB": item 2 is empty`}, nil},
+		{[]string{"-embedded", "-sizes", "1KiB,"}, exitUsage, []string{`-sizes "1KiB,": item 2 is empty`}, nil},
+		{[]string{"-embedded", "-mix", "put:1,"}, exitUsage, []string{`-mix "put:1,": item 2 is empty`}, nil},
+		{[]string{"-nope"}, exitUsage, []string{"flag provided but not defined: -nope (loadgen -h lists the flags)"}, nil},
+	}
+	for _, tc := range tests {
+		args := append(tc.args, "-ops", "10", "-quiet", "-capacity", "8MiB", "-spill-dir", dir)
+		var stdout, stderr bytes.Buffer
+		code := realMain(args, &stdout, &stderr, nil)
+		msg, ok := strings.CutPrefix(strings.TrimSuffix(stderr.String(), "\n"), "loadgen: ")
+		if code != tc.code || !ok || strings.Contains(msg, "\n") || stdout.Len() != 0 {
+			t.Errorf("loadgen %q: exit %d, stderr %q, stdout %q; want exit %d and one line \"loadgen: ...\"", tc.args, code, stderr.String(), stdout.String(), tc.code)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("loadgen %q: %q lacks %q", tc.args, msg, w)
+			}
+		}
+		for _, w := range tc.once {
+			if n := strings.Count(msg, w); n != 1 {
+				t.Errorf("loadgen %q: %q says %q %d times, want once", tc.args, msg, w, n)
+			}
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := realMain([]string{"-h"}, &stdout, &stderr, nil); code != exitOK || stderr.Len() != 0 ||
+		!regexp.MustCompile(`^usage: loadgen [^\n]*\n\n[A-Z](.+\n)+\nA SIZE (.+\n)+\nflags:\n  -`).MatchString(stdout.String()) {
+		t.Errorf("-h: exit %d, stderr %q, help on stdout:\n%s", code, stderr.String(), stdout.String())
+	}
+}
+
+var snakeKey = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+
+// checkKeys fails t for every key of the JSON value v, at any depth, that is
+// not snake_case.
+func checkKeys(t *testing.T, v any, path string) {
+	t.Helper()
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if !snakeKey.MatchString(k) {
+				t.Errorf("JSON key %q at %q is not snake_case", k, path)
+			}
+			checkKeys(t, e, path+k+".")
+		}
+	case []any:
+		for _, e := range v {
+			checkKeys(t, e, path+"[].")
 		}
 	}
 }
