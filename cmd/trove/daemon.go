@@ -71,7 +71,7 @@ type daemonFlags struct {
 func newDaemonCommand(name, synopsis, about string) (*command, *daemonFlags) {
 	c := newCommand(name, synopsis, about)
 	df := &daemonFlags{}
-	c.fs.StringVar(&df.socket, "socket", ipc.DefaultSocket(), "the daemon's unix socket ($TROVE_SOCKET)")
+	c.fs.StringVar(&df.socket, "socket", ipc.DefaultSocket(), "the daemon's unix socket `PATH` ($TROVE_SOCKET)")
 	c.fs.BoolVar(&df.json, "json", false, "print JSON instead of text, errors included (schemas in docs/cli.md)")
 	return c, df
 }

@@ -18,4 +18,12 @@
 // (ipc.Client.Keep) until `trove drop`; `trove get` borrows a ref, reads the
 // object zero-copy from shared memory, writes it out, and releases it. Flags may
 // follow positional arguments (`trove get ID -o FILE`).
+//
+// One style for every command (docs/cli.md): sizes as trove.ParseBytes reads
+// them (1GiB), durations as Go's (30s); -h prints "usage: trove CMD ...", a
+// sentence and the flags on stdout. An error is one line on stderr, "trove:
+// ...", saying what happened once and what to do; with --json it is also a
+// JSON object on stdout ({"command", "error", "kind", "exit_code"}). The --json
+// outputs are the CLI's own types (json.go), snake_case, not ipc's structs.
+// Exit status: 0 done, 1 failed, 2 bad flags or arguments.
 package main

@@ -20,8 +20,8 @@ func cmdMemory(ctx context.Context, args []string, out io.Writer) error {
 	cmd, df := newDaemonCommand("memory", "memory [-sort owner|size|id] [-limit N] [-socket PATH] [--json]",
 		"Lists every object the daemon holds, one row per holder (a process's refs, its views, the\n"+
 			"objects that contain it, the daemon keeping it for trove put), then totals per owner.")
-	sortBy := cmd.fs.String("sort", "owner", "order rows by owner (grouped, largest first), size (largest first) or id")
-	limit := cmd.fs.Int("limit", 100, "show at most N rows of the table (0: all); totals, and --json, cover every row")
+	sortBy := cmd.fs.String("sort", "owner", "the `ORDER` of rows: owner (grouped, largest first), size (largest first) or id")
+	limit := cmd.fs.Int("limit", 100, "show at most `N` rows of the table (0: all); totals, and --json, cover every row")
 	pos, err := cmd.parse(args, out)
 	if err != nil {
 		return err

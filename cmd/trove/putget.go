@@ -17,7 +17,7 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, out io.Writer) 
 	cmd, df := newDaemonCommand("put", "put FILE|- [-timeout DURATION] [-socket PATH] [--json]",
 		"Stores the file's bytes (stdin's for -) as one object, which the daemon keeps after trove\n"+
 			"exits, until trove drop; prints the object's ID.")
-	timeout := cmd.fs.Duration("timeout", time.Minute, "give up waiting for room in a full store after this long (0: wait as long as it takes)")
+	timeout := cmd.fs.Duration("timeout", time.Minute, "give up waiting for room in a full store after this `DURATION` (0: wait as long as it takes)")
 	pos, err := cmd.parse(args, out)
 	if err != nil {
 		return err
@@ -107,7 +107,7 @@ func cmdGet(ctx context.Context, args []string, out io.Writer) (err error) {
 	cmd, df := newDaemonCommand("get", "get ID [-o FILE] [-timeout DURATION] [-socket PATH] [--json]",
 		"Writes the object's bytes, read in place from the daemon's shared memory, to stdout or FILE.")
 	outFile := cmd.fs.String("o", "", "write the object to `FILE` instead of stdout")
-	timeout := cmd.fs.Duration("timeout", time.Minute, "give up waiting for an object still being written after this long (0: no limit)")
+	timeout := cmd.fs.Duration("timeout", time.Minute, "give up waiting for an object still being written after this `DURATION` (0: no limit)")
 	pos, err := cmd.parse(args, out)
 	if err != nil {
 		return err

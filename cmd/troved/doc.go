@@ -41,4 +41,12 @@
 // are then failed with ipc.ErrServerClosed, every client's refs and views are
 // released, then the HTTP server stops and the store is closed. troved then
 // exits 0. A second signal exits at once with status 1.
+//
+// # Start-up errors
+//
+// Before opening anything, troved checks that no process serves -socket (a
+// second daemon on it is the real cause of any other clash, such as the -http
+// port) and names it by pid. A spill directory that cannot be made is reported
+// with the knob that set it (-spill-dir, $TROVE_SPILL_DIR, the config file).
+// Exit status: 0 after a clean shutdown, 1 a failure, 2 a bad flag or setting.
 package main

@@ -15,8 +15,11 @@
 // every ref it Puts is dropped by the end of the run (drop-oldest as the working
 // set overflows, the rest when the run ends); clients are closed last. Every Get
 // is verified (header magic, size, seed, CRC-32C of the body): a mismatch is an
-// error naming the object ID, and any error makes the exit status non-zero (1;
-// 2 for bad flags). A run is always bounded by -duration and/or -ops; the first
-// SIGINT stops it early and still prints the report, a second one also cancels
-// the ops in flight.
+// error naming the object ID, and any error makes the exit status 1, as does a
+// store that cannot be reached (at once, unless -dial-timeout asks to wait for
+// a daemon that is starting); bad flags are 2. A run is always bounded by
+// -duration and/or -ops; the first SIGINT stops it early and still prints the
+// report, a second one also cancels the ops in flight. After the run a daemon's
+// figures are read until they settle (at most 5 s), since it frees what
+// loadgen dropped after replying; the -json schema is in docs/cli.md.
 package main
