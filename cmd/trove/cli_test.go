@@ -17,6 +17,7 @@ import (
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/engine"
+	"github.com/trovedb/trove/net/ipc"
 	"github.com/trovedb/trove/spill/errorfs"
 )
 
@@ -352,6 +353,33 @@ func TestPutOutOfDisk(t *testing.T) {
 	}
 	for _, id := range ids {
 		mustTrove(t, "drop", id, "-socket", sock)
+	}
+	waitDrained(t, st)
+}
+
+// TestGetTimeout: a get of an object still being written gives up at -timeout
+// and says so, as a timeout.
+func TestGetTimeout(t *testing.T) {
+	sock, st := startDaemon(t)
+	c, err := ipc.DialContext(context.Background(), sock, ipc.DialOptions{Name: "writer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Create(context.Background(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := b.Ref().ID().String()
+	r := runTrove(t, "", "get", id, "-timeout", "200ms", "-o", filepath.Join(t.TempDir(), "out"), "--json", "-socket", sock)
+	var e errorJSON
+	if err := json.Unmarshal([]byte(r.stdout), &e); err != nil || r.code != exitFail || e.Kind != "timeout" ||
+		e.Error != "get "+id+": the object is still being written: not sealed within -timeout 200ms; wait longer with a larger -timeout" {
+		t.Errorf("get of a pending object: exit %d, %+v (%v)", r.code, e, err)
+	}
+	b.Abort()
+	b.Ref().Drop()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
 	}
 	waitDrained(t, st)
 }
