@@ -308,6 +308,7 @@ func demo(ctx context.Context, out io.Writer, opt demoOptions) error {
 
 	// --- Stats ---------------------------------------------------------------------
 	section("Store statistics (every ref dropped, every view released)")
+	st.WaitIdle()
 	s := st.Stats()
 	say("objects=%d bytes=%s pinned=%d views=%d arena used=%s of %s (populated %s) puts=%d gets=%d frees=%d",
 		s.Objects, trove.HumanBytes(s.ObjectBytes), s.PinnedObjects, s.Views, trove.HumanBytes(s.Used),
@@ -504,6 +505,7 @@ func spillExample(ctx context.Context, st *engine.Store, say func(string, ...any
 	say("got all %d back intact (checksums match): %d restored from disk at %.0f MB/s, %d mapped from their spill files; spilled at %.0f MB/s",
 		n, s.Restores, s.RestoreThroughput/1e6, s.FallbackAllocations, s.SpillThroughput/1e6)
 	dropAll(refs)
+	st.WaitIdle() // an object dropped while being spilled is freed when its write ends
 	s = st.Stats()
 	say("refs dropped: %d spill files and %s left on disk", s.SpillFiles, trove.HumanBytes(s.SpillDiskBytes))
 	if s.SpillFiles != 0 || s.SpilledObjects != 0 {
