@@ -37,7 +37,7 @@ func TestDaemonRun(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := realMain([]string{
 		"-socket", sock, "-sizes", "4KiB:40,64KiB:30,512KiB:30", "-working-set", "24MiB",
-		"-ops", "1500", "-concurrency", "4", "-json", "-quiet",
+		"-ops", "1500", "-duration", "5m", "-concurrency", "4", "-json", "-quiet", // -ops ends it; -duration only bounds it
 	}, &stdout, &stderr, nil)
 	if code != exitOK {
 		t.Errorf("exit status %d; stderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())

@@ -196,7 +196,7 @@ func TestMainEmbeddedJSON(t *testing.T) {
 	code := realMain([]string{
 		"-embedded", "-capacity", "8MiB", "-inline-threshold", "-1", "-spill-dir", dir,
 		"-sizes", "4KiB:40,64KiB:40,512KiB:20", "-working-set", "24MiB",
-		"-ops", "500", "-concurrency", "3", "-json", "-json-out", jsonFile, "-quiet",
+		"-ops", "500", "-duration", "5m", "-concurrency", "3", "-json", "-json-out", jsonFile, "-quiet",
 	}, &stdout, &stderr, nil)
 	if code != exitOK {
 		t.Fatalf("exit status %d; stderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
