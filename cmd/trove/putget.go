@@ -53,7 +53,9 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, out io.Writer) 
 		return err
 	}
 	defer c.Close()
-	ctx, cancel := withTimeout(ctx, *timeout)
+	// -timeout bounds the wait for room (Create, or the inline Put), not the
+	// read of a large file into shared memory, nor Keep.
+	putCtx, cancel := withTimeout(ctx, *timeout)
 	defer cancel()
 
 	var ref trove.Ref
@@ -61,7 +63,7 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, out io.Writer) 
 		// PutFunc is Create + a read into b.Bytes() + Seal for a large object:
 		// the file's bytes go from the page cache into shared memory, with no
 		// buffer in between. It aborts the object if the read fails.
-		ref, err = c.PutFunc(ctx, int(size), nil, func(dst []byte) error {
+		ref, err = c.PutFunc(putCtx, int(size), nil, func(dst []byte) error {
 			if _, err := io.ReadFull(in, dst); err != nil {
 				if errors.Is(err, io.ErrUnexpectedEOF) {
 					return fmt.Errorf("%s shrank while being read: %w", name, err)
@@ -77,7 +79,7 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, out io.Writer) 
 			return fmt.Errorf("put: reading %s: %w", name, err)
 		}
 		size = int64(len(data))
-		ref, err = c.Put(ctx, data)
+		ref, err = c.Put(putCtx, data)
 	}
 	if err != nil {
 		return putError(name, size, df.socket, *timeout, err)
