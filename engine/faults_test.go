@@ -223,8 +223,8 @@ func TestFaultOutOfDisk(t *testing.T) {
 				t.Errorf("OutOfDiskError figures %+v (full %+v); want %d requested, %d capacity, %d spilled to %s",
 					ood, ood.Full, size, before.Capacity, before.SpilledBytes, dir)
 			}
-			if !strings.Contains(err.Error(), dir) {
-				t.Errorf("the error does not name the spill directory %s: %v", dir, err)
+			if !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "troved -spill-dir or engine.Config.SpillDirs") {
+				t.Errorf("the error does not name the spill directory %s and the settings that choose it: %v", dir, err)
 			}
 			checkIntact(t, s, objs...)
 

@@ -77,6 +77,7 @@ func (s *Store) startPressure() error {
 		Workers:      s.cfg.SpillWorkers,
 		MinSpillSize: s.cfg.MinSpillSize,
 		FS:           s.cfg.SpillFS,
+		DirsSetting:  spillDirsSetting,
 	})
 	if err != nil {
 		return fmt.Errorf("engine: start spilling: %w", err)
@@ -85,6 +86,22 @@ func (s *Store) startPressure() error {
 	s.cfg.SpillDirs = sp.Config().Dirs
 	go s.backgroundSpiller()
 	return nil
+}
+
+// spillDirsSetting is how the spill errors name the setting that chooses spill
+// directories: the daemon's flag and this package's Config field.
+const spillDirsSetting = "troved -spill-dir or engine.Config.SpillDirs"
+
+// SpillLeftovers returns what Open removed from the spill directories: the spill
+// files (and default spill directories) of stores that ended without Close, in
+// this process or another, identified by their headers and by owner locks that
+// no live store holds (see package spill). Zero if spilling is disabled, or the
+// spill file system is not the OS's.
+func (s *Store) SpillLeftovers() spill.Leftovers {
+	if s.pressure.spiller == nil {
+		return spill.Leftovers{}
+	}
+	return s.pressure.spiller.Leftovers()
 }
 
 func (s *Store) stopPressure() error {

@@ -1,16 +1,22 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/spill"
 )
 
 // pressureStore opens a store that spills into a test directory, with batches small
@@ -59,7 +65,7 @@ func requireDrained(t testing.TB, s *Store, dir string) {
 			t.Fatal(err)
 		}
 		for _, e := range ents {
-			if e.Type().IsRegular() {
+			if e.Type().IsRegular() && !strings.HasSuffix(e.Name(), ".lock") { // the live store's owner file
 				t.Fatalf("spill file %s left in %s", e.Name(), dir)
 			}
 			sub, _ := os.ReadDir(dir + "/" + e.Name())
@@ -404,5 +410,76 @@ func TestSpillNow(t *testing.T) {
 	if _, err := s.Spill(ctx, []trove.Ref{big}); !errors.Is(err, trove.ErrInvalidRef) {
 		t.Fatalf("Spill of a dropped ref: %v, want ErrInvalidRef", err)
 	}
+	requireDrained(t, s, dir)
+}
+
+// TestSpillDirError: a spill directory that cannot be made fails Open with the
+// OS's error and names the settings the user has, not the spill package's.
+func TestSpillDirError(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "no", "parent")
+	_, err := Open(Config{Capacity: 16 << 20, SpillDirs: []string{dir}})
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), dir) ||
+		!strings.Contains(err.Error(), "choose another (troved -spill-dir or engine.Config.SpillDirs)") {
+		t.Errorf("Open with spill directory %s: %v; want ErrNotExist naming the directory and the settings", dir, err)
+	}
+}
+
+// TestSpillLeftovers: Open removes the spill files of a store that ended
+// without Close and says how many bytes came back, and leaves a live store's
+// files alone. (The spill package's tests crash real processes with SIGKILL;
+// here the leftover is a live store's spill file copied under the name of a
+// process that has exited, without the owner file a live one holds.)
+func TestSpillLeftovers(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := newStore(t, Config{Capacity: 16 << 20, SpillDirs: []string{dir}})
+	if left := a.SpillLeftovers(); left != (spill.Leftovers{}) {
+		t.Errorf("a fresh directory had leftovers: %+v", left)
+	}
+	data := pattern(1<<20, 3)
+	ref, err := a.Put(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.Spill(ctx, []trove.Ref{ref}); n != 1 || err != nil {
+		t.Fatalf("Spill: %d, %v", n, err)
+	}
+	exited := exec.Command("true")
+	if err := exited.Run(); err != nil {
+		t.Skipf("cannot run true(1) to get a dead PID: %v", err)
+	}
+	var spilled string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".spill") {
+			spilled = e.Name()
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, spilled))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := fmt.Sprintf("trove-%d-0000dead-1.spill", exited.Process.Pid)
+	if err := os.WriteFile(filepath.Join(dir, dead), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s := newStore(t, Config{Capacity: 16 << 20, SpillDirs: []string{dir}})
+	if left := s.SpillLeftovers(); left.Files != 1 || left.Bytes != int64(len(b)) || left.Kept != 0 || left.Err != nil {
+		t.Errorf("SpillLeftovers %+v, want 1 file of %d bytes", left, len(b))
+	}
+	if _, err := os.Stat(filepath.Join(dir, dead)); err == nil {
+		t.Errorf("%s survived Open", dead)
+	}
+	obj, err := a.Get(ctx, ref) // restored from the live store's file
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(obj.Bytes(), data) {
+		t.Error("the live store's spilled object changed")
+	}
+	obj.Release()
+	ref.Drop()
+	requireDrained(t, a, "")
 	requireDrained(t, s, dir)
 }

@@ -17,8 +17,9 @@ var (
 	// ErrOutOfDisk: no spill directory had room for a batch. The wrapping
 	// *OutOfDiskError says how many bytes the batch needed and what each directory
 	// had. Nothing is lost: the objects are still in memory and no part of the
-	// batch remains on disk. Free space in a spill directory, add a directory to
-	// Config.Dirs, or spill a smaller batch.
+	// batch remains on disk. Free space in a spill directory, add a directory
+	// (Config.Dirs; the engine's users have troved -spill-dir and
+	// engine.Config.SpillDirs), or spill a smaller batch.
 	ErrOutOfDisk = errors.New("spill: out of disk space")
 
 	// ErrInvalidBatch: Spill was given no objects or no done callback.
@@ -70,6 +71,7 @@ type OutOfDiskError struct {
 	Objects int          // objects in the batch
 	Needed  int64        // bytes the batch needs on disk, headers included
 	Tried   []DirAttempt // one per spill directory, in the order tried
+	Setting string       // the setting that chooses spill directories (Config.DirsSetting)
 }
 
 // DirAttempt is what one directory did with a batch that did not fit.
@@ -97,7 +99,11 @@ func (e *OutOfDiskError) Error() string {
 			fmt.Fprintf(&b, " filled up after %s (%v)", trove.HumanBytes(a.Written), a.Err)
 		}
 	}
-	b.WriteString("; free space in a spill directory, add one to Config.Dirs, or spill smaller batches")
+	setting := e.Setting
+	if setting == "" {
+		setting = "spill.Config.Dirs"
+	}
+	fmt.Fprintf(&b, "; free space in a spill directory, or add one (%s)", setting)
 	return b.String()
 }
 

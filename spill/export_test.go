@@ -18,6 +18,9 @@ const WriteWindow = writeWindow
 // ParallelRestoreMin is parallelRestoreMin, for tests of restores in ranges.
 const ParallelRestoreMin = parallelRestoreMin
 
+// Token is the prefix of s's file names, trove-<pid>-<random>.
+func (s *Spiller) Token() string { return s.token }
+
 // Closing reports whether Close has begun.
 func (s *Spiller) Closing() bool { return s.closing.Load() }
 
@@ -64,6 +67,9 @@ func CheckConsistent(t testing.TB, s *Spiller) {
 			continue
 		}
 		for _, e := range ents {
+			if _, local := s.cfg.FS.(OSFS); local && e.Name() == s.token+lockSuffix {
+				continue // the owner file
+			}
 			if p := filepath.Join(d.path, e.Name()); !paths[p] {
 				t.Errorf("%s is on disk but in no live file", p)
 			}

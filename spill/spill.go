@@ -50,8 +50,14 @@ type Config struct {
 	// too), at the cost of waiting for the disk.
 	Sync bool
 
-	// FS is the storage. Default OSFS{}.
+	// FS is the storage. Default OSFS{}. Only OSFS is swept of the files of
+	// Spillers that ended without Close (see Spiller.Leftovers).
 	FS FS
+
+	// DirsSetting names, in error messages, the setting the user changes to
+	// choose other directories. Default "spill.Config.Dirs"; the engine passes
+	// the settings its users have ("troved -spill-dir or engine.Config.SpillDirs").
+	DirsSetting string
 }
 
 // Object is one object of a batch to spill.
@@ -110,6 +116,9 @@ type Spiller struct {
 		idle    sync.Cond             // broadcast when readers drops to 0 after closed
 	}
 
+	owners    []*ownerLock // one per directory while the Spiller lives (OSFS only); released by Close
+	leftovers Leftovers    // what New swept; immutable
+
 	st counters
 }
 
@@ -167,14 +176,30 @@ func New(cfg Config) (*Spiller, error) {
 	if cfg.FS == nil {
 		cfg.FS = OSFS{}
 	}
+	if cfg.DirsSetting == "" {
+		cfg.DirsSetting = "spill.Config.Dirs"
+	}
 	s := &Spiller{fs: cfg.FS, token: fmt.Sprintf("trove-%d-%s", os.Getpid(), randomHex())}
 	s.mu.files = make(map[uint64]*spillFile)
 	s.mu.idle.L = &s.mu.Mutex
 	s.q.nonEmpty.L = &s.q.mu
 
-	if err := s.makeDirs(cfg.Dirs); err != nil {
+	// Only the local file system is swept and locked: flock(2) is what proves an
+	// owner alive or gone (see leftover.go).
+	local := cfg.FS == FS(OSFS{})
+	if local && len(cfg.Dirs) == 0 {
+		s.leftovers.add(sweepDefaultDirs(os.TempDir()))
+	}
+	if err := s.makeDirs(cfg.Dirs, cfg.DirsSetting); err != nil {
 		s.removeDirs()
 		return nil, err
+	}
+	if local {
+		if err := s.claimDirs(); err != nil {
+			s.releaseOwners()
+			s.removeDirs()
+			return nil, err
+		}
 	}
 	cfg.Dirs = make([]string, len(s.dirs))
 	for i, d := range s.dirs {
@@ -189,17 +214,45 @@ func New(cfg Config) (*Spiller, error) {
 	return s, nil
 }
 
-func (s *Spiller) makeDirs(dirs []string) error {
+// claimDirs sweeps each directory of dead owners' files and takes it for s.
+func (s *Spiller) claimDirs() error {
+	for i, d := range s.dirs {
+		if slices.ContainsFunc(s.dirs[:i], func(o spillDir) bool { return o.path == d.path }) {
+			continue // listed twice: one owner file is enough
+		}
+		l, left, err := claimDir(d.path, s.token)
+		s.leftovers.add(left)
+		if err != nil {
+			return err
+		}
+		s.owners = append(s.owners, l)
+	}
+	return nil
+}
+
+// releaseOwners removes s's owner files: s no longer has spill files.
+func (s *Spiller) releaseOwners() error {
+	var errs []error
+	for _, l := range s.owners {
+		if err := l.release(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.owners = nil
+	return errors.Join(errs...)
+}
+
+func (s *Spiller) makeDirs(dirs []string, setting string) error {
 	if len(dirs) == 0 {
 		for range 100 {
-			path := filepath.Join(os.TempDir(), fmt.Sprintf("trove-spill-%d-%s", os.Getpid(), randomHex()))
+			path := filepath.Join(os.TempDir(), fmt.Sprintf("%s%d-%s", defaultDirPrefix, os.Getpid(), randomHex()))
 			err := s.fs.Mkdir(path, 0o700)
 			if err == nil {
 				s.dirs = append(s.dirs, spillDir{path: path, created: true})
 				return nil
 			}
 			if !errors.Is(err, iofs.ErrExist) {
-				return fmt.Errorf("spill: create a spill directory under %s: %w; set TMPDIR or Config.Dirs to a writable directory", os.TempDir(), err)
+				return fmt.Errorf("spill: create a spill directory under %s: %w; set TMPDIR, or choose a writable spill directory (%s)", os.TempDir(), err, setting)
 			}
 		}
 		return fmt.Errorf("spill: no free name for a spill directory under %s", os.TempDir())
@@ -208,7 +261,7 @@ func (s *Spiller) makeDirs(dirs []string) error {
 		d = filepath.Clean(d)
 		err := s.fs.Mkdir(d, 0o700)
 		if err != nil && !errors.Is(err, iofs.ErrExist) {
-			return fmt.Errorf("spill: spill directory %s: %w; create it or choose another in Config.Dirs", d, err)
+			return fmt.Errorf("spill: spill directory %s: %w; create it or choose another (%s)", d, err, setting)
 		}
 		s.dirs = append(s.dirs, spillDir{path: d, created: err == nil})
 	}
@@ -387,7 +440,7 @@ func (s *Spiller) writeBatch(j *spillJob) ([]Location, error) {
 		}
 		tried = append(tried, DirAttempt{Dir: dir, Available: avail, Written: written, Err: err})
 	}
-	return nil, &OutOfDiskError{Objects: len(j.objs), Needed: p.size, Tried: tried}
+	return nil, &OutOfDiskError{Objects: len(j.objs), Needed: p.size, Tried: tried, Setting: s.cfg.DirsSetting}
 }
 
 // writeFile writes one batch to a new file in dir and registers it. On error the
@@ -572,6 +625,9 @@ func (s *Spiller) Close() error {
 		if err := s.removeFile(f); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := s.releaseOwners(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.removeDirs(); err != nil {
 		errs = append(errs, err)

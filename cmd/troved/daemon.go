@@ -66,6 +66,12 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	logger.Info("store open", "node", st.Node().String(), "capacity", trove.HumanBytes(scfg.Capacity),
 		"inline_threshold", trove.HumanBytes(scfg.InlineThreshold), "spill_dirs", scfg.SpillDirs,
 		"prefault", scfg.PrefaultAll, "config_file", cfg.ConfigFile)
+	if left := st.SpillLeftovers(); left.Files > 0 || left.Kept > 0 || left.Err != nil {
+		// A daemon that crashed or was killed left spill files: they are gone now.
+		logger.Info("removed spill files left by stores that did not close", "files", left.Files,
+			"bytes", left.Bytes, "reclaimed", trove.HumanBytes(left.Bytes), "dirs", left.Dirs,
+			"kept_unproven", left.Kept, "err", left.Err)
+	}
 
 	srv := ipc.NewServer(st, ipc.ServerConfig{Logger: logger, Version: version})
 
