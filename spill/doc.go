@@ -18,7 +18,7 @@
 // that directory is full (ENOSPC, EDQUOT, a short write, or less free space than
 // the batch needs), the following directories are tried in turn before the batch
 // fails with ErrOutOfDisk. Files are named trove-<pid>-<random>-<n>.spill, so
-// several Spillers may share a directory. Workers (Config.Workers) write batches
+// several Spillers, in one process or several, may share a directory. Workers (Config.Workers) write batches
 // concurrently. A batch is written with one writev(2) per 2 MiB window, straight
 // from the objects' memory (the only bytes on the Go heap are the headers), while
 // a second goroutine checksums the windows just ahead, so the objects are read
@@ -56,11 +56,22 @@
 // # Durability
 //
 // None, by default. Spill files are scratch space: nothing reads them after the
-// process ends (New never looks at old files), and the objects they hold die with
-// the process or the node. So a batch is complete once written to the page cache;
-// Config.Sync adds an fdatasync, which only serves to push the bytes out of memory
-// at once. A crash may leave files behind; remove trove-spill-* directories and
-// trove-*.spill files of dead processes.
+// process ends, and the objects they hold die with the process or the node. So a
+// batch is complete once written to the page cache; Config.Sync adds an
+// fdatasync, which only serves to push the bytes out of memory at once.
+//
+// # Leftovers of crashed processes
+//
+// A crash leaves files behind. New removes them (on OSFS): in each of its
+// directories it removes the spill files of Spillers that are gone, and with the
+// default directory it also sweeps the trove-spill-* directories under
+// os.TempDir(). Leftovers says what came back. A Spiller proves itself alive by
+// an exclusive flock(2) it holds on its owner file, trove-<pid>-<random>.lock, in
+// each directory, for its whole life; the kernel drops the lock when the process
+// dies, so neither PID reuse nor two live daemons sharing a directory can make a
+// live Spiller's files look dead. A file is removed only if its name is a spill
+// file's and it begins with a valid object header; anything else is left alone
+// (leftover.go has the details and the races it closes).
 //
 // # Invariants
 //
