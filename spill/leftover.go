@@ -170,9 +170,16 @@ func flockRetry(fd, how int) error {
 }
 
 // claimDir sweeps dir of dead owners' spill files and creates token's owner
-// file there, locked, both under the directory's lock.
+// file there, locked, both under the directory's lock. It returns a nil lock
+// if the file system has no flock.
 func claimDir(dir, token string) (*ownerLock, Leftovers, error) {
 	dfd, err := lockDir(dir, true)
+	if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.ENOLCK) || errors.Is(err, unix.EINVAL) {
+		// A file system without flock (some FUSE and network ones): no sweep, and
+		// no owner file, so other sweeps judge this Spiller's files by its PID,
+		// which keeps them while it lives.
+		return nil, Leftovers{}, nil
+	}
 	if err != nil {
 		return nil, Leftovers{}, fmt.Errorf("spill: lock spill directory: %w", err)
 	}

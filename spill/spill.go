@@ -225,7 +225,9 @@ func (s *Spiller) claimDirs() error {
 		if err != nil {
 			return err
 		}
-		s.owners = append(s.owners, l)
+		if l != nil {
+			s.owners = append(s.owners, l)
+		}
 	}
 	return nil
 }
