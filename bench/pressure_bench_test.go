@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -172,13 +173,15 @@ func dirtyMB() float64 {
 
 // BenchmarkGetSpilled measures a Get that restores a spilled 64 MiB object
 // (reading it back from its spill file in ranges on GOMAXPROCS goroutines and
-// checking its checksum) against reading a 64 MiB file from the same directory:
-// op=rawread on one goroutine in 8 MiB reads, op=rawread-par in 1 MiB ranges on
-// GOMAXPROCS goroutines, the shape of the restore. cache=cold drops the page
-// cache before each read (the file synced first, then echo 3 >
-// /proc/sys/vm/drop_caches: it needs root, and is skipped with a message
-// otherwise), which is what a spilled object really costs once the kernel has
-// written it out; cache=warm reads what the write left in the page cache.
+// checking its checksum). In every iteration it also reads a 64 MiB file from
+// the same directory, untimed: on one goroutine in 8 MiB reads, and in 1 MiB
+// ranges on GOMAXPROCS goroutines, the shape of the restore. It reports the
+// ratios of the median times (x_rawread, x_rawread_par: above 1, the Get was
+// faster). cache=cold drops the page cache before each read (the file synced
+// first, then echo 3 > /proc/sys/vm/drop_caches: it needs root, and is skipped
+// with a message otherwise), which is what a spilled object really costs once
+// the kernel has written it out; cache=warm reads what the write left in the
+// page cache.
 func BenchmarkGetSpilled(b *testing.B) {
 	const size = 64 << 20
 	for _, cache := range []string{"warm", "cold"} {
@@ -189,84 +192,101 @@ func BenchmarkGetSpilled(b *testing.B) {
 					b.Skipf("cannot drop the page cache (%v): the cold figures need root", err)
 				}
 			}
-			for _, par := range []bool{false, true} {
-				name := "op=rawread"
-				if par {
-					name += "-par"
+			st, dir := openSpillingStore(b, 2*size, 64<<20)
+			path := filepath.Join(dir, "raw")
+			data := make([]byte, size)
+			for i := range data {
+				data[i] = byte(i)
+			}
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				b.Fatal(err)
+			}
+			defer os.Remove(path)
+			buf := make([]byte, size)
+			for i := range buf {
+				buf[i] = 1 // a warm destination, as the arena is
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+
+			bld, err := st.Create(ctx, size)
+			if err != nil {
+				b.Fatal(err)
+			}
+			copy(bld.Bytes(), data)
+			ref := bld.Ref()
+			if err := bld.Seal(); err != nil {
+				b.Fatal(err)
+			}
+			defer ref.Drop()
+
+			var raw1, rawPar, got samples
+			b.SetBytes(size)
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				if cold {
+					syncAndDrop(b, path)
 				}
-				b.Run(name, func(b *testing.B) {
-					dir := spillDir(b)
-					path := filepath.Join(dir, "raw")
-					data := make([]byte, size)
-					for i := range data {
-						data[i] = byte(i)
-					}
-					if err := os.WriteFile(path, data, 0o600); err != nil {
-						b.Fatal(err)
-					}
-					buf := make([]byte, size)
-					for i := range buf {
-						buf[i] = 1 // a warm destination, as the arena is
-					}
-					f, err := os.Open(path)
-					if err != nil {
-						b.Fatal(err)
-					}
-					defer f.Close()
-					b.SetBytes(size)
-					for b.Loop() {
-						if cold {
-							b.StopTimer()
-							syncAndDrop(b, path)
-							b.StartTimer()
-						}
-						if par {
-							readParallel(b, f, buf)
-						} else {
-							for off := 0; off < size; off += 8 << 20 {
-								if _, err := f.ReadAt(buf[off:off+8<<20], int64(off)); err != nil {
-									b.Fatal(err)
-								}
-							}
+				raw1.time(func() {
+					for off := 0; off < size; off += 8 << 20 {
+						if _, err := f.ReadAt(buf[off:off+8<<20], int64(off)); err != nil {
+							b.Fatal(err)
 						}
 					}
 				})
-			}
-			b.Run("op=get", func(b *testing.B) {
-				st, dir := openSpillingStore(b, 2*size, 64<<20)
-				bld, err := st.Create(ctx, size)
-				if err != nil {
-					b.Fatal(err)
+				if cold {
+					syncAndDrop(b, path)
 				}
-				for i := range bld.Bytes() {
-					bld.Bytes()[i] = byte(i)
+				rawPar.time(func() { readParallel(b, f, buf) })
+				if n, err := st.Spill(ctx, []trove.Ref{ref}); err != nil || n != 1 {
+					b.Fatalf("spill: %d, %v", n, err)
 				}
-				ref := bld.Ref()
-				if err := bld.Seal(); err != nil {
-					b.Fatal(err)
+				if cold {
+					files, _ := filepath.Glob(filepath.Join(dir, "*.spill"))
+					syncAndDrop(b, files...)
 				}
-				defer ref.Drop()
-				b.SetBytes(size)
-				b.ReportAllocs()
-				for b.Loop() {
-					b.StopTimer()
-					if n, err := st.Spill(ctx, []trove.Ref{ref}); err != nil || n != 1 {
-						b.Fatalf("spill: %d, %v", n, err)
-					}
-					if cold {
-						files, _ := filepath.Glob(filepath.Join(dir, "*.spill"))
-						syncAndDrop(b, files...)
-					}
-					b.StartTimer()
+				b.StartTimer()
+				got.time(func() {
 					obj, err := st.Get(ctx, ref)
 					if err != nil {
 						b.Fatal(err)
 					}
 					obj.Release()
-				}
-			})
+				})
+			}
+			b.ReportMetric(raw1.median().Seconds()/got.median().Seconds(), "x_rawread")
+			b.ReportMetric(rawPar.median().Seconds()/got.median().Seconds(), "x_rawread_par")
+			b.ReportMetric(float64(got.median().Microseconds())/1e3, "med_ms")
+			b.ReportMetric(float64(raw1.median().Microseconds())/1e3, "raw_ms")
+			b.ReportMetric(float64(rawPar.median().Microseconds())/1e3, "rawpar_ms")
 		})
 	}
+}
+
+// samples are the times of one side of a benchmark, one per iteration.
+type samples []time.Duration
+
+// time runs f and records how long it took.
+func (s *samples) time(f func()) {
+	start := time.Now()
+	f()
+	*s = append(*s, time.Since(start))
+}
+
+func (s samples) median() time.Duration {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	if len(c) == 0 {
+		return 0
+	}
+	if len(c)%2 == 0 {
+		return (c[len(c)/2-1] + c[len(c)/2]) / 2
+	}
+	return c[len(c)/2]
 }
 
 // readParallel reads f into dst in 1 MiB ranges claimed by GOMAXPROCS goroutines.
