@@ -99,7 +99,7 @@ func spillFileToken(name string) (token string, pid int, ok bool) {
 	if i < 0 {
 		return "", 0, false
 	}
-	if n, err := strconv.ParseUint(base[i+1:], 10, 64); err != nil || n == 0 {
+	if n, err := strconv.ParseUint(base[i+1:], 10, 64); err != nil || n == 0 || strconv.FormatUint(n, 10) != base[i+1:] {
 		return "", 0, false
 	}
 	token = base[:i]
