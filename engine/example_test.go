@@ -61,8 +61,9 @@ func ExampleStore_Create() {
 			got <- err.Error()
 			return
 		}
-		defer obj.Release()
-		got <- fmt.Sprintf("%d bytes, first %q", obj.Size(), obj.Bytes()[:5])
+		msg := fmt.Sprintf("%d bytes, first %q", obj.Size(), obj.Bytes()[:5])
+		obj.Release() // before answering: the view must be gone when the store closes
+		got <- msg
 	}()
 
 	copy(b.Bytes(), "large")
