@@ -132,8 +132,10 @@ type OutOfDiskError struct {
 	Err       error // the spill error
 }
 
+// Error says each thing once: e.Err, the spiller's error, already says how to
+// get disk space, so this adds only what it cannot.
 func (e *OutOfDiskError) Error() string {
-	return fmt.Sprintf("trove: object store full and spilling failed: need %s, %s of %s in memory, %s already spilled to %v: %v; free disk space, add spill directories, or drop refs",
+	return fmt.Sprintf("trove: object store full and spilling failed: need %s, %s of %s in memory, %s already spilled to %v: %v; or drop refs to make room in memory",
 		HumanBytes(e.Full.Requested), HumanBytes(e.Full.Used), HumanBytes(e.Full.Capacity),
 		HumanBytes(e.Spilled), e.SpillDirs, e.Err)
 }

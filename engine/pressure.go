@@ -301,7 +301,10 @@ func (s *Store) spillBatch(ctx context.Context, batch []*entry) (int, int64, err
 				e.more.loc, e.more.spilled = locs[i], true
 			}
 			s.pressure.lastSpillErr.Store(nil)
-		} else {
+		} else if ctx.Err() == nil {
+			// A write that failed because this caller's context ended says
+			// nothing about the disk: keep the last real failure, so that a
+			// store out of disk keeps saying so (ErrOutOfDisk, not ErrStoreFull).
 			s.pressure.lastSpillErr.Store(&err)
 		}
 	}
