@@ -34,7 +34,8 @@ test-invariants:
 # fuzz: each target for FUZZTIME (scripts/fuzz.sh runs them one by one and
 # re-runs, once, a target that Go 1.26's coordinator fails with no input).
 FUZZ_TARGETS := alloc:FuzzAllocFree zerocopy:FuzzParseFrame .:FuzzDecodeValue .:FuzzParseObjectID \
-	eviction:FuzzLRU spill:FuzzObjectHeader spill:FuzzSpillFileToken net/ipc:FuzzDecode net/ipc:FuzzServerStream
+	eviction:FuzzLRU spill:FuzzObjectHeader spill:FuzzSpillFileToken net/ipc:FuzzDecode net/ipc:FuzzServerStream \
+	net/quic:FuzzDecode net/quic:FuzzServeStream net/quic:FuzzReadReply
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 

@@ -67,6 +67,24 @@ var (
 	ErrSealed = errors.New("trove: builder already sealed or aborted; a builder is used once")
 )
 
+// Errors from a cluster of stores: another node was needed and could not help.
+// Returned errors are a *NodeError naming the node and the object.
+var (
+	// ErrNodeUnreachable: a node did not answer: it could not be dialled, its
+	// connection broke or went idle past the transport's timeout, or the caller's
+	// deadline passed first (then context.DeadlineExceeded matches too). Check the
+	// node is running and reachable at its address, or give it more time.
+	ErrNodeUnreachable = errors.New("trove: node unreachable")
+
+	// ErrOwnerDied: the object's owner node is gone, taking the object's metadata
+	// with it, and this node has no copy. Recreate the object on a live node.
+	ErrOwnerDied = errors.New("trove: the object's owner node died and this node has no copy")
+
+	// ErrObjectLost: the object's owner is alive but no copy of the object can be
+	// reached (every holder died or failed). Recreate the object.
+	ErrObjectLost = errors.New("trove: object lost: its owner is alive but no copy can be reached")
+)
+
 // Errors from the store itself.
 var (
 	// ErrClosed: the store has been closed. Every call after Close fails with it,
@@ -155,4 +173,45 @@ func ContextError(ctx context.Context) error {
 		return ErrGetTimeout
 	}
 	return context.Cause(ctx)
+}
+
+// NodeError explains an ErrNodeUnreachable, ErrOwnerDied or ErrObjectLost: which
+// node, at which address, and which object (zero if none was involved). It matches
+// Kind and Err with errors.Is.
+type NodeError struct {
+	Kind   error    // ErrNodeUnreachable, ErrOwnerDied or ErrObjectLost
+	Node   string   // the node's name; empty if not known yet (before a handshake)
+	Addr   string   // the node's address
+	Object ObjectID // the object the call was about; zero if none
+	Op     string   // what was being done: "request", "pull", "dial"...
+	Err    error    // the cause: a network error, a context's error; may be nil
+}
+
+func (e *NodeError) Error() string {
+	node := e.Addr
+	if e.Node != "" {
+		node = fmt.Sprintf("%s (%s)", e.Node, e.Addr)
+	}
+	msg := fmt.Sprintf("%v: %s: node %s", e.Kind, e.Op, node)
+	if !e.Object.IsZero() {
+		msg += ", object " + e.Object.String()
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	switch e.Kind {
+	case ErrNodeUnreachable:
+		msg += "; check the node is running and reachable at that address, or give the call a longer deadline"
+	case ErrOwnerDied, ErrObjectLost:
+		msg += "; put the object again on a live node"
+	}
+	return msg
+}
+
+// Unwrap lets errors.Is match Kind and the cause.
+func (e *NodeError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
 }

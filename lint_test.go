@@ -32,6 +32,11 @@ var layering = map[string]struct {
 	"engine":            {allowed: []string{"", "alloc", "arena", "zerocopy", "eviction", "spill"}, noNet: true},
 	// net/ipc serves the engine to local processes; it knows nothing below it.
 	"net/ipc": {allowed: []string{"", "engine"}},
+	// net/quic carries bytes between nodes; it knows nothing of the engine or
+	// ownership (the cluster's Handler does).
+	"net/quic": {allowed: []string{""}},
+	// cluster builds the cluster on the engine and the transport.
+	"cluster": {allowed: []string{"", "engine", "net/quic"}},
 	// the benchmarks and tools use what a user would: the store and its clients.
 	"tools/loadgen": {allowed: []string{"", "engine", "net/ipc"}},
 }

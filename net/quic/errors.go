@@ -1,0 +1,129 @@
+package quic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	quicgo "github.com/quic-go/quic-go"
+
+	"github.com/trovedb/trove"
+)
+
+// status is a reply's first byte: 0 for success, else which trove error the
+// handler's error matched, so the caller can test the reply with errors.Is as if
+// the call had been local.
+type status uint8
+
+const (
+	statusOK status = iota
+	statusError
+	statusUnknownObject
+	statusObjectFreed
+	statusObjectEvicted
+	statusObjectAborted
+	statusObjectLost
+	statusOwnerDied
+	statusNodeUnreachable
+	statusGetTimeout
+	statusStoreFull
+	statusObjectTooLarge
+	statusClosed
+	statusTooLarge
+	statusCount
+)
+
+// statusErrors maps a status to the sentinel it stands for; statusError and
+// statusTooLarge stand for no sentinel of the root package.
+var statusErrors = [statusCount]error{
+	statusUnknownObject:   trove.ErrUnknownObject,
+	statusObjectFreed:     trove.ErrObjectFreed,
+	statusObjectEvicted:   trove.ErrObjectEvicted,
+	statusObjectAborted:   trove.ErrObjectAborted,
+	statusObjectLost:      trove.ErrObjectLost,
+	statusOwnerDied:       trove.ErrOwnerDied,
+	statusNodeUnreachable: trove.ErrNodeUnreachable,
+	statusGetTimeout:      trove.ErrGetTimeout,
+	statusStoreFull:       trove.ErrStoreFull,
+	statusObjectTooLarge:  trove.ErrObjectTooLarge,
+	statusClosed:          trove.ErrClosed,
+	statusTooLarge:        ErrTooLarge,
+}
+
+// ErrTooLarge: a request, reply or chunk exceeds the bound of the node that
+// refused it (Config.MaxMessage or Config.MaxChunk). Raise the bound on every
+// node, or send less at once.
+var ErrTooLarge = errors.New("quic: message or chunk exceeds the peer's bound (Config.MaxMessage, Config.MaxChunk)")
+
+// statusOf is the status a handler's error is sent with.
+func statusOf(err error) status {
+	for st := statusUnknownObject; st < statusCount; st++ {
+		if errors.Is(err, statusErrors[st]) {
+			return st
+		}
+	}
+	return statusError
+}
+
+// RemoteError is a handler's error as its caller sees it: the peer, what was
+// asked, and the handler's message. It matches, with errors.Is, the trove error
+// the handler's error matched (trove.ErrUnknownObject, trove.ErrObjectLost...).
+type RemoteError struct {
+	Peer   string         // the peer's name
+	Addr   string         // the peer's address
+	Op     Op             // the request's op; 0 for a chunk
+	Object trove.ObjectID // the chunk's object; zero for a request
+	Msg    string         // the handler's error message
+	status status
+}
+
+func (e *RemoteError) Error() string {
+	if e.Op == 0 {
+		return fmt.Sprintf("quic: node %s (%s) could not serve a chunk of object %s: %s", e.Peer, e.Addr, e.Object, e.Msg)
+	}
+	return fmt.Sprintf("quic: node %s (%s) failed request op %d: %s", e.Peer, e.Addr, e.Op, e.Msg)
+}
+
+// Unwrap returns the trove error the handler's error matched, if any.
+func (e *RemoteError) Unwrap() error { return statusErrors[e.status] }
+
+// Stream and connection error codes the transport sends.
+const (
+	codeClosing     quicgo.ApplicationErrorCode = 0 // the transport is closing
+	codeProtocol    quicgo.ApplicationErrorCode = 1 // the peer broke the wire format
+	codeChunkFailed quicgo.StreamErrorCode      = 1 // the chunk server failed mid-chunk
+	codeCanceled    quicgo.StreamErrorCode      = 2 // the caller gave up (its context ended)
+)
+
+// unreachable wraps a network-side failure of a call to addr: trove.ErrNodeUnreachable
+// with the cause, unless ctx was canceled by its caller (not a deadline), which is
+// the caller's doing and is returned as ctx's cause.
+func unreachable(ctx context.Context, op, peer, addr string, id trove.ObjectID, err error) error {
+	if ctx.Err() != nil {
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return context.Cause(ctx)
+		}
+		err = trove.ContextError(ctx)
+	} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The transport's own bounds (handshake, idle timeout) are not the
+		// caller's deadline: keep the cause, not DeadlineExceeded.
+		err = fmt.Errorf("no answer: %v", err)
+	}
+	var re *RemoteError
+	if errors.As(err, &re) {
+		return err
+	}
+	return &trove.NodeError{Kind: trove.ErrNodeUnreachable, Node: peer, Addr: addr, Object: id, Op: op, Err: err}
+}
+
+// isClosed says whether err means the connection or transport is closed (no
+// log line is due: it is an ordinary end).
+func isClosed(err error) bool {
+	var ae *quicgo.ApplicationError
+	if errors.As(err, &ae) && ae.ErrorCode == codeClosing {
+		return true
+	}
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled)
+}
