@@ -36,7 +36,7 @@ func (t *Transport) Request(ctx context.Context, addr string, op Op, body, reply
 	}
 	s, stop, err := t.open(ctx, pc)
 	if err != nil {
-		return reply, unreachable(ctx, "request", pc.peer.Name, pc.peer.Addr, trove.ObjectID{}, err)
+		return reply, t.callError(ctx, pc, "request", trove.ObjectID{}, err)
 	}
 	defer stop()
 	s.SetPriority(urgencyControl, false)
@@ -160,7 +160,7 @@ func withObject(err error, id trove.ObjectID) error {
 func (t *Transport) pullChunk(ctx context.Context, pc *peerConn, id trove.ObjectID, off int64, dst []byte) error {
 	s, stop, err := t.open(ctx, pc)
 	if err != nil {
-		return unreachable(ctx, "pull", pc.peer.Name, pc.peer.Addr, id, err)
+		return t.callError(ctx, pc, "pull", id, err)
 	}
 	defer stop()
 	if err := t.chunk(s, pc, id, off, dst); err != nil {
@@ -251,6 +251,10 @@ func (t *Transport) callError(ctx context.Context, pc *peerConn, op string, id t
 		return err
 	case errors.Is(err, errProtocol):
 		t.disconnect(pc, err)
+	}
+	var se *quicgo.StreamError
+	if !errors.As(err, &se) && ctx.Err() == nil {
+		t.forget(pc) // the connection failed: the next call dials afresh
 	}
 	return unreachable(ctx, op, pc.peer.Name, pc.peer.Addr, id, err)
 }

@@ -39,10 +39,12 @@
 //     from it, and a peer that breaks the wire format (garbage, an oversized
 //     frame, bytes after a frame) is disconnected and logged; the transport and
 //     its other peers are unaffected. Every decoder is fuzzed (fuzz_test.go).
-//   - No call hangs: every call ends with its reply, the caller's ctx, or
-//     an error, and a peer that vanishes is detected by Config.IdleTimeout
-//     even without a deadline. Unreachable peers give a *trove.NodeError
-//     matching trove.ErrNodeUnreachable.
+//   - A call ends with its reply, an error, or the caller's ctx: a peer that
+//     vanishes is detected by Config.IdleTimeout even without a deadline (and
+//     one restarted at its address resets its old connections at once); a
+//     peer that is alive but whose handler does not return is bounded only by
+//     the caller's ctx, so callers set deadlines. Unreachable peers give a
+//     *trove.NodeError matching trove.ErrNodeUnreachable.
 //   - Control messages are encoded in and read into pooled buffers
 //     (bytebufferpool); a handler's request body is valid only during the call.
 //   - Close closes every connection and waits for every handler, whose ctx it

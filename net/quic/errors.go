@@ -115,6 +115,7 @@ func unreachable(ctx context.Context, op, peer, addr string, id trove.ObjectID, 
 	if errors.As(err, &re) {
 		return err
 	}
+	err = explain(err)
 	return &trove.NodeError{Kind: trove.ErrNodeUnreachable, Node: peer, Addr: addr, Object: id, Op: op, Err: err}
 }
 
@@ -126,4 +127,27 @@ func isClosed(err error) bool {
 		return true
 	}
 	return errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled)
+}
+
+// explain says in words what quic-go's connection errors mean for a caller.
+func explain(err error) error {
+	var (
+		ae    *quicgo.ApplicationError
+		idle  *quicgo.IdleTimeoutError
+		reset *quicgo.StatelessResetError
+		hs    *quicgo.HandshakeTimeoutError
+	)
+	switch {
+	case errors.As(err, &ae) && ae.Remote && ae.ErrorCode == codeClosing:
+		return fmt.Errorf("the node closed its connections (it is shutting down): %w", err)
+	case errors.As(err, &ae) && ae.Remote && ae.ErrorCode == codeProtocol:
+		return fmt.Errorf("the node disconnected this one for breaking the protocol (its log says how): %w", err)
+	case errors.As(err, &idle):
+		return fmt.Errorf("no packets from the node within the idle timeout (Config.IdleTimeout): %w", err)
+	case errors.As(err, &reset):
+		return fmt.Errorf("the node restarted or lost the connection (stateless reset): %w", err)
+	case errors.As(err, &hs):
+		return fmt.Errorf("no handshake within the dial timeout (Config.DialTimeout): %w", err)
+	}
+	return err
 }

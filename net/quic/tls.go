@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -15,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	quicgo "github.com/quic-go/quic-go"
 )
 
 // The files a certificates directory holds (cluster.CreateCA and
@@ -162,6 +165,21 @@ func (c *credentials) verify(cs tls.ConnectionState, usage x509.ExtKeyUsage) err
 		}
 	}
 	return nil
+}
+
+// resetKey is the key of the node's QUIC stateless resets, derived from its
+// private key so that it survives a restart: a node restarted at its address
+// tells peers still holding a connection to its previous run that the
+// connection is gone (RFC 9000 §10.3), and they redial at once instead of
+// waiting for the idle timeout. Insecure credentials are new at every start,
+// and so is their key.
+func (c *credentials) resetKey() *quicgo.StatelessResetKey {
+	der, err := x509.MarshalPKCS8PrivateKey(c.cert.PrivateKey)
+	if err != nil {
+		return nil // no stateless resets: peers wait for the idle timeout
+	}
+	k := quicgo.StatelessResetKey(sha256.Sum256(append([]byte("trove quic stateless reset\x00"), der...)))
+	return &k
 }
 
 // peerNameOf is the peer's name as its certificate claims it (verified or not).

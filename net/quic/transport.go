@@ -86,7 +86,7 @@ func Listen(ctx context.Context, cfg Config) (*Transport, error) {
 		log:   cfg.Logger,
 		creds: creds,
 		udp:   udp,
-		tr:    &quicgo.Transport{Conn: udp},
+		tr:    &quicgo.Transport{Conn: udp, StatelessResetKey: creds.resetKey()},
 		qconf: &quicgo.Config{
 			HandshakeIdleTimeout:           cfg.DialTimeout,
 			MaxIdleTimeout:                 cfg.IdleTimeout,
@@ -298,4 +298,14 @@ func (t *Transport) disconnect(pc *peerConn, err error) {
 	t.protocolErrors.Add(1)
 	t.log.Warn("quic: disconnecting a peer that broke the protocol", "peer", pc.peer.Name, "addr", pc.peer.Addr, "err", err)
 	_ = pc.conn.CloseWithError(codeProtocol, "protocol violation")
+}
+
+// forget drops pc from the connection map, if it is still there, and closes it.
+func (t *Transport) forget(pc *peerConn) {
+	t.mu.Lock()
+	if t.mu.conns[pc.peer.Addr] == pc {
+		delete(t.mu.conns, pc.peer.Addr)
+	}
+	t.mu.Unlock()
+	_ = pc.conn.CloseWithError(codeClosing, "")
 }

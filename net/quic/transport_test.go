@@ -422,3 +422,42 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// A node killed and restarted at its address: calls on the old connection end
+// (the new process answers them with a stateless reset, keyed from the node's
+// key) and a new connection reaches the new process, without waiting for the
+// idle timeout. (Without the reset key this test fails: every call times out.)
+func TestPeerRestartedAtItsAddress(t *testing.T) {
+	certs := makeCerts(t, "a", "b")
+	a := listen(t, quic.Config{CertsDir: certs["a"], IdleTimeout: 5 * time.Minute})
+	b := listen(t, quic.Config{CertsDir: certs["b"], Handler: newHandler(), IdleTimeout: 5 * time.Minute})
+	if _, err := a.Request(bg, b.Addr(), opEcho, []byte("1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	addr := b.Addr()
+	b.VanishForTest()
+	listen(t, quic.Config{CertsDir: certs["b"], Addr: addr, Handler: newHandler()})
+	// Every call fails fast (reset) or succeeds; one reaches the new process
+	// long before the 5-minute idle timeout would have dropped the old connection.
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+		reply, err := a.Request(ctx, addr, opEcho, []byte{byte(i)}, nil)
+		cancel()
+		if err == nil {
+			if !bytes.Equal(reply, []byte{byte(i)}) {
+				t.Fatalf("reply %q to %d", reply, i)
+			}
+			break
+		}
+		if !errors.Is(err, trove.ErrNodeUnreachable) {
+			t.Fatalf("call %d to the restarted node: %v, want ErrNodeUnreachable until it succeeds", i, err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted node is still unreachable: %v", err)
+		}
+	}
+	if a.Stats().Dials != 2 {
+		t.Fatalf("%d dials, want 2 (the first run, the restarted one)", a.Stats().Dials)
+	}
+}

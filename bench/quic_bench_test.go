@@ -1,0 +1,440 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	quicgo "github.com/quic-go/quic-go"
+
+	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/cluster"
+	"github.com/trovedb/trove/engine"
+	"github.com/trovedb/trove/net/quic"
+)
+
+// The transport's benchmarks: pulls of 1–256 MiB between two nodes against a
+// raw quic-go bulk transfer of the same bytes (same certificates, one
+// connection, the same flow-control windows) and a TCP+TLS 1.3 one, and a 1 KiB
+// request/response against a raw quic-go one, all on loopback in the same run.
+
+// quicWindows are the flow-control windows of every QUIC side here, ours and raw.
+const (
+	quicStreamWindow = quic.DefaultStreamWindow
+	quicConnWindow   = quic.DefaultConnWindow
+)
+
+// benchCerts makes a CA and two nodes' credentials.
+func benchCerts(b *testing.B) (a, c string) {
+	b.Helper()
+	root := b.TempDir()
+	ca := filepath.Join(root, "ca")
+	if err := cluster.CreateCA(ca); err != nil {
+		b.Fatal(err)
+	}
+	a, c = filepath.Join(root, "a"), filepath.Join(root, "b")
+	for dir, name := range map[string]string{a: "a", c: "b"} {
+		if err := cluster.CreateNodeCert(ca, dir, name, "127.0.0.1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return a, c
+}
+
+// tlsFrom is a plain TLS 1.3 configuration from a node directory, for the raw
+// baselines: the same certificate and key exchange as the transport's.
+func tlsFrom(b *testing.B, dir string) *tls.Config {
+	b.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, quic.CertFile), filepath.Join(dir, quic.KeyFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, NextProtos: []string{"bench"},
+		InsecureSkipVerify: true, ClientAuth: tls.RequireAnyClientCert}
+}
+
+func rawQUICConfig() *quicgo.Config {
+	return &quicgo.Config{
+		InitialStreamReceiveWindow: 1 << 20, MaxStreamReceiveWindow: quicStreamWindow,
+		InitialConnectionReceiveWindow: 2 << 20, MaxConnectionReceiveWindow: quicConnWindow,
+		MaxIncomingStreams: 1024, MaxIdleTimeout: 30 * time.Second,
+	}
+}
+
+// rawQUIC is a raw quic-go server and one client connection to it. Each stream
+// carries an 8-byte request (how many bytes to send back) and the reply.
+type rawQUIC struct {
+	conn *quicgo.Conn
+	src  []byte
+}
+
+func newRawQUIC(b *testing.B, srvDir, cliDir string, src []byte) *rawQUIC {
+	b.Helper()
+	ln, err := quicgo.ListenAddr("127.0.0.1:0", tlsFrom(b, srvDir), rawQUICConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				for {
+					s, err := conn.AcceptStream(context.Background())
+					if err != nil {
+						return
+					}
+					go func() {
+						var req [8]byte
+						if _, err := io.ReadFull(s, req[:]); err != nil {
+							s.CancelWrite(1)
+							return
+						}
+						_, _ = s.Write(src[:binary.BigEndian.Uint64(req[:])])
+						s.Close()
+						_, _ = io.Copy(io.Discard, s)
+					}()
+				}
+			})
+		}
+	})
+	conn, err := quicgo.DialAddr(context.Background(), ln.Addr().String(), tlsFrom(b, cliDir), rawQUICConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		conn.CloseWithError(0, "")
+		ln.Close()
+		wg.Wait()
+	})
+	return &rawQUIC{conn: conn, src: src}
+}
+
+// get asks for len(dst) bytes on a new stream and reads them into dst.
+func (r *rawQUIC) get(dst []byte) error {
+	s, err := r.conn.OpenStreamSync(context.Background())
+	if err != nil {
+		return err
+	}
+	var req [8]byte
+	binary.BigEndian.PutUint64(req[:], uint64(len(dst)))
+	if _, err := s.Write(req[:]); err != nil {
+		return err
+	}
+	s.Close()
+	if _, err := io.ReadFull(s, dst); err != nil {
+		return err
+	}
+	var one [1]byte
+	if n, err := s.Read(one[:]); n != 0 || err != io.EOF {
+		return fmt.Errorf("raw quic: %d bytes past the reply (%v)", n, err)
+	}
+	return nil
+}
+
+// rawTCP is a TCP+TLS 1.3 loopback connection serving the same requests.
+type rawTCP struct {
+	conn net.Conn
+}
+
+func newRawTCP(b *testing.B, srvDir, cliDir string, src []byte) *rawTCP {
+	b.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", tlsFrom(b, srvDir))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var req [8]byte
+		for {
+			if _, err := io.ReadFull(c, req[:]); err != nil {
+				return
+			}
+			if _, err := c.Write(src[:binary.BigEndian.Uint64(req[:])]); err != nil {
+				return
+			}
+		}
+	})
+	conn, err := tls.Dial("tcp", ln.Addr().String(), tlsFrom(b, cliDir))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		conn.Close()
+		ln.Close()
+		wg.Wait()
+	})
+	return &rawTCP{conn: conn}
+}
+
+func (r *rawTCP) get(dst []byte) error {
+	var req [8]byte
+	binary.BigEndian.PutUint64(req[:], uint64(len(dst)))
+	if _, err := r.conn.Write(req[:]); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(r.conn, dst)
+	return err
+}
+
+// holder serves chunks of the objects of its store, by ID, and 1 KiB replies.
+type holder struct {
+	st    *engine.Store
+	mu    sync.Mutex
+	refs  map[trove.ObjectID]trove.Ref
+	small []byte
+}
+
+func (h *holder) HandleRequest(_ context.Context, _ quic.Peer, _ quic.Op, _, reply []byte) ([]byte, error) {
+	return append(reply, h.small...), nil
+}
+
+func (h *holder) ServeChunk(ctx context.Context, _ quic.Peer, id trove.ObjectID, off, n int64, w io.Writer) error {
+	h.mu.Lock()
+	ref, ok := h.refs[id]
+	h.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("object %s: %w", id, trove.ErrUnknownObject)
+	}
+	obj, err := h.st.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	defer obj.Release()
+	_, err = w.Write(obj.Bytes()[off : off+n])
+	return err
+}
+
+// pullPair is two nodes' stores and transports: the holder has one object of
+// size bytes, the puller pulls it into CreateCopy builders.
+type pullPair struct {
+	puller, holderT *quic.Transport
+	pst             *engine.Store
+	id              trove.ObjectID
+	src             []byte // the object's bytes on the Go heap, for the raw baselines
+	aDir, bDir      string
+}
+
+func newPullPair(b *testing.B, size, chunk, streams int) *pullPair {
+	b.Helper()
+	aDir, bDir := benchCerts(b)
+	hst := openStore(b, int64(size)+4<<20, true)
+	pst := openStore(b, int64(size)+4<<20, true)
+	bld, err := hst.Create(ctx, size)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range bld.Bytes() {
+		bld.Bytes()[i] = byte(i * 7)
+	}
+	src := slices.Clone(bld.Bytes())
+	ref := bld.Ref()
+	if err := bld.Seal(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(ref.Drop)
+	h := &holder{st: hst, refs: map[trove.ObjectID]trove.Ref{ref.ID(): ref}, small: make([]byte, 1<<10)}
+	ht, err := quic.Listen(ctx, quic.Config{CertsDir: bDir, Handler: h})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ht.Close() })
+	pt, err := quic.Listen(ctx, quic.Config{CertsDir: aDir, ChunkSize: chunk, Streams: streams, MaxChunk: max(chunk, quic.DefaultMaxChunk)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pt.Close() })
+	return &pullPair{puller: pt, holderT: ht, pst: pst, id: ref.ID(), src: src, aDir: aDir, bDir: bDir}
+}
+
+// pull pulls the object into a CreateCopy builder, seals and drops it.
+func (p *pullPair) pull(b *testing.B) {
+	bld, err := p.pst.CreateCopy(ctx, p.id, len(p.src))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.puller.Pull(ctx, p.holderT.Addr(), p.id, 0, bld.Bytes()); err != nil {
+		b.Fatal(err)
+	}
+	ref := bld.Ref()
+	if err := bld.Seal(); err != nil {
+		b.Fatal(err)
+	}
+	ref.Drop()
+}
+
+// BenchmarkQUICPull measures Pull of a whole object between two nodes into the
+// puller's arena (CreateCopy, pull, seal, drop) against raw quic-go and
+// TCP+TLS transfers of the same bytes on one stream, and reports
+// x_raw_quic: the pull's throughput / raw quic-go's (≥ 0.9 is the goal).
+func BenchmarkQUICPull(b *testing.B) {
+	for _, size := range putSizes {
+		p := newPullPair(b, size, quic.DefaultChunkSize, quic.DefaultStreams)
+		raw := newRawQUIC(b, p.bDir, p.aDir, p.src)
+		tcp := newRawTCP(b, p.bDir, p.aDir, p.src)
+		dst := make([]byte, size)
+		clear(dst) // pre-faulted, like the arena
+		p.pull(b)  // warm: connection, windows
+		var rawNs float64
+		b.Run(fmt.Sprintf("size=%s/op=raw-quic", sizeName(size)), func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := raw.get(dst); err != nil {
+					b.Fatal(err)
+				}
+			}
+			rawNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		})
+		b.Run(fmt.Sprintf("size=%s/op=tcp-tls", sizeName(size)), func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := tcp.get(dst); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if rawNs > 0 {
+				b.ReportMetric(rawNs/(float64(b.Elapsed().Nanoseconds())/float64(b.N)), "x_raw_quic")
+			}
+		})
+		b.Run(fmt.Sprintf("size=%s/op=pull", sizeName(size)), func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				p.pull(b)
+			}
+			if rawNs > 0 {
+				b.ReportMetric(rawNs/(float64(b.Elapsed().Nanoseconds())/float64(b.N)), "x_raw_quic")
+			}
+		})
+	}
+}
+
+// BenchmarkQUICPullChunks measures a 64 MiB pull with several chunk sizes and
+// stream counts (the choice of DefaultChunkSize and DefaultStreams), against a
+// raw quic-go transfer in the same run.
+func BenchmarkQUICPullChunks(b *testing.B) {
+	const size = 64 << 20
+	var rawNs float64
+	for i, c := range []struct{ chunk, streams int }{{0, 0}, {1 << 20, 4}, {4 << 20, 1}, {4 << 20, 4}, {8 << 20, 1}, {8 << 20, 4}, {8 << 20, 8}, {16 << 20, 4}} {
+		if i == 0 {
+			p := newPullPair(b, size, 8<<20, 4)
+			raw := newRawQUIC(b, p.bDir, p.aDir, p.src)
+			dst := make([]byte, size)
+			clear(dst)
+			_ = raw.get(dst)
+			b.Run("op=raw-quic", func(b *testing.B) {
+				b.SetBytes(size)
+				for b.Loop() {
+					if err := raw.get(dst); err != nil {
+						b.Fatal(err)
+					}
+				}
+				rawNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			})
+			continue
+		}
+		p := newPullPair(b, size, c.chunk, c.streams)
+		p.pull(b)
+		b.Run(fmt.Sprintf("chunk=%s/streams=%d", sizeName(c.chunk), c.streams), func(b *testing.B) {
+			b.SetBytes(size)
+			b.ReportAllocs()
+			for b.Loop() {
+				p.pull(b)
+			}
+			if rawNs > 0 {
+				b.ReportMetric(rawNs/(float64(b.Elapsed().Nanoseconds())/float64(b.N)), "x_raw_quic")
+			}
+		})
+	}
+}
+
+// BenchmarkQUICRequest measures a 1 KiB reply to a small request (what a remote
+// Get of a 1 KiB object costs on the wire) through the transport, against a raw
+// quic-go request/response on a new stream each, serially (with the median
+// latency) and from 32 goroutines. x_raw_quic is the transport's time per
+// request / raw quic-go's (≤ 2 is the goal).
+func BenchmarkQUICRequest(b *testing.B) {
+	p := newPullPair(b, 1<<20, quic.DefaultChunkSize, quic.DefaultStreams)
+	small := make([]byte, 1<<10)
+	raw := newRawQUIC(b, p.bDir, p.aDir, small)
+	body := make([]byte, 16)
+	var id trove.ObjectID = p.id
+	copy(body, id[:])
+	addr := p.holderT.Addr()
+	ours := func(reply []byte) ([]byte, error) { return p.puller.Request(ctx, addr, 1, body, reply[:0]) }
+	if _, err := ours(nil); err != nil {
+		b.Fatal(err)
+	}
+	for _, par := range []int{1, 32} {
+		var rawNs, rawP50 float64
+		b.Run(fmt.Sprintf("goroutines=%d/op=raw-quic", par), func(b *testing.B) {
+			rawNs, rawP50 = runRequests(b, par, func(dst []byte) ([]byte, error) { return dst, raw.get(dst[:1<<10]) })
+		})
+		b.Run(fmt.Sprintf("goroutines=%d/op=request", par), func(b *testing.B) {
+			ns, p50 := runRequests(b, par, ours)
+			if rawNs > 0 {
+				b.ReportMetric(ns/rawNs, "x_raw_quic")
+			}
+			if rawP50 > 0 && p50 > 0 {
+				b.ReportMetric(p50/rawP50, "x_raw_quic_p50")
+			}
+		})
+	}
+}
+
+// runRequests runs call b.N times from par goroutines, and returns the time
+// per call and, serially, the median latency (also reported as p50-ns).
+func runRequests(b *testing.B, par int, call func([]byte) ([]byte, error)) (ns, p50 float64) {
+	b.SetBytes(1 << 10)
+	b.ReportAllocs()
+	if par == 1 {
+		lat := make([]time.Duration, 0, 1<<16)
+		buf := make([]byte, 1<<10)
+		for b.Loop() {
+			t0 := time.Now()
+			var err error
+			if buf, err = call(buf); err != nil || len(buf) != 1<<10 {
+				b.Fatalf("request: %d bytes, %v", len(buf), err)
+			}
+			if len(lat) < cap(lat) {
+				lat = append(lat, time.Since(t0))
+			}
+		}
+		slices.Sort(lat)
+		p50 = float64(lat[len(lat)/2].Nanoseconds())
+		b.ReportMetric(p50, "p50-ns")
+	} else {
+		b.SetParallelism((par + 1) / 2) // GOMAXPROCS=2 here: 2×16 goroutines
+		b.RunParallel(func(pb *testing.PB) {
+			buf := make([]byte, 1<<10)
+			for pb.Next() {
+				var err error
+				if buf, err = call(buf); err != nil || len(buf) != 1<<10 {
+					b.Errorf("request: %d bytes, %v", len(buf), err)
+					return
+				}
+			}
+		})
+	}
+	ns = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	return ns, p50
+}
