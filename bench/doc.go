@@ -11,6 +11,11 @@
 //     the size does not matter).
 //   - Small-object Put against the bare heap copy a map-backed store would do.
 //   - Get with 1M live objects against Get with 1k (x_1k).
+//   - The node-to-node transport (quic_bench_test.go): Pull of 1 MiB–256 MiB
+//     into another node's arena, side by side with a raw quic-go and a TCP+TLS
+//     1.3 transfer of the same bytes (x_raw-quic, x_tcp-tls), the choice of
+//     chunk size and stream count, and a 1 KiB request/response against raw
+//     quic-go from 1 and 32 goroutines (x_request, x_request_p50).
 //
 // Figures and the commands that reproduce them are in perf.md. Benchmarks check
 // that the store is empty when they end, as tests do.

@@ -132,12 +132,15 @@ func isClosed(err error) bool {
 // explain says in words what quic-go's connection errors mean for a caller.
 func explain(err error) error {
 	var (
+		te    *quicgo.TransportError
 		ae    *quicgo.ApplicationError
 		idle  *quicgo.IdleTimeoutError
 		reset *quicgo.StatelessResetError
 		hs    *quicgo.HandshakeTimeoutError
 	)
 	switch {
+	case errors.As(err, &te) && te.ErrorCode.IsCryptoError():
+		return fmt.Errorf("TLS handshake refused: a certificate is not from this cluster's CA (the refusing node's log says whose and why): %w", err)
 	case errors.As(err, &ae) && ae.Remote && ae.ErrorCode == codeClosing:
 		return fmt.Errorf("the node closed its connections (it is shutting down): %w", err)
 	case errors.As(err, &ae) && ae.Remote && ae.ErrorCode == codeProtocol:

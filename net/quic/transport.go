@@ -283,7 +283,7 @@ func (t *Transport) dial(key string, uaddr *net.UDPAddr, d *dialState) {
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("no handshake within %v (Config.DialTimeout)", t.cfg.DialTimeout)
 		}
-		d.err = &trove.NodeError{Kind: trove.ErrNodeUnreachable, Addr: key, Op: "dial", Err: err}
+		d.err = &trove.NodeError{Kind: trove.ErrNodeUnreachable, Addr: key, Op: "dial", Err: explain(err)}
 	} else {
 		d.pc = t.adopt(conn)
 	}

@@ -73,8 +73,8 @@ func TestOtherCARefused(t *testing.T) {
 	in := listen(t, quic.Config{CertsDir: theirs["intruder"], Handler: newHandler(), Logger: logI.logger()})
 
 	_, err := in.Request(bg, a.Addr(), opEcho, []byte("hi"), nil)
-	if !errors.Is(err, trove.ErrNodeUnreachable) {
-		t.Fatalf("intruder's request: %v, want ErrNodeUnreachable", err)
+	if !errors.Is(err, trove.ErrNodeUnreachable) || !strings.Contains(err.Error(), "TLS handshake refused") {
+		t.Fatalf("intruder's request: %v, want ErrNodeUnreachable saying the handshake was refused", err)
 	}
 	// The intruder, dialling, refuses a's certificate: unknown authority.
 	logI.waitLog(t, "refused to connect to a peer", "not from this cluster's CA", "unknown authority", "peer=a")
@@ -97,8 +97,8 @@ func TestInsecurePeerRefusedByAcceptor(t *testing.T) {
 	a := listen(t, quic.Config{CertsDir: certs["a"], Handler: newHandler(), Logger: logA.logger()})
 	lax := listen(t, quic.Config{Insecure: true, Name: "lax", Handler: newHandler()})
 	_, err := lax.Request(bg, a.Addr(), opEcho, []byte("hi"), nil)
-	if !errors.Is(err, trove.ErrNodeUnreachable) {
-		t.Fatalf("insecure node's request: %v, want ErrNodeUnreachable", err)
+	if !errors.Is(err, trove.ErrNodeUnreachable) || !strings.Contains(err.Error(), "TLS handshake refused") {
+		t.Fatalf("insecure node's request: %v, want ErrNodeUnreachable saying the handshake was refused", err)
 	}
 	logA.waitLog(t, "refused a connection from a peer", "peer=lax", "addr="+lax.Addr())
 }
