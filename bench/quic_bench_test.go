@@ -63,8 +63,8 @@ func tlsFrom(b *testing.B, dir string) *tls.Config {
 
 func rawQUICConfig() *quicgo.Config {
 	return &quicgo.Config{
-		InitialStreamReceiveWindow: 1 << 20, MaxStreamReceiveWindow: quicStreamWindow,
-		InitialConnectionReceiveWindow: 2 << 20, MaxConnectionReceiveWindow: quicConnWindow,
+		InitialStreamReceiveWindow: quicStreamWindow, MaxStreamReceiveWindow: quicStreamWindow,
+		InitialConnectionReceiveWindow: quicConnWindow, MaxConnectionReceiveWindow: quicConnWindow,
 		MaxIncomingStreams: 1024, MaxIdleTimeout: 30 * time.Second,
 	}
 }

@@ -91,12 +91,13 @@ type handler struct {
 	mu      sync.Mutex
 	objects map[trove.ObjectID][]byte
 	gated   map[trove.ObjectID]bool
+	failing map[trove.ObjectID]bool // chunks of these fail after half is sent
 	halfway chan struct{} // receives once per gated chunk that reached its middle
 	gate    chan struct{} // closed to let gated chunks finish
 }
 
 func newHandler() *handler {
-	return &handler{objects: map[trove.ObjectID][]byte{}, gated: map[trove.ObjectID]bool{},
+	return &handler{objects: map[trove.ObjectID][]byte{}, gated: map[trove.ObjectID]bool{}, failing: map[trove.ObjectID]bool{},
 		halfway: make(chan struct{}, 64), gate: make(chan struct{})}
 }
 
@@ -123,7 +124,7 @@ func (h *handler) HandleRequest(ctx context.Context, peer quic.Peer, op quic.Op,
 func (h *handler) ServeChunk(ctx context.Context, peer quic.Peer, id trove.ObjectID, off, n int64, w io.Writer) error {
 	h.mu.Lock()
 	data, ok := h.objects[id]
-	gated := h.gated[id]
+	gated, failing := h.gated[id], h.failing[id]
 	h.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("object %s: %w", id, trove.ErrUnknownObject)
@@ -132,6 +133,12 @@ func (h *handler) ServeChunk(ctx context.Context, peer quic.Peer, id trove.Objec
 		return fmt.Errorf("range [%d, +%d) past the end of object %s (%d bytes)", off, n, id, len(data))
 	}
 	part := data[off : off+n]
+	if failing {
+		if _, err := w.Write(part[:n/2]); err != nil {
+			return err
+		}
+		return fmt.Errorf("disk read of object %s failed", id)
+	}
 	if !gated {
 		_, err := w.Write(part)
 		return err

@@ -47,11 +47,13 @@ func (t *Transport) serveStream(pc *peerConn, s *quicgo.Stream) {
 		s.CancelWrite(codeCanceled)
 		t.disconnect(pc, err)
 	case err != nil:
-		s.CancelRead(codeCanceled)
-		s.CancelWrite(codeChunkFailed)
+		// Quiet if the caller gave up (its STOP_SENDING ended s.Context())
+		// or the connection is closing; checked before our own cancel ends it.
 		if !isClosed(err) && s.Context().Err() == nil {
 			t.log.Warn("quic: serving a peer's stream failed", "peer", pc.peer.Name, "addr", pc.peer.Addr, "err", err)
 		}
+		s.CancelRead(codeCanceled)
+		s.CancelWrite(codeChunkFailed)
 	}
 }
 

@@ -91,9 +91,13 @@ func Listen(ctx context.Context, cfg Config) (*Transport, error) {
 			HandshakeIdleTimeout:           cfg.DialTimeout,
 			MaxIdleTimeout:                 cfg.IdleTimeout,
 			KeepAlivePeriod:                cfg.IdleTimeout / 3,
-			InitialStreamReceiveWindow:     uint64(min(cfg.StreamWindow, 1<<20)),
+			// Whole windows from the start: every chunk is a new stream, and
+			// one that had to grow its window from quic-go's 512 KiB would
+			// spend its first round trips doing so. The windows are credit,
+			// not buffers: memory is used only by bytes a reader leaves unread.
+			InitialStreamReceiveWindow:     uint64(cfg.StreamWindow),
 			MaxStreamReceiveWindow:         uint64(cfg.StreamWindow),
-			InitialConnectionReceiveWindow: uint64(min(cfg.ConnWindow, 2<<20)),
+			InitialConnectionReceiveWindow: uint64(cfg.ConnWindow),
 			MaxConnectionReceiveWindow:     uint64(cfg.ConnWindow),
 			MaxIncomingStreams:             1024,
 			MaxIncomingUniStreams:          -1,

@@ -461,3 +461,24 @@ func TestPeerRestartedAtItsAddress(t *testing.T) {
 		t.Fatalf("%d dials, want 2 (the first run, the restarted one)", a.Stats().Dials)
 	}
 }
+
+// A holder whose handler fails after sending part of a chunk: the puller's
+// error says so, the holder's log says why, and the connection lives on.
+func TestChunkFailsMidway(t *testing.T) {
+	certs := makeCerts(t, "a", "b")
+	hb := newHandler()
+	hb.add(oid(1), pattern(1<<20, 5), false)
+	hb.failing[oid(1)] = true
+	var logB logBuf
+	a := listen(t, quic.Config{CertsDir: certs["a"]})
+	b := listen(t, quic.Config{CertsDir: certs["b"], Handler: hb, Logger: logB.logger()})
+	err := a.Pull(bg, b.Addr(), oid(1), 0, make([]byte, 1<<20))
+	var re *quic.RemoteError
+	if !errors.As(err, &re) || re.Object != oid(1) || !strings.Contains(err.Error(), "failed after sending part") {
+		t.Fatalf("pull from a failing holder: %v, want a RemoteError saying it failed mid-chunk", err)
+	}
+	logB.waitLog(t, "serving a peer's stream failed", "peer=a", "disk read of object "+oid(1).String()+" failed")
+	if _, err := a.Request(bg, b.Addr(), opEcho, []byte("x"), nil); err != nil || a.Stats().Dials != 1 {
+		t.Fatalf("request after the failed chunk: %v, %d dials", err, a.Stats().Dials)
+	}
+}
