@@ -92,8 +92,8 @@ type handler struct {
 	objects map[trove.ObjectID][]byte
 	gated   map[trove.ObjectID]bool
 	failing map[trove.ObjectID]bool // chunks of these fail after half is sent
-	halfway chan struct{} // receives once per gated chunk that reached its middle
-	gate    chan struct{} // closed to let gated chunks finish
+	halfway chan struct{}           // receives once per gated chunk that reached its middle
+	gate    chan struct{}           // closed to let gated chunks finish
 }
 
 func newHandler() *handler {

@@ -88,9 +88,9 @@ func Listen(ctx context.Context, cfg Config) (*Transport, error) {
 		udp:   udp,
 		tr:    &quicgo.Transport{Conn: udp, StatelessResetKey: creds.resetKey()},
 		qconf: &quicgo.Config{
-			HandshakeIdleTimeout:           cfg.DialTimeout,
-			MaxIdleTimeout:                 cfg.IdleTimeout,
-			KeepAlivePeriod:                cfg.IdleTimeout / 3,
+			HandshakeIdleTimeout: cfg.DialTimeout,
+			MaxIdleTimeout:       cfg.IdleTimeout,
+			KeepAlivePeriod:      cfg.IdleTimeout / 3,
 			// Whole windows from the start: every chunk is a new stream, and
 			// one that had to grow its window from quic-go's 512 KiB would
 			// spend its first round trips doing so. The windows are credit,
