@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -480,5 +482,72 @@ func TestChunkFailsMidway(t *testing.T) {
 	logB.waitLog(t, "serving a peer's stream failed", "peer=a", "disk read of object "+oid(1).String()+" failed")
 	if _, err := a.Request(bg, b.Addr(), opEcho, []byte("x"), nil); err != nil || a.Stats().Dials != 1 {
 		t.Fatalf("request after the failed chunk: %v, %d dials", err, a.Stats().Dials)
+	}
+}
+
+// Three nodes calling each other concurrently: every call is answered, and each
+// pair of nodes shares one connection (the first call of a pair dials it; the
+// other direction reuses it).
+func TestThreeNodesConcurrent(t *testing.T) {
+	certs := makeCerts(t, "n0", "n1", "n2")
+	var nodes []*quic.Transport
+	for i := range 3 {
+		h := newHandler()
+		h.add(oid(uint64(i+1)), pattern(3<<20, byte(i)), false)
+		nodes = append(nodes, listen(t, quic.Config{CertsDir: certs[fmt.Sprintf("n%d", i)], Handler: h, ChunkSize: 1 << 20}))
+	}
+	// First contact in one order, so no two dials race for a pair.
+	for i, from := range nodes {
+		for _, to := range nodes[i+1:] {
+			if _, err := from.Request(bg, to.Addr(), opEcho, []byte("hi"), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i, from := range nodes {
+		for j, to := range nodes {
+			if i == j {
+				continue
+			}
+			wg.Go(func() {
+				for k := range 5 {
+					body := []byte(fmt.Sprintf("%d->%d #%d", i, j, k))
+					reply, err := from.Request(bg, to.Addr(), opEcho, body, nil)
+					if err == nil && !bytes.Equal(reply, body) {
+						err = fmt.Errorf("reply %q to %q", reply, body)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+			wg.Go(func() {
+				dst := make([]byte, 3<<20)
+				if err := from.Pull(bg, to.Addr(), oid(uint64(j+1)), 0, dst); err != nil {
+					errs <- err
+				} else if !bytes.Equal(dst, pattern(3<<20, byte(j))) {
+					errs <- fmt.Errorf("pull %d from %d: bytes differ", i, j)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var dials int64
+	for i, n := range nodes {
+		st := n.Stats()
+		dials += st.Dials
+		if st.Conns != 2 {
+			t.Errorf("node %d has %d connections, want one per peer (2)", i, st.Conns)
+		}
+	}
+	if dials != 3 {
+		t.Errorf("%d dials for 3 pairs of nodes", dials)
 	}
 }
