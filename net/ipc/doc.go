@@ -44,4 +44,19 @@
 //     refs dropped.
 //   - A client's view keeps the arena mapped: Close unmaps it only once every
 //     view is released.
+//
+// # Where things are
+//
+// The daemon: server.go (listening, shutdown, figures), server_conn.go (one
+// client's connection: its read loop, replies, requests in goroutines, cleanup),
+// server_dispatch.go (decoding each request and the handshake), server_put.go
+// (put, create, seal, abort), server_get.go (get and wait), server_refs.go (the
+// refs a client holds: borrow, release, keep). The client: client.go (dialing,
+// the handshake, Close), client_call.go (a request and its reply: who reads the
+// socket, cancels, undoing late replies), client_release.go (batched releases
+// of refs and views), client_store.go (the store's method set), client_builder.go
+// (Create and Builder), client_daemon.go (Status, Memory, Keep). Both: wire.go
+// (the message formats), frame.go (reading frames with their descriptors),
+// send.go (coalesced writes), window.go (the client's writable arena window),
+// status.go (the daemon's reports).
 package ipc
