@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -342,8 +343,10 @@ func TestStatusAndMemory(t *testing.T) {
 	if err := c.Unkeep(ctx, r.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Unkeep(ctx, r.ID()); !errors.Is(err, trove.ErrUnknownObject) {
-		t.Fatalf("second unkeep: %v", err)
+	if err := c.Unkeep(ctx, r.ID()); !errors.Is(err, trove.ErrUnknownObject) ||
+		strings.Count(err.Error(), "no such object")+strings.Count(err.Error(), "unknown object") != 1 ||
+		strings.Count(err.Error(), r.ID().String()) != 1 {
+		t.Fatalf("second unkeep: %v (want trove.ErrUnknownObject, saying once that the daemon keeps no such object, naming it once)", err)
 	}
 	requireDrained(t, d, c)
 }

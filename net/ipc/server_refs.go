@@ -176,8 +176,19 @@ func (s *Server) unkeep(id trove.ObjectID) error {
 	delete(s.mu.kept, id)
 	s.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("unkeep %s: the daemon keeps no such object: %w", id, trove.ErrUnknownObject)
+		return notKeptError{id}
 	}
 	r.Drop()
 	return nil
 }
+
+// notKeptError is an unkeep of an object the daemon does not keep. It is
+// trove.ErrUnknownObject to errors.Is (and crosses the socket as that), but
+// its message says what happened once, without the sentinel's general advice.
+type notKeptError struct{ id trove.ObjectID }
+
+func (e notKeptError) Error() string {
+	return fmt.Sprintf("unkeep %s: the daemon keeps no such object (dropped already, or never kept by trove put)", e.id)
+}
+
+func (e notKeptError) Is(target error) bool { return target == trove.ErrUnknownObject }
