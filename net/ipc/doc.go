@@ -35,8 +35,10 @@
 //
 //   - The daemon trusts nothing a client sends: sizes, counts and lengths are
 //     checked before anything is allocated, and a malformed or oversized frame
-//     closes that client's connection with a logged reason. Other clients and
-//     the store are unaffected. Every decoder is fuzzed (fuzz_test.go).
+//     closes that client's connection with a logged reason, as does a frame
+//     begun and then left unfinished for ServerConfig.FrameTimeout (a client
+//     quiet between frames is never cut off). Other clients and the store are
+//     unaffected. Every decoder is fuzzed (fuzz_test.go).
 //   - The daemon holds one engine ref per object a client references (counting
 //     the client's handles), one pin per view it handed out, and the builder of
 //     each object the client is writing. When the connection ends (Close, exit,

@@ -32,7 +32,16 @@ type ServerConfig struct {
 	MaxMessage int
 	// Version is the daemon's version, shown by `trove status`.
 	Version string
+	// FrameTimeout is how long a client may stop in the middle of a message
+	// (part of a frame sent, then nothing) before its connection is closed
+	// with a logged reason and everything it held is released. A connection
+	// idle between messages is never closed. Default DefaultFrameTimeout;
+	// negative: no limit.
+	FrameTimeout time.Duration
 }
+
+// DefaultFrameTimeout is ServerConfig.FrameTimeout's default.
+const DefaultFrameTimeout = 10 * time.Second
 
 // Server serves a store to the processes of this node over a unix socket.
 type Server struct {
@@ -60,8 +69,8 @@ type Server struct {
 		nextConn uint64
 	}
 
-	accepted, requests, protoErrors, bytesIn, bytesOut atomic.Uint64
-	refs, views, builders                              atomic.Int64
+	accepted, requests, protoErrors, stalled, bytesIn, bytesOut atomic.Uint64
+	refs, views, builders                                       atomic.Int64
 }
 
 // NewServer returns a server for st. It does not own st: close the store after
@@ -71,6 +80,9 @@ func NewServer(st *engine.Store, cfg ServerConfig) *Server {
 		cfg.Logger = slog.Default()
 	}
 	inline := max(st.Config().InlineThreshold, 0)
+	if cfg.FrameTimeout == 0 {
+		cfg.FrameTimeout = DefaultFrameTimeout
+	}
 	if cfg.MaxMessage <= 0 {
 		cfg.MaxMessage = max(DefaultMaxMessage, int(inline)+64<<10)
 	}
@@ -250,6 +262,7 @@ type ServerStats struct {
 	Accepted       uint64 // connections since start
 	Requests       uint64 // requests since start
 	ProtocolErrors uint64 // connections closed for a malformed or oversized message
+	StalledFrames  uint64 // connections closed for stopping mid-message (ServerConfig.FrameTimeout)
 	BytesIn        uint64 // bytes received
 	BytesOut       uint64 // bytes sent (object bytes in shared memory are not counted: they are never sent)
 	Refs           int64  // objects referenced on behalf of clients now
@@ -265,7 +278,8 @@ func (s *Server) Stats() ServerStats {
 	s.mu.Unlock()
 	return ServerStats{
 		Clients: clients, Accepted: s.accepted.Load(), Requests: s.requests.Load(),
-		ProtocolErrors: s.protoErrors.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
+		ProtocolErrors: s.protoErrors.Load(), StalledFrames: s.stalled.Load(),
+		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
 		Refs: s.refs.Load(), Views: s.views.Load(), Builders: s.builders.Load(), Kept: kept,
 	}
 }

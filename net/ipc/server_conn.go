@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,8 @@ func (c *conn) logger() *slog.Logger {
 func (c *conn) serve() {
 	defer c.srv.conns.Done()
 	defer c.cleanup()
-	br := bufio.NewReaderSize(c.nc, 64<<10)
+	sr := &stallReader{nc: c.nc, timeout: c.srv.cfg.FrameTimeout}
+	br := bufio.NewReaderSize(sr, 64<<10)
 	var hdr [headerSize]byte
 	var body []byte
 	for {
@@ -72,8 +74,22 @@ func (c *conn) serve() {
 		} else {
 			c.out.cork()
 		}
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		// Between frames the client may stay quiet as long as it likes; once a
+		// frame has begun, it must keep coming.
+		if br.Buffered() == 0 {
+			sr.inFrame = false
+			if _, err := br.Peek(1); err != nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+					c.logger().Info("client connection lost", "err", err)
+				}
+				return
+			}
+		}
+		sr.inFrame = true
+		if n, err := io.ReadFull(br, hdr[:]); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.stalled(fmt.Sprintf("sent %d of a frame header's %d bytes", n, headerSize))
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.logger().Info("client connection lost", "err", err)
 			}
 			return
@@ -93,10 +109,14 @@ func (c *conn) serve() {
 			if br.Buffered() < len(body) {
 				err = c.out.uncork() // the rest of the body may be a while
 			}
-			if _, err = io.ReadFull(br, body); err == nil {
+			var n int
+			if n, err = io.ReadFull(br, body); err == nil {
 				c.srv.bytesIn.Add(uint64(headerSize + len(body)))
 				c.srv.requests.Add(1)
 				err = c.handle(h, body)
+			} else if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.stalled(fmt.Sprintf("sent %d of a %s frame's %d body bytes", n, h.op, len(body)))
+				return
 			}
 		}
 		if err != nil {
@@ -109,6 +129,43 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// stalled logs and counts why a connection stuck in the middle of a frame is
+// being closed; what has been read of the frame is dropped with it.
+func (c *conn) stalled(what string) {
+	c.srv.stalled.Add(1)
+	c.logger().Warn("closing client connection: stuck in the middle of a frame",
+		"reason", fmt.Sprintf("%s, then nothing for %v (ServerConfig.FrameTimeout)", what, c.srv.cfg.FrameTimeout))
+}
+
+// stallReader is the read loop's view of the socket. While a frame is partly
+// read (inFrame), every read must bring bytes within timeout or fail with
+// os.ErrDeadlineExceeded; between frames a read waits as long as it takes. Only
+// the read loop uses it.
+type stallReader struct {
+	nc      *net.UnixConn
+	timeout time.Duration // <= 0: no limit
+	inFrame bool          // a frame has begun: reads have a deadline
+	armed   bool          // a read deadline is set on nc
+}
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	switch {
+	case r.inFrame && r.timeout > 0:
+		// Each read that brings bytes moves the deadline on: a large frame
+		// arriving slowly is fine, one that stops is not.
+		if err := r.nc.SetReadDeadline(time.Now().Add(r.timeout)); err != nil {
+			return 0, err
+		}
+		r.armed = true
+	case r.armed:
+		if err := r.nc.SetReadDeadline(time.Time{}); err != nil {
+			return 0, err
+		}
+		r.armed = false
+	}
+	return r.nc.Read(p)
 }
 
 // cleanup releases everything the client held: builders are aborted, views
