@@ -175,7 +175,7 @@ func (s *Server) start(nc *net.UnixConn) {
 	c := &conn{srv: s, nc: nc, id: s.mu.nextConn, connected: time.Now()}
 	c.out.conn = nc
 	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
-	c.mu.refs = make(map[trove.ObjectID]*held)
+	c.mu.refs = make(map[trove.ObjectID]held)
 	c.mu.views = make(map[uint64]*trove.Object)
 	c.mu.builders = make(map[trove.ObjectID]*engine.Builder)
 	c.mu.inflight = make(map[uint64]context.CancelCauseFunc)

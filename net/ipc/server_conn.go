@@ -36,19 +36,27 @@ type conn struct {
 	mu struct {
 		sync.Mutex
 		dead     bool // cleaned up: results arriving now are released, not registered
-		refs     map[trove.ObjectID]*held
+		refs     map[trove.ObjectID]held
 		views    map[uint64]*trove.Object
 		nextView uint64
 		builders map[trove.ObjectID]*engine.Builder
 		inflight map[uint64]context.CancelCauseFunc
 	}
+
+	// loop is the read loop's own scratch, reused from request to request.
+	loop struct {
+		r     reader
+		ids   []trove.ObjectID
+		holds []engine.Hold
+	}
 }
 
-// held is one object a client references: one engine ref for all of the
-// client's handles, n of them.
+// held is one object a client references: one engine count (a Hold, so no GC
+// handle: the daemon always gives it back itself) for all of the client's
+// handles, n of them.
 type held struct {
-	ref trove.Ref
-	n   int
+	hold engine.Hold
+	n    int
 }
 
 func (c *conn) logger() *slog.Logger {
@@ -186,7 +194,7 @@ func (c *conn) cleanup() {
 		v.Release()
 	}
 	for _, h := range refs {
-		h.ref.Drop()
+		c.srv.st.Unhold(h.hold)
 	}
 	c.srv.builders.Add(-int64(len(builders)))
 	c.srv.views.Add(-int64(len(views)))

@@ -3,13 +3,15 @@ package ipc
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 )
 
 // handle handles one request. An error closes the connection (the client broke
 // the protocol or is gone); a failed request is answered with its error.
 func (c *conn) handle(h header, body []byte) error {
-	r := &reader{b: body}
+	r := &c.loop.r
+	*r = reader{b: body}
 	s := c.srv
 	// Refuse new work while shutting down; releases and cancels still count.
 	switch h.op {
@@ -28,7 +30,8 @@ func (c *conn) handle(h header, body []byte) error {
 		return c.handshake(h.id, &m)
 	case opPut:
 		var m putReq
-		if err := decodeAll(r, &m); err != nil {
+		m.decode(r) // not decodeAll: through its interface m would escape to the heap
+		if err := r.done(); err != nil {
 			return err
 		}
 		// Inline puts never wait for arena room, so the read loop runs them; a
@@ -88,11 +91,15 @@ func (c *conn) handle(h header, body []byte) error {
 		}
 		return c.reply(h.id, nil)
 	case opRelease:
-		m, err := decodeIDs(r, false, false)
-		if err != nil {
+		// The read loop's scratch: one release rides with nearly every request.
+		ids := r.appendIDs(c.loop.ids[:0], math.MaxInt32)
+		if err := r.done(); err != nil {
 			return err
 		}
-		c.release(m.ids)
+		c.release(ids)
+		if cap(ids) <= 4096 {
+			c.loop.ids = ids[:0]
+		}
 		return nil
 	case opReleaseView:
 		views := decodeViews(r)

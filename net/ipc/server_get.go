@@ -15,16 +15,16 @@ import (
 // get answers at once if every object is in memory, else in a goroutine.
 func (c *conn) get(id uint64, m idsReq) {
 	c.mu.Lock()
-	refs, err := c.lookupLocked(m.ids)
+	holds, err := c.lookupLocked(m.ids)
 	c.mu.Unlock()
 	if err != nil {
 		_ = c.fail(id, err)
 		return
 	}
-	views := make([]*trove.Object, len(refs))
+	views := make([]*trove.Object, len(holds))
 	fast := true
-	for i, r := range refs {
-		v, err := c.srv.st.TryGet(r)
+	for i, h := range holds {
+		v, err := c.srv.st.TryGetHold(h)
 		if err != nil {
 			trove.ReleaseAll(views)
 			_ = c.fail(id, err)
@@ -42,7 +42,7 @@ func (c *conn) get(id uint64, m idsReq) {
 		}
 		return
 	}
-	refs, err = c.borrowed(m.ids) // the read loop may drop the client's refs meanwhile
+	refs, err := c.borrowed(m.ids) // the read loop may drop the client's refs meanwhile
 	if err != nil {
 		trove.ReleaseAll(views)
 		_ = c.fail(id, err)
@@ -157,7 +157,7 @@ func (c *conn) wait(id uint64, m idsReq) {
 		return
 	}
 	c.mu.Lock()
-	refs, err := c.lookupLocked(m.ids)
+	holds, err := c.lookupLocked(m.ids)
 	c.mu.Unlock()
 	if err != nil {
 		_ = c.fail(id, err)
@@ -165,16 +165,11 @@ func (c *conn) wait(id uint64, m idsReq) {
 	}
 	// Fast path: enough are ready now, in input order.
 	var idx []int
-	for i, r := range refs {
+	for i, h := range holds {
 		if len(idx) == int(m.n) {
 			break
 		}
-		ok, err := c.srv.st.Ready(r)
-		if err != nil {
-			_ = c.fail(id, fmt.Errorf("wait (ref %d of %d): %w", i, len(refs), err))
-			return
-		}
-		if ok {
+		if c.srv.st.ReadyHold(h) {
 			idx = append(idx, i)
 		}
 	}
@@ -182,7 +177,7 @@ func (c *conn) wait(id uint64, m idsReq) {
 		_ = c.reply(id, func(b []byte) []byte { return encodeWait(b, 0, idx) })
 		return
 	}
-	refs, err = c.borrowed(m.ids)
+	refs, err := c.borrowed(m.ids)
 	if err != nil {
 		_ = c.fail(id, err)
 		return

@@ -18,17 +18,17 @@ func (c *conn) put(id uint64, m *putReq) error {
 		defer dropRefs(contains)
 	}
 	// Small objects live in the heap: this never waits for room.
-	ref, err := c.srv.st.PutFunc(c.ctx, len(m.data), contains, func(dst []byte) error {
+	h, err := c.srv.st.PutHold(c.ctx, len(m.data), contains, func(dst []byte) error {
 		copy(dst, m.data)
 		return nil
 	})
 	if err != nil {
 		return c.fail(id, err)
 	}
-	if !c.adopt(ref) {
+	oid := h.ID()
+	if !c.adopt(h) {
 		return errDead
 	}
-	oid := ref.ID()
 	return c.reply(id, func(b []byte) []byte { return putID(b, oid) })
 }
 
@@ -44,18 +44,26 @@ func (c *conn) create(id uint64, m *createReq) {
 		if err != nil {
 			return err
 		}
+		// The daemon keeps a Hold, not the builder's GC-watched ref.
+		h, err := c.srv.st.HoldRef(b.Ref())
+		b.Ref().Drop()
+		if err != nil {
+			b.Abort()
+			return err
+		}
 		c.mu.Lock()
 		if c.mu.dead {
 			c.mu.Unlock()
 			b.Abort()
-			b.Ref().Drop()
+			c.srv.st.Unhold(h)
 			return errDead
 		}
-		c.mu.builders[b.Ref().ID()] = b
-		c.adoptLocked(b.Ref())
+		c.mu.builders[h.ID()] = b
+		extra := c.adoptLocked(h)
 		c.mu.Unlock()
+		c.srv.st.Unhold(extra)
 		c.srv.builders.Add(1)
-		rep := createReply{id: b.Ref().ID(), off: b.ArenaOffset()}
+		rep := createReply{id: h.ID(), off: b.ArenaOffset()}
 		return c.reply(id, rep.encode)
 	})
 }

@@ -4,26 +4,30 @@ import (
 	"fmt"
 
 	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/engine"
 )
 
-// lookup returns the engine refs for ids, which the client must hold. The caller
-// holds c.mu.
-func (c *conn) lookupLocked(ids []trove.ObjectID) ([]trove.Ref, error) {
+// lookupLocked returns the daemon's holds on ids, which the client must hold.
+// The caller holds c.mu. Only the read loop gives holds back (release, and
+// cleanup once it has ended), so in the read loop they stay valid after c.mu is
+// let go; a request running in a goroutine of its own takes refs of its own
+// (borrowed).
+func (c *conn) lookupLocked(ids []trove.ObjectID) ([]engine.Hold, error) {
 	if err := c.holdsLocked(ids); err != nil {
 		return nil, err
 	}
-	refs := make([]trove.Ref, len(ids))
+	holds := make([]engine.Hold, len(ids))
 	for i, id := range ids {
-		refs[i] = c.mu.refs[id].ref
+		holds[i] = c.mu.refs[id].hold
 	}
-	return refs, nil
+	return holds, nil
 }
 
 // holdsLocked fails unless the client holds a ref to each of ids. The caller
 // holds c.mu.
 func (c *conn) holdsLocked(ids []trove.ObjectID) error {
 	for _, id := range ids {
-		if c.mu.refs[id] == nil {
+		if _, ok := c.mu.refs[id]; !ok {
 			return fmt.Errorf("object %s: this client holds no ref to it (borrow it first): %w", id, trove.ErrInvalidRef)
 		}
 	}
@@ -57,81 +61,101 @@ func dropRefs(refs []trove.Ref) {
 	}
 }
 
-// adopt records a new client handle to ref's object, taking ref (the caller's
-// engine ref) as the server's if it has none yet. If the connection is gone it
-// drops ref and reports false.
-func (c *conn) adopt(ref trove.Ref) bool {
+// adopt records a new client handle to h's object, taking h (the caller's
+// count) as the daemon's if it has none yet. If the connection is gone it gives
+// h back and reports false.
+func (c *conn) adopt(h engine.Hold) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.mu.dead {
-		ref.Drop()
+		c.mu.Unlock()
+		c.srv.st.Unhold(h)
 		return false
 	}
-	c.adoptLocked(ref)
+	extra := c.adoptLocked(h)
+	c.mu.Unlock()
+	c.srv.st.Unhold(extra)
 	return true
 }
 
-func (c *conn) adoptLocked(ref trove.Ref) {
-	if h := c.mu.refs[ref.ID()]; h != nil {
-		h.n++
-		ref.Drop()
-		return
+// adoptLocked records a new client handle to h's object and returns the hold
+// the caller must give back (zero if h became the daemon's). The caller holds
+// c.mu.
+func (c *conn) adoptLocked(h engine.Hold) (extra engine.Hold) {
+	id := h.ID()
+	if hd, ok := c.mu.refs[id]; ok {
+		hd.n++
+		c.mu.refs[id] = hd
+		return h
 	}
-	c.mu.refs[ref.ID()] = &held{ref: ref, n: 1}
+	c.mu.refs[id] = held{hold: h, n: 1}
 	c.srv.refs.Add(1)
+	return engine.Hold{}
 }
 
 // borrow gives the client one more handle to each of ids, or none if any fails.
 func (c *conn) borrow(ids []trove.ObjectID) error {
-	refs := make([]trove.Ref, 0, len(ids))
+	holds := make([]engine.Hold, 0, len(ids))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {
-		if h := c.mu.refs[id]; h != nil {
-			h.n++
-			refs = append(refs, trove.Ref{})
+		if hd, ok := c.mu.refs[id]; ok {
+			hd.n++
+			c.mu.refs[id] = hd
+			holds = append(holds, engine.Hold{})
 			continue
 		}
-		r, err := c.srv.st.Borrow(id)
+		h, err := c.srv.st.HoldID(id)
 		if err != nil {
 			// Undo: the ones counted on held refs, and the new ones.
-			for i, r := range refs {
-				if r.IsZero() {
-					c.mu.refs[ids[i]].n--
+			for i, h := range holds {
+				if h.IsZero() {
+					hd := c.mu.refs[ids[i]]
+					hd.n--
+					c.mu.refs[ids[i]] = hd
 				} else {
-					r.Drop()
+					c.srv.st.Unhold(h)
 				}
 			}
 			return err
 		}
-		refs = append(refs, r)
+		holds = append(holds, h)
 	}
-	for _, r := range refs {
-		if !r.IsZero() {
-			c.adoptLocked(r)
+	for _, h := range holds {
+		if !h.IsZero() {
+			c.srv.st.Unhold(c.adoptLocked(h))
 		}
 	}
 	return nil
 }
 
+// release gives back one client handle to each of ids. Only the read loop
+// calls it (it uses the loop's scratch).
 func (c *conn) release(ids []trove.ObjectID) {
 	c.mu.Lock()
-	var drop []trove.Ref
+	drop := c.loop.holds[:0]
 	unknown := 0
 	for _, id := range ids {
-		h := c.mu.refs[id]
-		if h == nil {
+		hd, ok := c.mu.refs[id]
+		if !ok {
 			unknown++
 			continue
 		}
-		if h.n--; h.n == 0 {
+		if hd.n--; hd.n == 0 {
 			delete(c.mu.refs, id)
-			drop = append(drop, h.ref)
+			drop = append(drop, hd.hold)
+		} else {
+			c.mu.refs[id] = hd
 		}
 	}
 	c.mu.Unlock()
 	c.srv.refs.Add(-int64(len(drop)))
-	dropRefs(drop)
+	for i, h := range drop {
+		c.srv.st.Unhold(h)
+		drop[i] = engine.Hold{}
+	}
+	if cap(drop) <= 4096 {
+		c.loop.holds = drop[:0]
+	}
 	if unknown > 0 {
 		c.logger().Warn("client released refs it does not hold", "count", unknown)
 	}
