@@ -69,7 +69,9 @@ type Client struct {
 		sync.Mutex
 		ids, spareIDs     []trove.ObjectID
 		views, spareViews []uint64
+		since             time.Duration // when the oldest queued release was queued (since epoch)
 	}
+	epoch     time.Time    // the client's start: rel.since is monotonic time since it
 	relQueued atomic.Int32 // queued since the last batch (a hint: 0 skips the lock)
 	// Replies are read by whichever caller waiting for one holds rdMu, which
 	// delivers the others' replies as they come: a lone caller reads its own,
@@ -128,7 +130,7 @@ func dial(ctx context.Context, path string, opts DialOptions) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipc: no daemon at %s (start troved, or set TROVE_SOCKET): %w", path, err)
 	}
-	c := &Client{path: path, nc: nc.(*net.UnixConn), arenaFD: -1,
+	c := &Client{path: path, nc: nc.(*net.UnixConn), arenaFD: -1, epoch: time.Now(),
 		relKick: make(chan struct{}, 1), done: make(chan struct{}), relDone: make(chan struct{})}
 	c.out.conn = c.nc
 	c.mu.calls = make(map[uint64]*call)

@@ -18,6 +18,7 @@ func (c *Client) queueRelease(id trove.ObjectID) {
 		return // the daemon released everything with the connection
 	}
 	c.rel.Lock()
+	c.markQueuedLocked()
 	c.rel.ids = append(c.rel.ids, id)
 	c.rel.Unlock()
 	if c.relQueued.Add(1) == 1 {
@@ -56,10 +57,19 @@ func (c *Client) queueView(id uint64) {
 		return
 	}
 	c.rel.Lock()
+	c.markQueuedLocked()
 	c.rel.views = append(c.rel.views, id)
 	c.rel.Unlock()
 	if c.relQueued.Add(1) == 1 {
 		c.kick()
+	}
+}
+
+// markQueuedLocked notes when a batch begins: the releaser sends it once its
+// oldest release has waited releaseDelay. The caller holds c.rel.
+func (c *Client) markQueuedLocked() {
+	if len(c.rel.ids) == 0 && len(c.rel.views) == 0 {
+		c.rel.since = time.Since(c.epoch)
 	}
 }
 
@@ -76,27 +86,50 @@ const releaseDelay = 200 * time.Microsecond
 
 // releaser sends released refs and views to the daemon in batches, so that
 // releasing never blocks the caller (the garbage collector's cleanups among
-// them) on the socket.
+// them) on the socket. It sends a batch only once its oldest release has waited
+// releaseDelay: while requests keep coming, they carry every release, and the
+// releaser writes nothing.
 func (c *Client) releaser() {
 	defer close(c.relDone)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	for {
 		select {
 		case <-c.relKick:
-			// Give a request the chance to carry them first.
-			t := time.NewTimer(releaseDelay)
-			select {
-			case <-t.C:
-			case <-c.done:
-				t.Stop()
+			for {
+				c.rel.Lock()
+				queued := len(c.rel.ids) > 0 || len(c.rel.views) > 0
+				wait := releaseDelay - (time.Since(c.epoch) - c.rel.since)
+				c.rel.Unlock()
+				if !queued {
+					break // a request carried them
+				}
+				if wait <= 0 {
+					c.sendReleases()
+					break
+				}
+				t.Reset(wait)
+				select {
+				case <-t.C:
+				case <-c.done:
+					t.Stop()
+					c.dropQueued()
+					return
+				}
 			}
-			c.sendReleases()
 		case <-c.done:
-			c.rel.Lock()
-			c.rel.ids, c.rel.views = nil, nil
-			c.rel.Unlock()
+			c.dropQueued()
 			return
 		}
 	}
+}
+
+// dropQueued forgets queued releases once the connection is gone (the daemon
+// released everything with it).
+func (c *Client) dropQueued() {
+	c.rel.Lock()
+	c.rel.ids, c.rel.views = nil, nil
+	c.rel.Unlock()
 }
 
 func (c *Client) sendReleases() {

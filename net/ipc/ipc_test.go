@@ -461,3 +461,42 @@ func TestEveryObjectInTheArena(t *testing.T) {
 	}
 	requireDrained(t, d, c)
 }
+
+// Releases reach the daemon with no request to carry them: the releaser sends
+// a batch once its oldest release has waited releaseDelay.
+func TestReleasesGoOnTheirOwn(t *testing.T) {
+	d := startDaemon(t, engine.Config{})
+	c := d.dial(t)
+	ctx := context.Background()
+	for round := range 3 { // the releaser sends more than its first batch
+		refs := make([]trove.Ref, 10)
+		for i := range refs {
+			r, err := c.Put(ctx, []byte("released without a request"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			refs[i] = r
+		}
+		obj, err := c.Get(ctx, refs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj.Release()
+		for _, r := range refs {
+			r.Drop()
+		}
+		// No Flush, no request: only the releaser can tell the daemon.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st, ss := d.st.Stats(), d.srv.Stats()
+			if st.Objects == 0 && ss.Refs == 0 && ss.Views == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: releases never reached the daemon: objects=%d refs=%d views=%d", round, st.Objects, ss.Refs, ss.Views)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	requireDrained(t, d, c)
+}
