@@ -70,6 +70,7 @@ type Client struct {
 		ids, spareIDs     []trove.ObjectID
 		views, spareViews []uint64
 		since             time.Duration // when the oldest queued release was queued (since epoch)
+		batches           uint64        // batches begun (the releaser sees whether releases keep coming)
 	}
 	epoch     time.Time    // the client's start: rel.since is monotonic time since it
 	relQueued atomic.Int32 // queued since the last batch (a hint: 0 skips the lock)

@@ -497,6 +497,7 @@ func TestReleasesGoOnTheirOwn(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
+		time.Sleep(5 * releaseDelay) // most likely idle again: the next round's first drop kicks it
 	}
 	requireDrained(t, d, c)
 }
