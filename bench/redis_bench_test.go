@@ -234,7 +234,7 @@ func runConcurrently(b *testing.B, conc int, op func(g int) error) {
 func BenchmarkRedisSmallOps(b *testing.B) {
 	const size = 100
 	val := pattern(size)
-	for _, conc := range []int{8, 32} {
+	for _, conc := range []int{1, 8, 32} {
 		rdb := redisClient(b, conc)
 		c := benchDaemon(b).dial(b)
 		keys := make([]string, conc)

@@ -14,9 +14,10 @@
 //
 // An object is pending from Create until Seal (or Abort), then sealed (immutable)
 // until freed. It is freed when its reference count and its pin count are both zero.
-// The reference count is the number of live Ref handles, plus one per stored object
-// that contains it, plus one while its Builder is open, plus one while a Get
-// restores it from disk. A sealed arena object is resident or spilled (on disk
+// The reference count is the number of live Ref handles and Holds (hold.go: counts
+// without a GC-watched handle, for holders that give them back explicitly), plus
+// one per stored object that contains it, plus one while its Builder is open, plus
+// one while a Get restores it from disk. A sealed arena object is resident or spilled (on disk
 // only); a secondary copy may instead be evicted (gone from this node). The pin count is the number
 // of unreleased views. Freeing an object releases its memory and gives back the
 // counts it held on the objects it contains.

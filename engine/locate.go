@@ -81,6 +81,10 @@ func (s *Store) TryGet(ref trove.Ref) (*trove.Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get: %w", err)
 	}
+	return s.tryGet(e)
+}
+
+func (s *Store) tryGet(e *entry) (*trove.Object, error) {
 	if s.closed.Load() {
 		return nil, fmt.Errorf("get %s: %w", e.id, trove.ErrClosed)
 	}

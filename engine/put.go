@@ -27,9 +27,19 @@ func (s *Store) Put(ctx context.Context, data []byte) (trove.Ref, error) {
 // object holds a ref on each of contains until it is freed. If fill fails the
 // object is aborted and fill's error returned.
 func (s *Store) PutFunc(ctx context.Context, size int, contains []trove.Ref, fill func(dst []byte) error) (trove.Ref, error) {
-	e, err := s.create(ctx, size, contains)
+	e, err := s.putFunc(ctx, size, contains, fill)
 	if err != nil {
 		return trove.Ref{}, err
+	}
+	return trove.NewRef(e.id, s, e), nil
+}
+
+// putFunc is PutFunc up to the handle: it returns the sealed entry holding one
+// count, the creator's, for the caller's handle or Hold.
+func (s *Store) putFunc(ctx context.Context, size int, contains []trove.Ref, fill func(dst []byte) error) (*entry, error) {
+	e, err := s.create(ctx, size, contains)
+	if err != nil {
+		return nil, err
 	}
 	sealed := false
 	defer func() {
@@ -38,11 +48,11 @@ func (s *Store) PutFunc(ctx context.Context, size int, contains []trove.Ref, fil
 		}
 	}()
 	if err := fill(s.writable(e)); err != nil {
-		return trove.Ref{}, err
+		return nil, err
 	}
 	s.seal(e, false) // the creator's count becomes the handle's
 	sealed = true
-	return trove.NewRef(e.id, s, e), nil
+	return e, nil
 }
 
 // Create makes a pending object of size bytes and returns a builder to fill it in

@@ -35,8 +35,10 @@
 //
 //   - The daemon trusts nothing a client sends: sizes, counts and lengths are
 //     checked before anything is allocated, and a malformed or oversized frame
-//     closes that client's connection with a logged reason. Other clients and
-//     the store are unaffected. Every decoder is fuzzed (fuzz_test.go).
+//     closes that client's connection with a logged reason, as does a frame
+//     begun and then left unfinished for ServerConfig.FrameTimeout (a client
+//     quiet between frames is never cut off). Other clients and the store are
+//     unaffected. Every decoder is fuzzed (fuzz_test.go).
 //   - The daemon holds one engine ref per object a client references (counting
 //     the client's handles), one pin per view it handed out, and the builder of
 //     each object the client is writing. When the connection ends (Close, exit,
@@ -44,4 +46,19 @@
 //     refs dropped.
 //   - A client's view keeps the arena mapped: Close unmaps it only once every
 //     view is released.
+//
+// # Where things are
+//
+// The daemon: server.go (listening, shutdown, figures), server_conn.go (one
+// client's connection: its read loop, replies, requests in goroutines, cleanup),
+// server_dispatch.go (decoding each request and the handshake), server_put.go
+// (put, create, seal, abort), server_get.go (get and wait), server_refs.go (the
+// refs a client holds: borrow, release, keep). The client: client.go (dialing,
+// the handshake, Close), client_call.go (a request and its reply: who reads the
+// socket, cancels, undoing late replies), client_release.go (batched releases
+// of refs and views), client_store.go (the store's method set), client_builder.go
+// (Create and Builder), client_daemon.go (Status, Memory, Keep). Both: wire.go
+// (the message formats), frame.go (reading frames with their descriptors),
+// send.go (coalesced writes), window.go (the client's writable arena window),
+// status.go (the daemon's reports).
 package ipc

@@ -21,6 +21,12 @@ type daemon struct {
 
 func startDaemon(t testing.TB, cfg engine.Config) *daemon {
 	t.Helper()
+	return startDaemonWith(t, cfg, ServerConfig{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
+
+// startDaemonWith is startDaemon with the server's configuration.
+func startDaemonWith(t testing.TB, cfg engine.Config, scfg ServerConfig) *daemon {
+	t.Helper()
 	if cfg.Capacity == 0 {
 		cfg.Capacity = 64 << 20
 	}
@@ -33,7 +39,7 @@ func startDaemon(t testing.TB, cfg engine.Config) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.srv = NewServer(st, ServerConfig{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	d.srv = NewServer(st, scfg)
 	go func() { d.done <- d.srv.Serve(ln) }()
 	t.Cleanup(func() { d.stop(t) })
 	return d

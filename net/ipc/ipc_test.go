@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -342,8 +343,10 @@ func TestStatusAndMemory(t *testing.T) {
 	if err := c.Unkeep(ctx, r.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Unkeep(ctx, r.ID()); !errors.Is(err, trove.ErrUnknownObject) {
-		t.Fatalf("second unkeep: %v", err)
+	if err := c.Unkeep(ctx, r.ID()); !errors.Is(err, trove.ErrUnknownObject) ||
+		strings.Count(err.Error(), "no such object")+strings.Count(err.Error(), "unknown object") != 1 ||
+		strings.Count(err.Error(), r.ID().String()) != 1 {
+		t.Fatalf("second unkeep: %v (want trove.ErrUnknownObject, saying once that the daemon keeps no such object, naming it once)", err)
 	}
 	requireDrained(t, d, c)
 }
@@ -455,6 +458,46 @@ func TestEveryObjectInTheArena(t *testing.T) {
 		}
 		obj.Release()
 		ref.Drop()
+	}
+	requireDrained(t, d, c)
+}
+
+// Releases reach the daemon with no request to carry them: the releaser sends
+// a batch once its oldest release has waited releaseDelay.
+func TestReleasesGoOnTheirOwn(t *testing.T) {
+	d := startDaemon(t, engine.Config{})
+	c := d.dial(t)
+	ctx := context.Background()
+	for round := range 3 { // the releaser sends more than its first batch
+		refs := make([]trove.Ref, 10)
+		for i := range refs {
+			r, err := c.Put(ctx, []byte("released without a request"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			refs[i] = r
+		}
+		obj, err := c.Get(ctx, refs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj.Release()
+		for _, r := range refs {
+			r.Drop()
+		}
+		// No Flush, no request: only the releaser can tell the daemon.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st, ss := d.st.Stats(), d.srv.Stats()
+			if st.Objects == 0 && ss.Refs == 0 && ss.Views == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: releases never reached the daemon: objects=%d refs=%d views=%d", round, st.Objects, ss.Refs, ss.Views)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(5 * releaseDelay) // most likely idle again: the next round's first drop kicks it
 	}
 	requireDrained(t, d, c)
 }

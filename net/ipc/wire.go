@@ -224,16 +224,20 @@ func (r *reader) count(size, max int) int {
 	return int(n)
 }
 
-func (r *reader) ids(max int) []trove.ObjectID {
+func (r *reader) ids(max int) []trove.ObjectID { return r.appendIDs(nil, max) }
+
+// appendIDs reads a count and that many IDs, appending them to dst.
+func (r *reader) appendIDs(dst []trove.ObjectID, max int) []trove.ObjectID {
 	n := r.count(16, max)
 	if r.err != nil || n == 0 {
-		return nil
+		return dst
 	}
-	ids := make([]trove.ObjectID, n)
+	dst = append(dst, make([]trove.ObjectID, n)...)
+	ids := dst[len(dst)-n:]
 	for i := range ids {
 		ids[i] = r.id()
 	}
-	return ids
+	return dst
 }
 
 func (r *reader) str(max int) string {
