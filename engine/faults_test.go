@@ -505,10 +505,11 @@ func TestFaultStalledSpillDeadline(t *testing.T) {
 	await(t, stall.Entered(), "the first Put's spill write")
 
 	second := make(chan error, 1)
+	data := fill(8<<20, 320) // made before the deadline starts
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	go func() {
-		r, err := s.Put(ctx, fill(8<<20, 320))
+		r, err := s.Put(ctx, data)
 		if err == nil {
 			r.Drop()
 		}

@@ -196,8 +196,11 @@ func TestPinnedObjectsStayInMemory(t *testing.T) {
 		refs, views = append(refs, r), append(views, v)
 	}
 	// 24 MiB pinned in a 32 MiB store: a 16 MiB object cannot fit.
+	// The data is made before the deadline starts, so that the Put, not the
+	// fill, is what the deadline bounds.
+	big := fill(16<<20, 9)
 	tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	_, err := s.Put(tctx, fill(16<<20, 9))
+	_, err := s.Put(tctx, big)
 	cancel()
 	var full *trove.StoreFullError
 	if !errors.As(err, &full) || full.PinnedObjects != 3 {

@@ -167,9 +167,12 @@ func TestRefetchEvictedCopy(t *testing.T) {
 	cp := b.Ref()
 	b.Seal()
 	var keep []trove.Ref
+	data := make([]byte, 1<<20)
 	for range 16 { // fill: the copy is evicted to make room
-		c, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		r, err := s.Put(c, make([]byte, 1<<20))
+		// The deadline bounds the wait of the Put that finds the store full;
+		// generous, so that a preempted Put that had room does not end early.
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		r, err := s.Put(c, data)
 		cancel()
 		if err != nil {
 			break

@@ -499,8 +499,9 @@ func TestStoreFull(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		data := pattern(3<<20, 3) // made before the deadline starts
 		tctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err = s.Put(tctx, pattern(3<<20, 3))
+		_, err = s.Put(tctx, data)
 		cancel()
 		var full *trove.StoreFullError
 		if !errors.Is(err, trove.ErrStoreFull) || !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &full) {
