@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
-	"syscall"
 	"time"
 
 	"github.com/trovedb/trove"
@@ -125,18 +123,17 @@ func dial(ctx context.Context, socket, cmd string) (*ipc.Client, error) {
 // connection closed before its handshake), to tell a missing or stale socket
 // from a live daemon without waiting.
 func probeSocket(socket string) error {
-	nc, err := net.DialTimeout("unix", socket, dialTimeout)
-	if err == nil {
-		nc.Close()
-		return nil
-	}
+	err := ipc.Probe(socket, dialTimeout)
+	var pe *ipc.ProbeError
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, fs.ErrNotExist):
 		return explain(errNoDaemon, "no daemon at %s: the socket does not exist; start troved, or point -socket (or $TROVE_SOCKET) at a running daemon's socket", socket)
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case errors.Is(err, ipc.ErrNoDaemon):
 		return explain(errNoDaemon, "no daemon at %s: nothing listens on the socket (a daemon that exited left it behind); start troved, which replaces it", socket)
-	case errors.Is(err, fs.ErrPermission):
-		return explain(err, "cannot connect to the daemon at %s: permission denied; the socket is its owner's only (mode 0600): run trove as the user that runs troved", socket)
+	case errors.As(err, &pe):
+		return explain(err, "cannot connect to the daemon at %s: %s", socket, pe.Reason)
 	}
 	return fmt.Errorf("cannot connect to the daemon at %s: %w", socket, err)
 }

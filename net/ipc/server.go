@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -107,12 +108,16 @@ func DefaultSocket() string {
 
 // Listen makes the daemon's socket at path: its directory is created (mode 0700)
 // if missing, a stale socket left by a dead daemon is removed (a live one is an
-// error), and the socket is made accessible to its owner only (mode 0600).
+// error, and so is a file that is not a socket), and the socket is made accessible to its owner only (mode 0600).
 func Listen(path string) (*net.UnixListener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("ipc: socket directory: %w", err)
 	}
-	if _, err := os.Lstat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			// Never remove what is not a socket: -socket may name a user's file by mistake.
+			return nil, fmt.Errorf("ipc: %s exists and is not a socket (%s); remove it, or choose another -socket", path, fi.Mode().Type())
+		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("ipc: a daemon is already listening on %s; stop it or choose another -socket", path)

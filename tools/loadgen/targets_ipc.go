@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"net"
 	"os"
 	"syscall"
 	"time"
@@ -120,26 +118,19 @@ func sameFigures(a, b StoreState) bool {
 // from a live daemon without waiting. waited is the -dial-timeout already
 // spent waiting for one, if any.
 func probeSocket(path string, waited time.Duration) error {
-	nc, err := net.DialTimeout("unix", path, handshakeTimeout)
-	if err == nil {
-		nc.Close()
-		return nil
-	}
-	var why string
+	err := ipc.Probe(path, handshakeTimeout)
+	var pe *ipc.ProbeError
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		why = "the socket does not exist"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		why = "nothing listens on the socket (a daemon that exited left it behind)"
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("-socket %s: permission denied; the socket is its owner's only (mode 0600): run loadgen as the user that runs troved", path)
-	default:
+	case err == nil:
+		return nil
+	case !errors.As(err, &pe):
 		return fmt.Errorf("-socket %s: %w", path, err)
-	}
-	if waited > 0 {
+	case !errors.Is(err, ipc.ErrNoDaemon):
+		return fmt.Errorf("-socket %s: %s", path, pe.Reason)
+	case waited > 0:
 		return fmt.Errorf("%w at -socket %s after -dial-timeout %v: %s; start troved, or point -socket at a running daemon's socket",
-			errNoDaemon, path, waited, why)
+			errNoDaemon, path, waited, pe.Reason)
 	}
 	return fmt.Errorf("%w at -socket %s: %s; start troved, point -socket at a running daemon's socket, "+
-		"give -dial-timeout to wait for one that is starting, or use -embedded", errNoDaemon, path, why)
+		"give -dial-timeout to wait for one that is starting, or use -embedded", errNoDaemon, path, pe.Reason)
 }
