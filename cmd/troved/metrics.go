@@ -110,6 +110,8 @@ var storeMetrics = []metric{
 		func(_ *engine.Stats, c *ipc.ServerStats) float64 { return float64(c.Requests) }),
 	counter("trove_ipc_protocol_errors_total", "Client connections closed for a malformed or oversized message.",
 		func(_ *engine.Stats, c *ipc.ServerStats) float64 { return float64(c.ProtocolErrors) }),
+	counter("trove_ipc_stalled_frames_total", "Client connections closed for stopping in the middle of a frame for longer than the frame timeout.",
+		func(_ *engine.Stats, c *ipc.ServerStats) float64 { return float64(c.StalledFrames) }),
 	counter("trove_ipc_bytes_in_total", "Bytes received on the socket (object bytes in shared memory never cross it).",
 		func(_ *engine.Stats, c *ipc.ServerStats) float64 { return float64(c.BytesIn) }),
 	counter("trove_ipc_bytes_out_total", "Bytes sent on the socket (object bytes in shared memory never cross it).",
