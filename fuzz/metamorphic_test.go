@@ -1,0 +1,142 @@
+package fuzz
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var (
+	flagScript  = flag.String("script", "", "TestReplay: replay this script file instead of testdata/*.txt")
+	flagSeeds   = flag.Int("seeds", 0, "TestMetamorphic: seeds per configuration (default 4, 2 with -short)")
+	flagSeed    = flag.Uint64("seed", 1, "TestMetamorphic: the first seed")
+	flagOps     = flag.Int("ops", 250, "TestMetamorphic: ops per script")
+	flagConfig  = flag.String("config", "", "TestMetamorphic: run only this configuration")
+	flagThreads = flag.Int("threads", 0, "TestMetamorphic: threads per script (default: 1 to 4, by seed)")
+)
+
+// runScript runs s and, if it fails, writes the annotated script to a file and
+// fails the test with the command that replays it.
+func runScript(t *testing.T, s *Script) {
+	t.Helper()
+	err := Run(s, t.TempDir())
+	if err == nil {
+		return
+	}
+	var f *Failure
+	if !errors.As(err, &f) {
+		t.Fatal(err)
+	}
+	name := strings.NewReplacer("/", "-", "=", "").Replace(t.Name())
+	path := filepath.Join(os.TempDir(), "trove-fuzz-"+name+".txt")
+	if werr := os.WriteFile(path, []byte(f.Annotated()), 0o644); werr != nil {
+		path = fmt.Sprintf("(not written: %v)", werr)
+	}
+	t.Fatalf("%v\n\nreplay: go test ./fuzz -run TestReplay -script %s\n\n%s", f, path, f.Annotated())
+}
+
+// TestMetamorphic runs generated scripts on every configuration: seeds from
+// -seed on, with 1 to 4 threads.
+func TestMetamorphic(t *testing.T) {
+	seeds := *flagSeeds
+	if seeds == 0 {
+		seeds = 4
+		if testing.Short() {
+			seeds = 2
+		}
+	}
+	for _, cfg := range ConfigNames() {
+		if *flagConfig != "" && cfg != *flagConfig {
+			continue
+		}
+		for seed := *flagSeed; seed < *flagSeed+uint64(seeds); seed++ {
+			threads := 1 + int(seed%4)
+			if *flagThreads > 0 {
+				threads = *flagThreads
+			}
+			t.Run(fmt.Sprintf("%s/seed=%d/threads=%d", cfg, seed, threads), func(t *testing.T) {
+				s, err := Generate(SeedSource(seed), cfg, threads, *flagOps)
+				if err != nil {
+					t.Fatal(err)
+				}
+				runScript(t, s)
+			})
+		}
+	}
+}
+
+// TestReplay replays the script -script names, or every script in testdata/.
+func TestReplay(t *testing.T) {
+	paths := []string{*flagScript}
+	if *flagScript == "" {
+		var err error
+		if paths, err = filepath.Glob("testdata/*.txt"); err != nil || len(paths) == 0 {
+			t.Fatalf("no scripts in testdata/ (%v)", err)
+		}
+	}
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			text, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := Parse(string(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			runScript(t, s)
+		})
+	}
+}
+
+// FuzzMetamorphic reads a script from the fuzzer's bytes: the first picks the
+// configuration, the second the threads, the rest every choice the generator
+// makes, until they run out.
+func FuzzMetamorphic(f *testing.F) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range 6 {
+		b := make([]byte, 64+rng.IntN(600))
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		b[0], b[1] = byte(i), byte(i/3)
+		f.Add(b)
+	}
+	names := ConfigNames()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 2 {
+			return
+		}
+		s, err := Generate(BytesSource(data[2:]), names[int(data[0])%len(names)], 1+int(data[1])%4, 400)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runScript(t, s)
+	})
+}
+
+// TestScriptRoundTrip: a generated script prints as text that parses back to the
+// same ops, so a printed failure replays what failed.
+func TestScriptRoundTrip(t *testing.T) {
+	for _, cfg := range ConfigNames() {
+		s, err := Generate(SeedSource(99), cfg, 3, 300)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(s.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back.String() != s.String() {
+			t.Fatalf("%s: the script does not survive printing and parsing", cfg)
+		}
+		if _, err := NewPlan(back); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
