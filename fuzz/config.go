@@ -20,13 +20,19 @@ type Config struct {
 	SpillThreshold  float64
 
 	// The generator's bounds. MaxSize is the largest object it puts; it stops
-	// putting once the live objects' bytes reach MaxLive. Views held and builders
-	// left open are limited per thread (MaxViews, one builder), so that what
-	// nothing can spill stays a small part of the arena: a Put never has to wait
-	// for another thread's Release, which would make its outcome a race.
-	MaxSize  int
-	MaxLive  int64
-	MaxViews int
+	// putting once the live objects' bytes reach MaxLive; Ops is a script's
+	// length unless the caller says otherwise.
+	MaxSize int
+	MaxLive int64
+	Ops     int
+
+	// MaxUnmovable bounds the views held and the builders left open, across all
+	// threads: what no spill can move. Each may hold a whole slab span of its
+	// size class (eight slots: 1 MiB for a 128 KiB object), and the arena must
+	// keep room for one more span besides, or a Put would fail for want of a
+	// Release that the script has not made yet (the engine waits for room; the
+	// model cannot say when it comes).
+	MaxUnmovable int
 
 	// ExactSpill: the store is never short of memory, so only Spill ops move
 	// objects to disk and the model knows which are there (Spill's count and
@@ -43,24 +49,26 @@ type Config struct {
 
 // Configs are the configurations scripts name.
 var Configs = map[string]Config{
-	// tiny: a 2 MiB arena under a working set several times its size, so that
+	// tiny: a 3 MiB arena under a working set several times its size, so that
 	// creators spill synchronously all the time and Gets restore (or map the
-	// spill file when the arena is full).
+	// spill file when the arena is full). Two 1 MiB spans held and one more
+	// leave a free span's worth.
 	"tiny": {
-		Name: "tiny", Capacity: 2 << 20, InlineThreshold: 512, MinSpillSize: 256 << 10, SpillThreshold: 1,
-		MaxSize: 128 << 10, MaxLive: 8 << 20, MaxViews: 2,
+		Name: "tiny", Capacity: 3 << 20, InlineThreshold: 512, MinSpillSize: 256 << 10, SpillThreshold: 1,
+		MaxSize: 128 << 10, MaxLive: 12 << 20, Ops: 500, MaxUnmovable: 2,
 	},
-	// large: room for everything, objects up to 3 MiB (page runs past the slab
-	// classes), spilling only when a Spill op asks.
+	// large: room for everything (the first span of each size class up to
+	// 1 MiB is 4-8 MiB, and the live objects come on top), objects up to 3 MiB
+	// (page runs past the slab classes), spilling only when a Spill op asks.
 	"large": {
-		Name: "large", Capacity: 64 << 20, InlineThreshold: 16 << 10, MinSpillSize: 1 << 20, SpillThreshold: 1,
-		MaxSize: 3 << 20, MaxLive: 24 << 20, MaxViews: 3, ExactSpill: true,
+		Name: "large", Capacity: 256 << 20, InlineThreshold: 16 << 10, MinSpillSize: 1 << 20, SpillThreshold: 1,
+		MaxSize: 3 << 20, MaxLive: 48 << 20, Ops: 200, MaxUnmovable: 6, ExactSpill: true,
 	},
 	// background: the tiny arena with the background spiller writing from half
 	// full, racing the creators' own reclaims.
 	"background": {
-		Name: "background", Capacity: 2 << 20, InlineThreshold: 512, MinSpillSize: 128 << 10, SpillThreshold: 0.5,
-		MaxSize: 128 << 10, MaxLive: 8 << 20, MaxViews: 2, Background: true,
+		Name: "background", Capacity: 3 << 20, InlineThreshold: 512, MinSpillSize: 128 << 10, SpillThreshold: 0.5,
+		MaxSize: 128 << 10, MaxLive: 12 << 20, Ops: 500, MaxUnmovable: 2, Background: true,
 	},
 }
 

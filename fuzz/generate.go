@@ -48,13 +48,17 @@ func (s *bytesSource) IntN(n int) int {
 
 func (s *bytesSource) Exhausted() bool { return s.i >= len(s.b) }
 
-// Generate returns a script of at most maxOps ops (plus those that end it) for
-// the configuration named cfg, with threads goroutines, choosing with src. Every
-// generated script is valid: NewPlan accepts it.
+// Generate returns a script of at most maxOps ops (plus those that end it; 0
+// means the configuration's Ops) for the configuration named cfg, with threads
+// goroutines, choosing with src. Every generated script is valid: NewPlan
+// accepts it.
 func Generate(src Source, cfg string, threads, maxOps int) (*Script, error) {
 	c, err := configNamed(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if maxOps <= 0 {
+		maxOps = c.Ops
 	}
 	g := &generator{src: src, m: newModel(c, threads), s: &Script{Config: cfg, Threads: threads}}
 	for len(g.s.Ops) < maxOps && !src.Exhausted() {
@@ -133,6 +137,22 @@ func (g *generator) objects(keep func(n int, o *mObj) bool) []int {
 	return os
 }
 
+// unmovable counts the views held and the builders open, in every thread.
+func (g *generator) unmovable() int {
+	n := 0
+	for _, v := range g.m.views {
+		if v.live {
+			n++
+		}
+	}
+	for _, o := range g.m.objs {
+		if o.builder {
+			n++
+		}
+	}
+	return n
+}
+
 func (g *generator) liveBytes() int64 {
 	var n int64
 	for _, o := range g.m.objs {
@@ -143,12 +163,16 @@ func (g *generator) liveBytes() int64 {
 	return n
 }
 
-// size picks an object size: a third kept inline, the rest log-uniform up to
-// the config's MaxSize.
+// size picks an object size: a quarter kept inline, a quarter log-uniform up to
+// the config's MaxSize, and half from a quarter of MaxSize up, so that the
+// working set outgrows a small arena.
 func (g *generator) size() int {
 	c := g.m.cfg
-	if g.chance(33) {
+	switch roll := g.src.IntN(4); {
+	case roll == 0:
 		return g.src.IntN(int(c.InlineThreshold) + 1)
+	case roll >= 2:
+		return c.MaxSize/4 + g.src.IntN(c.MaxSize-c.MaxSize/4+1)
 	}
 	lo := int(c.InlineThreshold) + 1
 	bits := 0
@@ -205,8 +229,7 @@ func (g *generator) try(t, roll int) bool {
 		}
 		g.put(t)
 	case roll < 20: // create
-		open := g.objects(func(_ int, o *mObj) bool { return o.owner == t && o.builder })
-		if full || len(open) > 0 {
+		if full || g.unmovable() >= m.cfg.MaxUnmovable {
 			return false
 		}
 		g.emit(Op{Kind: KindCreate, Thread: t, Obj: g.name(), Handle: g.name(), Size: g.size(), Seed: uint64(g.src.IntN(1 << 30))})
@@ -242,7 +265,7 @@ func (g *generator) try(t, roll int) bool {
 			if o.owner != t && m.parked[o.owner] == 0 && g.chance(50) {
 				op.Mode = GetBlock
 			}
-		case len(g.views(t, true)) < m.cfg.MaxViews && g.chance(30):
+		case g.unmovable() < m.cfg.MaxUnmovable && g.chance(30):
 			op.Mode, op.View = GetHold, g.name()
 		}
 		if dead := g.deadHandles(t); len(dead) > 0 && g.chance(5) {

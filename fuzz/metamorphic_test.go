@@ -15,7 +15,7 @@ var (
 	flagScript  = flag.String("script", "", "TestReplay: replay this script file instead of testdata/*.txt")
 	flagSeeds   = flag.Int("seeds", 0, "TestMetamorphic: seeds per configuration (default 4, 2 with -short)")
 	flagSeed    = flag.Uint64("seed", 1, "TestMetamorphic: the first seed")
-	flagOps     = flag.Int("ops", 250, "TestMetamorphic: ops per script")
+	flagOps     = flag.Int("ops", 0, "TestMetamorphic: ops per script (default: the configuration's)")
 	flagConfig  = flag.String("config", "", "TestMetamorphic: run only this configuration")
 	flagThreads = flag.Int("threads", 0, "TestMetamorphic: threads per script (default: 1 to 4, by seed)")
 )
@@ -24,8 +24,10 @@ var (
 // fails the test with the command that replays it.
 func runScript(t *testing.T, s *Script) {
 	t.Helper()
-	err := Run(s, t.TempDir())
+	st, err := Run(s, t.TempDir())
 	if err == nil {
+		t.Logf("%d ops: %d puts, %d gets; %d objects spilled in %d files, %d restored, %d mapped from their spill file; %d waits for room",
+			len(s.Ops), st.Puts, st.Gets, st.Spills, st.SpillFilesWritten, st.Restores, st.FallbackAllocations, st.FullWaits)
 		return
 	}
 	var f *Failure
@@ -89,6 +91,17 @@ func TestReplay(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if *flagReduce {
+				_, err := Run(s, t.TempDir())
+				var f *Failure
+				if !errors.As(err, &f) {
+					t.Fatalf("-reduce: the script does not fail (%v)", err)
+				}
+				s = reduce(t, s, f)
+				_, err = Run(s, t.TempDir())
+				errors.As(err, &f)
+				t.Fatalf("reduced to %d ops:\n%s", len(s.Ops), f.Annotated())
+			}
 			runScript(t, s)
 		})
 	}
@@ -139,4 +152,95 @@ func TestScriptRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+var flagReduce = flag.Bool("reduce", false, "TestReplay: shrink the failing -script to the fewest ops that still fail at the same kind of op, and print it")
+
+// reduce removes ops from a failing script, halves then smaller pieces, with
+// every later op that uses what they made, while what remains is valid and
+// fails at an op of the same kind.
+func reduce(t *testing.T, s *Script, f *Failure) *Script {
+	kind := func(f *Failure) Kind {
+		if f.Op < len(f.Script.Ops) {
+			return f.Script.Ops[f.Op].Kind
+		}
+		return 0
+	}
+	want := kind(f)
+	for chunk := len(s.Ops) / 2; chunk >= 1; chunk /= 2 {
+		for i := 0; i+chunk <= len(s.Ops); {
+			try := &Script{Config: s.Config, Threads: s.Threads, Ops: without(s.Ops, i, i+chunk)}
+			if _, err := NewPlan(try); err == nil {
+				_, err := Run(try, t.TempDir())
+				var g *Failure
+				if errors.As(err, &g) && kind(g) == want {
+					s, f = try, g
+					continue
+				}
+			}
+			i += chunk
+		}
+	}
+	return s
+}
+
+// without returns ops less ops[from:to] and the later ops that use a name one
+// of the removed ops made.
+func without(ops []Op, from, to int) []Op {
+	gone := map[string]bool{}
+	var out []Op
+	for i := range ops {
+		op := &ops[i]
+		made, used := opNames(op)
+		drop := i >= from && i < to
+		for _, n := range used {
+			drop = drop || gone[n]
+		}
+		if drop {
+			for _, n := range made {
+				gone[n] = true
+			}
+			continue
+		}
+		out = append(out, *op)
+	}
+	return out
+}
+
+// opNames returns the names an op makes and those it uses.
+func opNames(op *Op) (made, used []string) {
+	o := func(n int) string { return fmt.Sprintf("o%d", n) }
+	h := func(n int) string { return fmt.Sprintf("h%d", n) }
+	v := func(n int) string { return fmt.Sprintf("v%d", n) }
+	hs := func(ns []int) []string {
+		var out []string
+		for _, n := range ns {
+			out = append(out, h(n))
+		}
+		return out
+	}
+	switch op.Kind {
+	case KindPut, KindCreate:
+		return []string{o(op.Obj), h(op.Handle)}, nil
+	case KindPutValue:
+		return []string{o(op.Obj), h(op.Handle)}, hs(op.Handles)
+	case KindSeal, KindAbort:
+		return nil, []string{o(op.Obj)}
+	case KindGet:
+		if op.Mode == GetHold {
+			return []string{v(op.View)}, []string{h(op.Handle)}
+		}
+		return nil, []string{h(op.Handle)}
+	case KindGetValue:
+		return hs(op.New), []string{h(op.Handle)}
+	case KindGetAll, KindWait, KindSpill:
+		return nil, hs(op.Handles)
+	case KindRelease:
+		return nil, []string{v(op.View)}
+	case KindDrop:
+		return nil, []string{h(op.Handle)}
+	case KindBorrow:
+		return []string{h(op.Handle)}, []string{o(op.Obj)}
+	}
+	return nil, nil
 }

@@ -199,19 +199,24 @@ func (m *model) handle(t, n int) (*mHandle, error) {
 	return h, nil
 }
 
-// free frees o if nothing holds it, and what that lets go, and returns them.
-func (m *model) free(n int, freed []int) []int {
+// free frees o if nothing holds it, and what that lets go, and returns the
+// objects whose state or counts that changed: those freed and the objects they
+// contained. (An op that frees a value changes its children's counts even when
+// they live on: a Borrow of a child must not run before it, nor after it
+// either when the script says before.)
+func (m *model) free(n int, changed []int) []int {
 	o := m.objs[n]
 	if !o.live() || o.handles > 0 || o.views > 0 || o.containers > 0 || o.builder {
-		return freed
+		return changed
 	}
 	o.state = stateFreed
-	freed = append(freed, n)
+	changed = append(changed, n)
 	for _, c := range o.children {
 		m.objs[c].containers--
-		freed = m.free(c, freed)
+		changed = append(changed, c)
+		changed = m.free(c, changed)
 	}
-	return freed
+	return changed
 }
 
 // apply checks op against the model, works out its Want and its dependencies,

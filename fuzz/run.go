@@ -63,17 +63,21 @@ func (f *Failure) Annotated() string {
 // otherwise, and at the end, once the runner has released, aborted and dropped
 // whatever the script left, that the store is empty. It returns a *Failure, or
 // an error that the script is invalid or the store could not be opened.
-func Run(s *Script, dir string) error {
+//
+// The returned Stats are the store's before the cleanup: how much the run
+// spilled, restored and waited for room.
+func Run(s *Script, dir string) (engine.Stats, error) {
 	p, err := NewPlan(s)
 	if err != nil {
-		return err
+		return engine.Stats{}, err
 	}
 	st, err := engine.Open(p.Config.engineConfig(dir))
 	if err != nil {
-		return fmt.Errorf("fuzz: open the store: %w", err)
+		return engine.Stats{}, fmt.Errorf("fuzz: open the store: %w", err)
 	}
 	r := newRunner(p, st)
 	r.run()
+	stats := st.Stats()
 	r.cleanup()
 	if err := st.Close(); err != nil && r.fail == nil {
 		r.failAt(len(s.Ops), fmt.Errorf("close: %w", err))
@@ -84,9 +88,9 @@ func Run(s *Script, dir string) error {
 		}
 	}
 	if r.fail != nil {
-		return r.fail
+		return stats, r.fail
 	}
-	return nil
+	return stats, nil
 }
 
 type runner struct {
@@ -293,13 +297,13 @@ func (r *runner) do(step *Step) error {
 		data := content(op.Seed, op.Size)
 		ref, err := r.st.Put(ctx, data)
 		if err != nil {
-			return fmt.Errorf("put: %w", err)
+			return fmt.Errorf("put: %w (%s)", err, r.arenaFigures())
 		}
 		r.ids[op.Obj], r.want[op.Obj], r.handles[op.Handle] = ref.ID(), data, ref
 	case KindCreate:
 		b, err := r.st.Create(ctx, op.Size)
 		if err != nil {
-			return fmt.Errorf("create: %w", err)
+			return fmt.Errorf("create: %w (%s)", err, r.arenaFigures())
 		}
 		data := content(op.Seed, op.Size)
 		if len(b.Bytes()) != op.Size {
@@ -421,6 +425,14 @@ func (r *runner) do(step *Step) error {
 		return fmt.Errorf("unknown op kind %d", op.Kind)
 	}
 	return nil
+}
+
+// arenaFigures says how the arena is used, for a creator's failure.
+func (r *runner) arenaFigures() string {
+	st := r.st.Stats()
+	return fmt.Sprintf("arena: %d used, %d free, largest free %d, slabs %d with %d free in them, fragmentation %.2f; %d objects pinned (%d B), %d pending, %d spilled, %d fallback-mapped",
+		st.Used, st.Free, st.LargestFree, st.SlabBytes, st.SlabFree, st.Fragmentation, st.PinnedObjects, st.PinnedBytes,
+		st.PendingObjects, st.SpilledObjects, st.FallbackBytes)
 }
 
 // bindValue checks a decoded value against the one put, and keeps its refs as
