@@ -43,8 +43,9 @@
 // scheduled; what stays concurrent is everything else the store does at the same
 // time: other objects' creation, the creators' reclaims, spills and restores. The
 // exception is a blocking Get ("get hN block"), which waits for another thread's
-// Seal or Abort of a pending object: later ops do not wait for it, its thread
-// runs nothing until the object is finished, and no check comes in between.
+// Seal or Abort of a pending object: that Seal or Abort does not wait for it (the
+// ops after them on the object do), its thread runs nothing until the object is
+// finished, and no check comes in between.
 //
 // The generator keeps what cannot be spilled (held views, open builders) to a
 // small part of the arena, so a creator never needs another thread's Release to

@@ -136,8 +136,9 @@ type model struct {
 	objs    map[int]*mObj
 	handles map[int]*mHandle
 	views   map[int]*mView
-	last    map[int]int // object → the last step that touched it
-	parked  []int       // per thread: the object it is blocked on, or 0
+	last    map[int]int   // object → the last step that touched it
+	woken   map[int][]int // object → blocking Gets of it that its Seal or Abort woke, until an op waits for them
+	parked  []int         // per thread: the object it is blocked on, or 0
 	steps   []Step
 	phase   int
 	maxName int
@@ -147,7 +148,7 @@ func newModel(cfg Config, threads int) *model {
 	return &model{
 		cfg: cfg, threads: threads,
 		objs: map[int]*mObj{}, handles: map[int]*mHandle{}, views: map[int]*mView{},
-		last: map[int]int{}, parked: make([]int, threads),
+		last: map[int]int{}, woken: map[int][]int{}, parked: make([]int, threads),
 	}
 }
 
@@ -241,6 +242,7 @@ func (m *model) apply(op Op) error {
 	var want Want
 	var touched []int // objects whose state the op reads or changes
 	noSync := false   // a blocking Get: later ops on its object must not wait for it
+	var woken []int   // a Seal or Abort: the blocking Gets it ends
 	t := op.Thread
 	switch op.Kind {
 	case KindPut, KindCreate, KindPutValue:
@@ -315,6 +317,9 @@ func (m *model) apply(op Op) error {
 			m.steps[s].Want.Err = blockedWant
 			m.parked[m.steps[s].Op.Thread] = 0
 		}
+		// The next op on the object waits for the woken Gets too (they pin it
+		// for a moment), though this one must not.
+		woken = o.blocked
 		o.blocked = nil
 		touched = append(touched, m.free(op.Obj, nil)...)
 	case KindGet, KindGetValue:
@@ -527,12 +532,22 @@ func (m *model) apply(op Op) error {
 	step := Step{Op: op, Want: want, Phase: m.phase}
 	idx := len(m.steps)
 	for _, o := range touched {
-		if d, ok := m.last[o]; ok && d != idx && m.steps[d].Op.Thread != t && !slices.Contains(step.Deps, d) {
-			step.Deps = append(step.Deps, d)
+		deps := m.woken[o]
+		if d, ok := m.last[o]; ok {
+			deps = append(deps, d)
+		}
+		for _, d := range deps {
+			if d != idx && m.steps[d].Op.Thread != t && !slices.Contains(step.Deps, d) {
+				step.Deps = append(step.Deps, d)
+			}
 		}
 		if !noSync {
 			m.last[o] = idx
+			delete(m.woken, o)
 		}
+	}
+	if len(woken) > 0 {
+		m.woken[op.Obj] = woken
 	}
 	m.steps = append(m.steps, step)
 	return nil
