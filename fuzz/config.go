@@ -49,13 +49,13 @@ type Config struct {
 
 // Configs are the configurations scripts name.
 var Configs = map[string]Config{
-	// tiny: a 3 MiB arena under a working set several times its size, so that
+	// tiny: a 3 MiB arena that a script's puts overflow about twice, so that
 	// creators spill synchronously all the time and Gets restore (or map the
 	// spill file when the arena is full). Two 1 MiB spans held and one more
 	// leave a free span's worth.
 	"tiny": {
 		Name: "tiny", Capacity: 3 << 20, InlineThreshold: 512, MinSpillSize: 256 << 10, SpillThreshold: 1,
-		MaxSize: 128 << 10, MaxLive: 12 << 20, Ops: 500, MaxUnmovable: 2,
+		MaxSize: 128 << 10, MaxLive: 12 << 20, Ops: 800, MaxUnmovable: 2,
 	},
 	// large: room for everything (the first span of each size class up to
 	// 1 MiB is 4-8 MiB, and the live objects come on top), objects up to 3 MiB
@@ -68,7 +68,7 @@ var Configs = map[string]Config{
 	// full, racing the creators' own reclaims.
 	"background": {
 		Name: "background", Capacity: 3 << 20, InlineThreshold: 512, MinSpillSize: 128 << 10, SpillThreshold: 0.5,
-		MaxSize: 128 << 10, MaxLive: 12 << 20, Ops: 500, MaxUnmovable: 2, Background: true,
+		MaxSize: 128 << 10, MaxLive: 12 << 20, Ops: 800, MaxUnmovable: 2, Background: true,
 	},
 }
 

@@ -18,8 +18,13 @@
 //	1: drop h3
 //
 // and a failing run prints its script with the failing op marked, to be replayed
-// with `go test ./fuzz -run TestReplay -script FILE` (or kept in testdata/, whose
-// scripts are replayed by every test run).
+// with `go test ./fuzz -run TestReplay -script FILE` (add -reduce to shrink it to
+// the fewest ops that still fail the same way), or kept in testdata/, whose
+// scripts every test run replays.
+//
+//	go test ./fuzz                                  # CI: a few seeds per configuration
+//	go test ./fuzz -run TestMetamorphic -seeds 300 -seed 1000 -config tiny
+//	go test ./fuzz -run '^$' -fuzz FuzzMetamorphic  # scripts from the fuzzer's bytes
 //
 // # What the model decides
 //
@@ -53,9 +58,12 @@
 // creator's reclaim spills), the model checks bounds instead: Spill's count is at
 // most the objects it could spill.
 //
+// Spill ops are left out where a reclaim may spill at the same time (see
+// SpillDuringReclaim): the engine has a data race there, which this test found.
+//
 // # Configurations
 //
-// Configs: "tiny" (a 2 MiB arena under a working set four times larger, so
+// Configs: "tiny" (a 3 MiB arena that a script's puts overflow about twice, so
 // creators spill all the time and Gets restore or map the spill file), "large"
 // (room for all, objects past the slab classes, spilling only when asked, so
 // Spill's count and the spilled-object count are exact), and "background" (the

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/trovedb/trove"
 )
 
 var (
@@ -20,14 +22,23 @@ var (
 	flagThreads = flag.Int("threads", 0, "TestMetamorphic: threads per script (default: 1 to 4, by seed)")
 )
 
+func init() {
+	flag.BoolVar(&SpillDuringReclaim, "spill-during-reclaim", false,
+		"generate Spill ops where a reclaim may spill at the same time (see SpillDuringReclaim)")
+}
+
 // runScript runs s and, if it fails, writes the annotated script to a file and
 // fails the test with the command that replays it.
 func runScript(t *testing.T, s *Script) {
 	t.Helper()
 	st, err := Run(s, t.TempDir())
 	if err == nil {
-		t.Logf("%d ops: %d puts, %d gets; %d objects spilled in %d files, %d restored, %d mapped from their spill file; %d waits for room",
-			len(s.Ops), st.Puts, st.Gets, st.Spills, st.SpillFilesWritten, st.Restores, st.FallbackAllocations, st.FullWaits)
+		var put int64
+		for _, op := range s.Ops {
+			put += int64(op.Size)
+		}
+		t.Logf("%d ops: %d puts (%s of raw objects), %d gets; %d objects spilled in %d files, %d restored, %d mapped from their spill file; %d waits for room",
+			len(s.Ops), st.Puts, trove.HumanBytes(put), st.Gets, st.Spills, st.SpillFilesWritten, st.Restores, st.FallbackAllocations, st.FullWaits)
 		return
 	}
 	var f *Failure
