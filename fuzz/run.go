@@ -67,21 +67,48 @@ func (f *Failure) Annotated() string {
 // The returned Stats are the store's before the cleanup: how much the run
 // spilled, restored and waited for room.
 func Run(s *Script, dir string) (engine.Stats, error) {
+	st, err := OpenStore(s.Config, dir)
+	if err != nil {
+		return engine.Stats{}, err
+	}
+	stats, err := RunOn(st, s, dir)
+	if cerr := st.Close(); cerr != nil && err == nil {
+		err = &Failure{Script: s, Op: len(s.Ops), Err: fmt.Errorf("close: %w", cerr)}
+	}
+	return stats, err
+}
+
+// OpenStore opens a store with the settings of the configuration named cfg,
+// spilling into dir.
+func OpenStore(cfg, dir string) (*engine.Store, error) {
+	c, err := configNamed(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := engine.Open(c.engineConfig(dir))
+	if err != nil {
+		return nil, fmt.Errorf("fuzz: open the store: %w", err)
+	}
+	return st, nil
+}
+
+// RunOn is Run on st, an empty store that OpenStore opened for s's
+// configuration with dir, which the caller closes. A run that passes leaves it
+// empty again, ready for the next script: a fuzzer reuses one store (and its
+// warm memory) for every input.
+func RunOn(st *engine.Store, s *Script, dir string) (engine.Stats, error) {
 	p, err := NewPlan(s)
 	if err != nil {
 		return engine.Stats{}, err
 	}
-	st, err := engine.Open(p.Config.engineConfig(dir))
-	if err != nil {
-		return engine.Stats{}, fmt.Errorf("fuzz: open the store: %w", err)
+	if got, want := st.Config(), p.Config.engineConfig(dir); got.Capacity != want.Capacity ||
+		got.InlineThreshold != want.InlineThreshold || got.SpillThreshold != want.SpillThreshold {
+		return engine.Stats{}, fmt.Errorf("fuzz: the store was not opened for configuration %s", s.Config)
 	}
 	r := newRunner(p, st)
 	r.run()
 	stats := st.Stats()
 	r.cleanup()
-	if err := st.Close(); err != nil && r.fail == nil {
-		r.failAt(len(s.Ops), fmt.Errorf("close: %w", err))
-	}
 	if r.fail == nil {
 		if err := noFiles(dir); err != nil {
 			r.failAt(len(s.Ops), err)
