@@ -75,6 +75,11 @@ func Run(s *Script, dir string) (engine.Stats, error) {
 	if cerr := st.Close(); cerr != nil && err == nil {
 		err = &Failure{Script: s, Op: len(s.Ops), Err: fmt.Errorf("close: %w", cerr)}
 	}
+	if err == nil {
+		if ferr := noFiles(dir, false); ferr != nil {
+			err = &Failure{Script: s, Op: len(s.Ops), Err: fmt.Errorf("after Close: %w", ferr)}
+		}
+	}
 	return stats, err
 }
 
@@ -110,7 +115,7 @@ func RunOn(st *engine.Store, s *Script, dir string) (engine.Stats, error) {
 	stats := st.Stats()
 	r.cleanup()
 	if r.fail == nil {
-		if err := noFiles(dir); err != nil {
+		if err := noFiles(dir, true); err != nil {
 			r.failAt(len(s.Ops), err)
 		}
 	}
@@ -552,13 +557,14 @@ func (r *runner) cleanup() {
 	}
 }
 
-// noFiles fails if a regular file is left under dir.
-func noFiles(dir string) error {
+// noFiles fails if a regular file is left under dir, but for the open store's
+// owner lock (package spill's leftover.go) if open.
+func noFiles(dir string, open bool) error {
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.Type().IsRegular() {
+		if d.Type().IsRegular() && !(open && strings.HasSuffix(path, ".lock")) {
 			return fmt.Errorf("spill file %s left after every ref was dropped", path)
 		}
 		return nil
