@@ -35,7 +35,8 @@ test-invariants:
 # re-runs, once, a target that Go 1.26's coordinator fails with no input).
 FUZZ_TARGETS := alloc:FuzzAllocFree zerocopy:FuzzParseFrame .:FuzzDecodeValue .:FuzzParseObjectID \
 	eviction:FuzzLRU spill:FuzzObjectHeader spill:FuzzSpillFileToken net/ipc:FuzzDecode net/ipc:FuzzServerStream \
-	net/quic:FuzzDecode net/quic:FuzzServeStream net/quic:FuzzReadReply
+	net/quic:FuzzDecode net/quic:FuzzServeStream net/quic:FuzzReadReply \
+	fuzz:FuzzMetamorphic
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 

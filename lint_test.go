@@ -39,6 +39,8 @@ var layering = map[string]struct {
 	"cluster": {allowed: []string{"", "engine", "net/quic"}},
 	// the benchmarks and tools use what a user would: the store and its clients.
 	"tools/loadgen": {allowed: []string{"", "engine", "net/ipc"}},
+	// the metamorphic test drives the in-process store as a user does.
+	"fuzz": {allowed: []string{"", "engine", "zerocopy"}, noNet: true},
 }
 
 type pkgFiles struct {
