@@ -21,6 +21,7 @@ type fuzzValue struct {
 	M map[string]trove.Ref
 	A any
 	P *fuzzValue
+	L []trove.Ref // kept in the ref table (TagRefFields)
 }
 
 // fuzzStore returns a store whose first object (the inner one the seeds refer to) is
@@ -43,9 +44,10 @@ func FuzzDecodeValue(f *testing.F) {
 		42, "text", []float32{1, 2, 3}, []byte("bytes"), tn,
 		fuzzValue{N: 1, S: "s", F: []float32{1}, T: tn, R: inner, M: map[string]trove.Ref{"k": inner}, A: inner,
 			P: &fuzzValue{A: []any{tn, inner}}},
-		[]trove.Ref{inner, {}},          // TagRefList over the ref table
-		[]trove.Ref{inner, inner},       // a repeat: an array of refs and a ref table
-		[]trove.Ref{}, []trove.Ref(nil), // TagRefList over 0 and no table; null
+		fuzzValue{N: 2, L: []trove.Ref{inner}}, // TagRefFields over L's run of the table
+		[]trove.Ref{inner, {}},                 // TagRefList over the ref table
+		[]trove.Ref{inner, inner},              // a repeat: an array of refs and a ref table
+		[]trove.Ref{}, []trove.Ref(nil),        // TagRefList over 0 and no table; null
 	}
 	for _, s := range seeds {
 		ref, err := trove.PutValue(context.Background(), st, s)

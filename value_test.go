@@ -540,6 +540,11 @@ func TestBadValues(t *testing.T) {
 	t.Cleanup(known.Drop)
 	knownID := known.ID()
 	refList := func(n byte) []byte { return []byte{0xda, 't', 'r', 'o', 'L', n} }
+	// A struct whose List is in the ref table: TagRefFields over what follows.
+	refFields := func(rest ...byte) []byte { return append([]byte{0xda, 't', 'r', 'o', 'F'}, rest...) }
+	listTriple := func(start, n byte) []byte { // [["List", start, n], {"List": null}]
+		return []byte{0x82, 0x83, 0x64, 'L', 'i', 's', 't', start, n, 0xa1, 0x64, 'L', 'i', 's', 't', 0xf6}
+	}
 	table := func(ids ...trove.ObjectID) zerocopy.Buffer {
 		b := []byte{}
 		for _, id := range ids {
@@ -581,6 +586,18 @@ func TestBadValues(t *testing.T) {
 		{"ref list unknown object", put(frame(refList(2), table(knownID, unknown))), getAs[[]trove.Ref], trove.ErrUnknownObject, "bind nested"},
 		{"ref list unknown object as any", put(frame(refList(2), table(knownID, unknown))), getAs[any], trove.ErrUnknownObject, "bind nested"},
 		{"ref list as int", put(frame(refList(1), table(knownID))), getAs[int], trove.ErrBadValue, "cannot unmarshal"},
+		{"ref fields not two items", put(frame(refFields(0x81), table(knownID))), getAs[holder], trove.ErrBadValue, "no array of two"},
+		{"ref fields no triples", put(frame(refFields(0x82, 0x80, 0xa0), table(knownID))), getAs[holder], trove.ErrBadValue, "no array of (name, start, count)"},
+		{"ref fields truncated name", put(frame(refFields(0x82, 0x83, 0x64, 'L', 'i'), table(knownID))), getAs[holder], trove.ErrBadValue, "no name for field 0"},
+		{"ref fields run past the table", put(frame(refFields(listTriple(0, 2)...), table(knownID))), getAs[holder], trove.ErrBadValue, `field "List"'s refs outside its ref table of 1`},
+		{"ref fields empty run", put(frame(refFields(listTriple(1, 0)...), table(knownID))), getAs[holder], trove.ErrBadValue, "outside"},
+		{"ref fields field given twice", put(frame(refFields(0x82, 0x86, 0x64, 'L', 'i', 's', 't', 0, 1, 0x64, 'L', 'i', 's', 't', 1, 1, 0xa1, 0x64, 'L', 'i', 's', 't', 0xf6), table(knownID, knownID))), getAs[holder], trove.ErrBadValue, `field "List" is given twice`},
+		{"ref fields field in the body too", put(frame(refFields(append(listTriple(0, 1)[:9], append([]byte{0xa1, 0x64, 'L', 'i', 's', 't', 0x81, 0xda, 0x74, 0x72, 0x6f, 0x52, 0x50}, knownID[:]...)...)...), table(knownID))), viewAs[holder], trove.ErrBadValue, "given twice"},
+		{"ref fields runs overlap", put(frame(refFields(0x82, 0x86, 0x61, 'A', 0, 1, 0x61, 'B', 0, 1, 0xa0), table(knownID))), getAs[any], trove.ErrBadValue, `field "B"'s refs overlapping`},
+		{"ref fields key twice as any", put(frame(refFields(0x82, 0x83, 0x61, 'A', 0, 1, 0xa2, 0x61, 'A', 0xf6, 0x61, 'A', 0xf6), table(knownID))), getAs[any], trove.ErrBadValue, `field "A" twice`},
+		{"ref fields unknown object", put(frame(refFields(listTriple(0, 1)...), table(unknown))), getAs[holder], trove.ErrUnknownObject, "bind nested"},
+		{"ref fields as any, body not a map", put(frame(refFields(append(listTriple(0, 1)[:9], 0x05)...), table(knownID))), getAs[any], trove.ErrBadValue, "not a map"},
+		{"ref fields as int", put(frame(refFields(listTriple(0, 1)...), table(knownID))), getAs[int], trove.ErrBadValue, "cannot unmarshal"},
 		{"zero ref", trove.Ref{}, getAs[int], trove.ErrInvalidRef, ""},
 	}
 	for _, tt := range tests {
@@ -963,6 +980,146 @@ func TestContainedRefsOncePerObject(t *testing.T) {
 		if len(st.contains) != 1 || !slices.Equal(st.contains[0], want) {
 			t.Fatalf("%T: contained refs %v, want each object once, first seen first: %v", v, st.contains, want)
 		}
+	}
+}
+
+// refFieldsValue has []Ref fields of every kind: kept in the ref table (A, Bee),
+// left to CBOR (Rep holds a repeat, Omit may be omitted, Again repeats A's
+// object, Zero holds a zero Ref) and nil (None).
+type refFieldsValue struct {
+	N     int
+	A     []trove.Ref
+	B     []trove.Ref `cbor:"bee"`
+	Rep   []trove.Ref
+	Omit  []trove.Ref `cbor:",omitempty"`
+	Again []trove.Ref
+	Zero  []trove.Ref
+	None  []trove.Ref
+	R     trove.Ref
+}
+
+func TestRefFields(t *testing.T) {
+	ts := newTestStore(t)
+	ctx := t.Context()
+	inner := putInner(t, ts, 11)
+	in := refFieldsValue{
+		N: 7, A: inner[0:4], B: inner[4:6], Rep: []trove.Ref{inner[6], inner[7], inner[6]},
+		Omit: inner[8:9], Again: []trove.Ref{inner[9], inner[1]}, Zero: []trove.Ref{inner[10], {}}, R: inner[2],
+	}
+	kept := slices.Clone(in.A)
+	outer, err := trove.PutValue(ctx, ts, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outer.Drop()
+	if !slices.Equal(in.A, kept) || len(in.B) != 2 {
+		t.Fatalf("PutValue changed the caller's fields: A %v, B %v", in.A, in.B)
+	}
+
+	// The format: A and Bee in the table, first and in field order; the rest in CBOR.
+	obj, err := ts.Get(ctx, outer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := zerocopy.ParseFrame(obj.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantHead := []byte{0xda, 't', 'r', 'o', 'F', 0x82, 0x86, 0x61, 'A', 0, 4, 0x63, 'b', 'e', 'e', 4, 2}
+	if !bytes.HasPrefix(f.Body(), wantHead) {
+		t.Fatalf("body starts %x, want TagRefFields over A's and bee's runs: %x", f.Body()[:min(len(f.Body()), len(wantHead))], wantHead)
+	}
+	tableBytes, _ := f.Lookup(zerocopy.ReservedKey)
+	for i, r := range inner[:6] {
+		if id := r.ID(); !bytes.Equal(tableBytes[i*trove.ObjectIDLen:][:trove.ObjectIDLen], id[:]) {
+			t.Fatalf("table entry %d is not A's and B's ref %d", i, i)
+		}
+	}
+	obj.Release()
+	dropAll(inner)
+	if objs, _ := ts.counts(); objs != len(inner)+1 {
+		t.Fatalf("%d objects; the value must hold its %d inner ones", objs, len(inner))
+	}
+
+	check := func(how string, got refFieldsValue) {
+		t.Helper()
+		want := map[string][2][]trove.Ref{
+			"A": {got.A, in.A}, "B": {got.B, in.B}, "Rep": {got.Rep, in.Rep}, "Omit": {got.Omit, in.Omit},
+			"Again": {got.Again, in.Again}, "Zero": {got.Zero, in.Zero}, "R": {{got.R}, {in.R}},
+		}
+		for name, gw := range want {
+			if len(gw[0]) != len(gw[1]) {
+				t.Fatalf("%s: %s has %d refs, want %d", how, name, len(gw[0]), len(gw[1]))
+			}
+			for i, r := range gw[0] {
+				if r.ID() != gw[1][i].ID() || r.Bound() == r.IsZero() {
+					t.Fatalf("%s: %s[%d] is %v (bound %v), want %v", how, name, i, r, r.Bound(), gw[1][i])
+				}
+			}
+		}
+		if got.N != 7 || got.None != nil {
+			t.Fatalf("%s: N %d, None %v", how, got.N, got.None)
+		}
+		if cap(got.A) != len(got.A) {
+			t.Fatalf("%s: A has room to grow into B's handles (len %d, cap %d)", how, len(got.A), cap(got.A))
+		}
+		if o, err := ts.Get(ctx, got.B[1]); err != nil || o.Bytes()[0] != 5 {
+			t.Fatalf("%s: B[1] reads %v, %v", how, o, err)
+		} else {
+			o.Release()
+		}
+	}
+	got, err := trove.GetValue[refFieldsValue](ctx, ts, outer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("GetValue", got)
+	got.R.Drop() // R and A[2] name one object: one handle
+	got.Again[1].Drop()
+	if !got.A[2].Dropped() || !got.A[1].Dropped() || got.A[0].Dropped() {
+		t.Fatal("refs to one object in one value must share a handle, and only they")
+	}
+	got.A = append(got.A, trove.Ref{})
+	if got.B[0].IsZero() {
+		t.Fatal("appending to A overwrote B")
+	}
+	dropRefs(&got)
+
+	view, vobj, err := trove.ViewValue[refFieldsValue](ctx, ts, outer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vobj.Release()
+	check("ViewValue", view)
+	dropRefs(&view)
+
+	// Another struct type: only the fields it has, and the cbor package's
+	// case-insensitive name matching (so the refs go back into the body first).
+	other, err := trove.GetValue[struct {
+		AA []trove.Ref `cbor:"a"`
+		B  []trove.Ref `cbor:"bee"`
+	}](ctx, ts, outer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(other.AA) != 4 || other.AA[3].ID() != in.A[3].ID() || !other.AA[3].Bound() || len(other.B) != 2 {
+		t.Fatalf("read as another struct: %v", other)
+	}
+	dropRefs(&other)
+
+	dyn, err := trove.GetValue[map[string]any](ctx, ts, outer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := dyn["A"].([]any); !ok || len(a) != 4 || a[0].(trove.Ref).ID() != in.A[0].ID() || !a[0].(trove.Ref).Bound() {
+		t.Fatalf("read as a map: A is %#v", dyn["A"])
+	}
+	if b, ok := dyn["bee"].([]any); !ok || len(b) != 2 {
+		t.Fatalf("read as a map: bee is %#v", dyn["bee"])
+	}
+	dropRefs(&dyn)
+	if objs, pins := ts.counts(); objs != len(inner)+1 || pins != 0 {
+		t.Fatalf("%d objects, %d pins after dropping every decoded ref", objs, pins)
 	}
 }
 
