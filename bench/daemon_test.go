@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -76,6 +78,29 @@ func daemonMain(sock string) int {
 	}
 	defer echoLn.Close() // removes the socket file
 	go serveEcho(echoLn)
+	blobUnix, err := net.ListenUnix("unix", &net.UnixAddr{Name: blobSocket(sock), Net: "unix"})
+	if err != nil {
+		ln.Close()
+		logger.Error("bench daemon: listen for blobs", "err", err)
+		return 1
+	}
+	defer blobUnix.Close()
+	blobTCP, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ln.Close()
+		logger.Error("bench daemon: listen for blobs on loopback TCP", "err", err)
+		return 1
+	}
+	defer blobTCP.Close()
+	// Written before the store answers, so the parent finds it once it has dialled.
+	if err := os.WriteFile(blobTCPFile(sock), []byte(blobTCP.Addr().String()), 0o600); err != nil {
+		ln.Close()
+		logger.Error("bench daemon: write the blob server's address", "err", err)
+		return 1
+	}
+	blobs := &blobServer{}
+	go blobs.serve(blobUnix)
+	go blobs.serve(blobTCP)
 
 	srv := ipc.NewServer(st, ipc.ServerConfig{Logger: logger, Version: "bench"})
 	served := make(chan error, 1)
@@ -106,6 +131,96 @@ func daemonMain(sock string) int {
 }
 
 func echoSocket(sock string) string { return filepath.Join(filepath.Dir(sock), "echo.sock") }
+
+// blobSocket is the unix socket of the daemon's blob server, and blobTCPFile the
+// file holding the address of its loopback TCP listener.
+func blobSocket(sock string) string  { return filepath.Join(filepath.Dir(sock), "blob.sock") }
+func blobTCPFile(sock string) string { return filepath.Join(filepath.Dir(sock), "blob.tcp") }
+
+// maxBlob bounds what the blob server sends for one request.
+const maxBlob = 256 << 20
+
+// blobServer answers each request, an 8-byte big-endian length n, with the first n
+// bytes of pattern: the bytes of a value moved from the daemon's process to the
+// benchmark's with nothing else, the floor under any store that copies them.
+type blobServer struct {
+	mu    sync.Mutex
+	bytes []byte // pattern(len), grown on demand
+}
+
+func (s *blobServer) pattern(n int) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.bytes) < n {
+		s.bytes = pattern(n)
+	}
+	return s.bytes[:n]
+}
+
+func (s *blobServer) serve(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			var req [8]byte
+			for {
+				if _, err := io.ReadFull(conn, req[:]); err != nil {
+					return
+				}
+				n := binary.BigEndian.Uint64(req[:])
+				if n > maxBlob {
+					return
+				}
+				if _, err := conn.Write(s.pattern(int(n))); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// blobConn is the benchmark's end of a connection to the blob server.
+type blobConn struct {
+	conn net.Conn
+	buf  []byte // reused: the floor allocates nothing per transfer
+}
+
+// dialBlob connects to d's blob server over network "unix" or "tcp".
+func (d *daemon) dialBlob(tb testing.TB, network string) *blobConn {
+	tb.Helper()
+	addr := blobSocket(d.sock)
+	if network == "tcp" {
+		b, err := os.ReadFile(blobTCPFile(d.sock))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		addr = string(b)
+	}
+	conn, err := net.Dial(network, addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return &blobConn{conn: conn}
+}
+
+// fetch asks for n bytes and reads them into c's buffer, which it returns (valid
+// until the next fetch).
+func (c *blobConn) fetch(n int) ([]byte, error) {
+	if cap(c.buf) < n {
+		c.buf = make([]byte, n)
+	}
+	var req [8]byte
+	binary.BigEndian.PutUint64(req[:], uint64(n))
+	if _, err := c.conn.Write(req[:]); err != nil {
+		return nil, err
+	}
+	_, err := io.ReadFull(c.conn, c.buf[:n])
+	return c.buf[:n], err
+}
 
 // serveEcho answers every echoSize-byte message with the same bytes.
 func serveEcho(ln *net.UnixListener) {
@@ -377,7 +492,7 @@ func TestDaemonExitsWhenParentGoes(t *testing.T) {
 	if d.err != nil {
 		t.Errorf("daemon exited with %v", d.err)
 	}
-	for _, p := range []string{d.sock, echoSocket(d.sock)} {
+	for _, p := range []string{d.sock, echoSocket(d.sock), blobSocket(d.sock)} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("socket %s left behind by the exiting daemon: %v", p, err)
 		}
@@ -435,5 +550,23 @@ func TestDaemonRoundTrip(t *testing.T) {
 				obj.Release()
 			}
 		})
+	}
+}
+
+// TestBlobServer: the floor's server sends the bytes asked for, over both
+// sockets, request after request.
+func TestBlobServer(t *testing.T) {
+	d := startDaemon(t, 16<<20, false)
+	for _, network := range []string{"tcp", "unix"} {
+		c := d.dialBlob(t, network)
+		for _, n := range []int{0, 1, 1 << 20, 100} {
+			got, err := c.fetch(n)
+			if err != nil {
+				t.Fatalf("%s: fetch %d: %v", network, n, err)
+			}
+			if !bytes.Equal(got, pattern(n)) {
+				t.Fatalf("%s: fetch %d: got %d bytes, not the pattern", network, n, len(got))
+			}
+		}
 	}
 }
