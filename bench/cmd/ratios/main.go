@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 func main() {
@@ -43,7 +44,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ratios:", err)
 		os.Exit(1)
 	}
-	lines := pairs(runs, order, *base, *vs)
+	lines := pairs(runs, order, *base, *vs, *unit)
 	if len(lines) == 0 {
 		fmt.Fprintf(os.Stderr, "ratios: no benchmark has both %q and %q in %s\n", *base, *vs, *unit)
 		os.Exit(1)
@@ -89,6 +90,14 @@ func parse(r io.Reader, unit string) (map[string][]float64, []string, error) {
 	return runs, order, sc.Err()
 }
 
+// format writes a median of ns/op as a duration, and any other unit's as a number.
+func format(v float64, unit string) string {
+	if unit == "ns/op" {
+		return time.Duration(v).Round(time.Duration(max(1, v/1000))).String()
+	}
+	return strconv.FormatFloat(v, 'g', 4, 64) + " " + unit
+}
+
 func median(v []float64) float64 {
 	s := slices.Sorted(slices.Values(v))
 	if len(s)%2 == 1 {
@@ -99,7 +108,7 @@ func median(v []float64) float64 {
 
 // pairs formats, for each name with the element vs, the medians of it and of the
 // name with base in its place, and their ratio base/vs.
-func pairs(runs map[string][]float64, order []string, base, vs string) []string {
+func pairs(runs map[string][]float64, order []string, base, vs, unit string) []string {
 	var out []string
 	for _, name := range order {
 		elems := strings.Split(name, "/")
@@ -113,8 +122,8 @@ func pairs(runs map[string][]float64, order []string, base, vs string) []string 
 			continue
 		}
 		mb, mv := median(b), median(runs[name])
-		out = append(out, fmt.Sprintf("%s\t%s %.4g (n=%d)\t%s %.4g (n=%d)\t%s/%s %.3gx",
-			name, base, mb, len(b), vs, mv, len(runs[name]), base, vs, mb/mv))
+		out = append(out, fmt.Sprintf("%s\t%s %s (n=%d)\t%s %s (n=%d)\t%s/%s %.3gx",
+			name, base, format(mb, unit), len(b), vs, format(mv, unit), len(runs[name]), base, vs, mb/mv))
 	}
 	return out
 }

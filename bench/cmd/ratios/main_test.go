@@ -27,12 +27,12 @@ func TestPairs(t *testing.T) {
 		want     []string
 	}{
 		// Medians: redis 2000 (odd count), trove 200 (mean of the middle two).
-		{"impl=redis", "impl=trove", []string{"BenchmarkGet/size=1MiB/impl=trove\timpl=redis 2000 (n=3)\timpl=trove 200 (n=2)\timpl=redis/impl=trove 10x"}},
-		{"impl=unix", "impl=trove", []string{"BenchmarkGet/size=1MiB/impl=trove\timpl=unix 600 (n=2)\timpl=trove 200 (n=2)\timpl=unix/impl=trove 3x"}},
-		{"impl=redis", "impl=unix", []string{"BenchmarkGet/size=1MiB/impl=unix\timpl=redis 2000 (n=3)\timpl=unix 600 (n=2)\timpl=redis/impl=unix 3.33x"}},
+		{"impl=redis", "impl=trove", []string{"BenchmarkGet/size=1MiB/impl=trove\timpl=redis 2µs (n=3)\timpl=trove 200ns (n=2)\timpl=redis/impl=trove 10x"}},
+		{"impl=unix", "impl=trove", []string{"BenchmarkGet/size=1MiB/impl=trove\timpl=unix 600ns (n=2)\timpl=trove 200ns (n=2)\timpl=unix/impl=trove 3x"}},
+		{"impl=redis", "impl=unix", []string{"BenchmarkGet/size=1MiB/impl=unix\timpl=redis 2µs (n=3)\timpl=unix 600ns (n=2)\timpl=redis/impl=unix 3.33x"}},
 		{"impl=none", "impl=trove", nil}, // no baseline: no line, BenchmarkLonely included
 	} {
-		got := pairs(runs, order, tc.base, tc.vs)
+		got := pairs(runs, order, tc.base, tc.vs, "ns/op")
 		if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 			t.Errorf("-base %s -vs %s:\n got %q\nwant %q", tc.base, tc.vs, got, tc.want)
 		}
