@@ -329,21 +329,19 @@ func refFieldsOf(t reflect.Type) (map[string]int, []refFieldOf) {
 	var order []refFieldOf
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if f.Anonymous {
-			return nil, nil
-		}
-		if !encodedField(f) {
-			continue
-		}
 		tag, ok := f.Tag.Lookup("cbor")
 		if !ok {
 			tag = f.Tag.Get("json")
 		}
 		name, opts, _ := strings.Cut(tag, ",")
-		if f.Name == "_" || slices.ContainsFunc(strings.Split(opts, ","), func(o string) bool {
+		// toarray is an option of the unexported field _; keyasint of any field.
+		if f.Anonymous || slices.ContainsFunc(strings.Split(opts, ","), func(o string) bool {
 			return o == "toarray" || o == "keyasint"
 		}) {
 			return nil, nil
+		}
+		if !encodedField(f) {
+			continue
 		}
 		if name == "" {
 			name = f.Name
@@ -864,6 +862,9 @@ func expandRefFields(inner []byte, fields []refField, table []ObjectID) ([]byte,
 		for _, id := range table[f.start : f.start+f.n] {
 			body = append(append(body, refTagHead[:]...), id[:]...)
 		}
+	}
+	if dec.NumBytesRead() != len(rest) {
+		return nil, fmt.Errorf("%w: a struct's body under tag %#x has %d bytes after its map", ErrBadValue, TagRefFields, len(rest)-dec.NumBytesRead())
 	}
 	return body, nil
 }

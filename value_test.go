@@ -597,6 +597,7 @@ func TestBadValues(t *testing.T) {
 		{"ref fields key twice as any", put(frame(refFields(0x82, 0x83, 0x61, 'A', 0, 1, 0xa2, 0x61, 'A', 0xf6, 0x61, 'A', 0xf6), table(knownID))), getAs[any], trove.ErrBadValue, `field "A" twice`},
 		{"ref fields unknown object", put(frame(refFields(listTriple(0, 1)...), table(unknown))), getAs[holder], trove.ErrUnknownObject, "bind nested"},
 		{"ref fields as any, body not a map", put(frame(refFields(append(listTriple(0, 1)[:9], 0x05)...), table(knownID))), getAs[any], trove.ErrBadValue, "not a map"},
+		{"ref fields trailing bytes after the map", put(frame(refFields(append(listTriple(0, 1), 0x01)...), table(knownID))), getAs[any], trove.ErrBadValue, "1 bytes after its map"},
 		{"ref fields as int", put(frame(refFields(listTriple(0, 1)...), table(knownID))), getAs[int], trove.ErrBadValue, "cannot unmarshal"},
 		{"zero ref", trove.Ref{}, getAs[int], trove.ErrInvalidRef, ""},
 	}
@@ -1120,6 +1121,71 @@ func TestRefFields(t *testing.T) {
 	dropRefs(&dyn)
 	if objs, pins := ts.counts(); objs != len(inner)+1 || pins != 0 {
 		t.Fatalf("%d objects, %d pins after dropping every decoded ref", objs, pins)
+	}
+
+	// Structs the cbor package does not encode as a map of their fields' names keep
+	// their []Ref fields in CBOR, and round-trip as before.
+	type asArray struct {
+		_ struct{} `cbor:",toarray"`
+		A []trove.Ref
+	}
+	type intKeys struct {
+		A []trove.Ref `cbor:"1,keyasint"`
+	}
+	type embedded struct {
+		refFieldsValue
+		B2 []trove.Ref
+	}
+	more := putInner(t, ts, 3)
+	defer dropAll(more)
+	for _, v := range []any{asArray{A: more}, intKeys{A: more}, embedded{B2: more}} {
+		var ref trove.Ref
+		var err error
+		var list func(any) []trove.Ref
+		switch v := v.(type) {
+		case asArray:
+			ref, err = trove.PutValue(ctx, ts, v)
+			list = func(x any) []trove.Ref { return x.(asArray).A }
+		case intKeys:
+			ref, err = trove.PutValue(ctx, ts, v)
+			list = func(x any) []trove.Ref { return x.(intKeys).A }
+		case embedded:
+			ref, err = trove.PutValue(ctx, ts, v)
+			list = func(x any) []trove.Ref { return x.(embedded).B2 }
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := ts.Get(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := zerocopy.ParseFrame(o.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.HasPrefix(f.Body(), []byte{0xda, 't', 'r', 'o', 'F'}) {
+			t.Errorf("%T: encoded with TagRefFields", v)
+		}
+		o.Release()
+		var got any
+		switch v.(type) {
+		case asArray:
+			got, err = trove.GetValue[asArray](ctx, ts, ref)
+		case intKeys:
+			got, err = trove.GetValue[intKeys](ctx, ts, ref)
+		case embedded:
+			got, err = trove.GetValue[embedded](ctx, ts, ref)
+		}
+		ref.Drop()
+		if err != nil {
+			t.Fatalf("%T: %v", v, err)
+		}
+		l := list(got)
+		if len(l) != 3 || l[2].ID() != more[2].ID() || !l[2].Bound() {
+			t.Fatalf("%T: read back %v", v, l)
+		}
+		dropAll(l)
 	}
 }
 
