@@ -331,29 +331,47 @@ func (s *Store) Spill(ctx context.Context, refs []trove.Ref) (int, error) {
 		return 0, fmt.Errorf("engine: spill: spilling is disabled (Config.DisableSpilling)")
 	}
 	defer runtime.KeepAlive(refs)
-	var batch []*entry
+	var batch, skipped []*entry
 	p := &s.pressure
 	p.lru.Lock()
 	for _, r := range refs {
 		e, err := s.entryOf(r)
 		if err != nil {
 			p.lru.Unlock()
+			s.dropHolds(skipped)
 			s.spillBatch(ctx, batch) // give back the holds taken so far, spilling them
 			return 0, fmt.Errorf("engine: spill: %w", err)
 		}
-		if e.inline() || e.more.secondary {
-			continue
-		}
+		// Take the hold first: e.off (which inline reads) is written by whoever
+		// holds an arena object for I/O, the spiller or the evictor, so it may
+		// be read only once the hold is ours. (An inline object's never changes.)
 		w := e.rc.Load()
 		if wordState(w) != stateSealed || wordPins(w) != 0 || w&holdBit != 0 || !e.rc.CompareAndSwap(w, w|holdBit) {
+			continue
+		}
+		if e.inline() || e.more.secondary { // neither is spilled
+			skipped = append(skipped, e)
 			continue
 		}
 		p.lru.primary.Remove(e)
 		batch = append(batch, e)
 	}
 	p.lru.Unlock()
+	s.dropHolds(skipped)
 	n, _, err := s.spillBatch(ctx, batch)
 	return n, err
+}
+
+// dropHolds gives back holds that Spill took on objects it then did not spill
+// (inline objects and secondary copies, which stay where they are and as
+// tracked as they were), freeing any whose last ref went meanwhile. It takes
+// the LRU lock (through tryFree), so the caller must not hold it.
+func (s *Store) dropHolds(es []*entry) {
+	for _, e := range es {
+		if idle(e.rc.And(^holdBit) &^ holdBit) {
+			s.tryFree(e)
+		}
+	}
 }
 
 // evictSecondaries frees unpinned secondary copies, least recently used first,

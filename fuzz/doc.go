@@ -58,8 +58,9 @@
 // creator's reclaim spills), the model checks bounds instead: Spill's count is at
 // most the objects it could spill.
 //
-// Spill ops are left out where a reclaim may spill at the same time (see
-// SpillDuringReclaim): the engine has a data race there, which this test found.
+// Spill ops run beside reclaims and the background spiller too: this test found
+// a data race there (Store.Spill read an object's arena offset before taking
+// the spiller's hold on it), since fixed; SpillDuringReclaim can turn them off.
 //
 // # Configurations
 //

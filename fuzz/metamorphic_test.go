@@ -24,7 +24,7 @@ var (
 )
 
 func init() {
-	flag.BoolVar(&SpillDuringReclaim, "spill-during-reclaim", false,
+	flag.BoolVar(&SpillDuringReclaim, "spill-during-reclaim", true,
 		"generate Spill ops where a reclaim may spill at the same time (see SpillDuringReclaim)")
 }
 
