@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sys/unix"
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/engine"
@@ -220,31 +219,14 @@ func checkSocketFree(path string) error {
 	}
 	defer nc.Close()
 	who := "a daemon"
-	if pid := peerPID(nc); pid > 0 {
-		who = fmt.Sprintf("a daemon (pid %d)", pid)
+	if uc, ok := nc.(*net.UnixConn); ok {
+		if pid := ipc.PeerPID(uc); pid > 0 {
+			who = fmt.Sprintf("a daemon (pid %d)", pid)
+		}
 	}
 	return fmt.Errorf("%s is already listening on %s: stop it, or give this one another -socket (or $TROVE_SOCKET)", who, path)
 }
 
-// peerPID is the pid of the process at the other end of a unix socket
-// connection, or 0 if the kernel does not say.
-func peerPID(nc net.Conn) int {
-	uc, ok := nc.(*net.UnixConn)
-	if !ok {
-		return 0
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return 0
-	}
-	pid := 0
-	_ = raw.Control(func(fd uintptr) {
-		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
-			pid = int(cred.Pid)
-		}
-	})
-	return pid
-}
 
 // spillDirKnobs names where spill directories are set, for error messages.
 const spillDirKnobs = `-spill-dir, $TROVE_SPILL_DIR or "spill-dir" in the -config file`

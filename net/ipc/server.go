@@ -188,13 +188,14 @@ func (s *Server) start(nc *net.UnixConn) {
 	s.conns.Add(1)
 	s.mu.Unlock()
 	s.accepted.Add(1)
-	c.pid = peerPID(nc)
+	c.pid = PeerPID(nc)
 	go c.serve()
 }
 
-// peerPID asks the kernel which process is at the other end (SO_PEERCRED): the
-// client's word for it is not needed.
-func peerPID(nc *net.UnixConn) int {
+// PeerPID asks the kernel which process is at the other end of a unix socket
+// connection (SO_PEERCRED), so that no process's word for it is needed. It
+// returns 0 if the kernel does not say.
+func PeerPID(nc *net.UnixConn) int {
 	raw, err := nc.SyscallConn()
 	if err != nil {
 		return 0
