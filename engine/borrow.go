@@ -32,13 +32,20 @@ func (s *Store) BorrowAll(ids []trove.ObjectID) ([]trove.Ref, error) {
 	hints := sc.hints // the entries: each handle finds its object without the map
 	var failed int
 	var err error
+	var created []*entry // remote entries made for foreign IDs, each holding one ref of its own
 	if len(ids) < minGroupedBorrow {
-		failed, err = s.takeRefs(ids, hints)
+		failed, err = s.takeRefs(ids, hints, &created)
 	} else {
-		failed, err = s.takeRefsByShard(ids, hints, sc.order)
+		failed, err = s.takeRefsByShard(ids, hints, sc.order, &created)
 	}
+	held := failed // refs are held on the objects of hints[:held]
+	if err == nil && s.cfg.Remote != nil {
+		held = len(ids)
+		failed, err = s.registerBorrowed(ids, hints)
+	}
+	s.dropChildren(created) // the hints hold refs of their own on them
 	if err != nil {
-		for _, h := range hints[:failed] {
+		for _, h := range hints[:held] {
 			s.decRef(h.(*entry))
 		}
 		return nil, fmt.Errorf("borrow %s (ID %d of %d): %w", ids[failed], failed+1, len(ids), err)
@@ -46,12 +53,34 @@ func (s *Store) BorrowAll(ids []trove.ObjectID) ([]trove.Ref, error) {
 	return trove.NewRefBatch(ids, s, hints), nil
 }
 
+// registerBorrowed makes sure the Remote knows of this node's handles to the
+// foreign objects among hints (remote.go). It returns the index and error of
+// the first that failed.
+func (s *Store) registerBorrowed(ids []trove.ObjectID, hints []any) (int, error) {
+	for i, h := range hints {
+		if !s.foreign(ids[i]) {
+			continue
+		}
+		if err := s.ensureBorrowed(h.(*entry)); err != nil {
+			return i, err
+		}
+	}
+	return 0, nil
+}
+
 // takeRefs takes a ref on the object of each of ids, in order, and sets its entry in
 // hints. If one fails it stops and returns its index and error: it then holds refs
-// on the objects of hints[:failed] only.
-func (s *Store) takeRefs(ids []trove.ObjectID, hints []any) (failed int, err error) {
+// on the objects of hints[:failed] only. A foreign ID without an entry gets a
+// remote entry (with a Remote), holding one ref of its own listed in created.
+func (s *Store) takeRefs(ids []trove.ObjectID, hints []any, created *[]*entry) (failed int, err error) {
 	for i, id := range ids {
 		e := s.lookup(id)
+		if e == nil && s.foreign(id) {
+			var made bool
+			if e, made = s.addRemote(id); made {
+				*created = append(*created, e)
+			}
+		}
 		if err := takeRef(e); err != nil {
 			return i, err
 		}
@@ -66,7 +95,7 @@ const minGroupedBorrow = 4 * numShards
 
 // takeRefsByShard is takeRefs with the lookups grouped by shard. order is scratch,
 // as long as ids. hints[failed:] may hold entries it found but took no ref on.
-func (s *Store) takeRefsByShard(ids []trove.ObjectID, hints []any, order []int32) (failed int, err error) {
+func (s *Store) takeRefsByShard(ids []trove.ObjectID, hints []any, order []int32, created *[]*entry) (failed int, err error) {
 	// Counting sort of the indices by shard: shard k's are order[start[k]:start[k+1]].
 	var start [numShards + 1]int32
 	for _, id := range ids {
@@ -91,6 +120,9 @@ func (s *Store) takeRefsByShard(ids []trove.ObjectID, hints []any, order []int32
 		for _, i := range group {
 			if e := sh.mu.m[ids[i]]; e != nil {
 				hints[i] = e
+			} else if s.foreign(ids[i]) {
+				hints[i] = s.addRemoteLocked(sh, ids[i])
+				*created = append(*created, hints[i].(*entry))
 			}
 		}
 		sh.mu.Unlock()

@@ -37,6 +37,12 @@ type Config struct {
 	// Name names the arena's memfd (visible in /proc/PID/maps). Default "trove".
 	Name string
 
+	// Remote reaches objects owned by other nodes (remote.go): the cluster
+	// layer sets it. Nil (the default) is a single node: Borrow of an ID this
+	// store does not hold fails with ErrUnknownObject, and a Get of an evicted
+	// copy with ErrObjectEvicted.
+	Remote Remote
+
 	// Memory pressure: see pressure.go.
 
 	// SpillDirs are the directories objects are spilled to, round robin, one

@@ -22,7 +22,8 @@ func (s *Store) Get(ctx context.Context, ref trove.Ref) (*trove.Object, error) {
 }
 
 // pin pins a sealed object for a view the caller then makes. For a pending or a
-// spilled object it returns that state and no error: the caller waits or restores.
+// spilled object it returns that state and no error: the caller waits or restores;
+// so for an absent one (remote.go), which the caller fetches.
 func (s *Store) pin(e *entry) (state, error) {
 	for {
 		w := e.rc.Load()
@@ -49,9 +50,12 @@ func (s *Store) pin(e *entry) (state, error) {
 			}
 			s.gets.Add(1)
 			return st, nil
-		case statePending, stateSpilled:
+		case statePending, stateSpilled, stateRemote:
 			return st, nil
 		case stateEvicted:
+			if s.cfg.Remote != nil {
+				return st, nil // fetched again (remote.go)
+			}
 			return st, fmt.Errorf("get %s: %w", e.id, trove.ErrObjectEvicted)
 		case stateAborted:
 			return st, fmt.Errorf("get %s: %w", e.id, trove.ErrObjectAborted)
@@ -90,8 +94,8 @@ func (s *Store) register(e *entry, w *waiter) bool {
 	sh := s.shardFor(e)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if wordState(e.rc.Load()).ready() {
-		return false
+	if st := wordState(e.rc.Load()); st.ready() && !s.absent(st) || s.absent(st) && e.more.fetch == nil {
+		return false // an absent object is waited on while its fetch runs
 	}
 	if e.more == nil {
 		e.more = &entryMore{}
@@ -118,6 +122,9 @@ func (s *Store) unregister(e *entry, w *waiter) {
 // caller MUST Release every view (trove.ReleaseAll).
 func (s *Store) GetAll(ctx context.Context, refs []trove.Ref) ([]*trove.Object, error) {
 	defer runtime.KeepAlive(refs)
+	if s.cfg.Remote != nil {
+		defer s.leaveFetches(s.prefetch(refs)) // pull the foreign ones in parallel
+	}
 	views := trove.MakeObjects(len(refs)) // one allocation for the batch
 	objs := make([]*trove.Object, len(refs))
 	for i, r := range refs {
@@ -137,6 +144,7 @@ func (s *Store) getInto(ctx context.Context, ref trove.Ref, o *trove.Object) err
 	if err != nil {
 		return fmt.Errorf("get: %w", err)
 	}
+	fetched := 0
 	for {
 		if s.closed.Load() {
 			return fmt.Errorf("get %s: %w", e.id, trove.ErrClosed)
@@ -152,6 +160,13 @@ func (s *Store) getInto(ctx context.Context, ref trove.Ref, o *trove.Object) err
 			}
 		case st == statePending:
 			if err := s.waitOne(ctx, e); err != nil {
+				return fmt.Errorf("get %s: %w", e.id, err)
+			}
+		case err == nil: // absent: fetch a copy (remote.go)
+			if fetched++; fetched > maxFetchRounds {
+				return errNoCopy(e.id)
+			}
+			if err := s.awaitFetch(ctx, e); err != nil {
 				return fmt.Errorf("get %s: %w", e.id, err)
 			}
 		default:
@@ -174,6 +189,8 @@ func (s *Store) Wait(ctx context.Context, refs []trove.Ref, numReturns int) (rea
 		return nil, nil, fmt.Errorf("wait: numReturns %d outside [0, %d], the number of refs", numReturns, len(refs))
 	}
 	defer runtime.KeepAlive(refs)
+	var joined []joinedFetch // the fetches of foreign objects this Wait waits on (remote.go)
+	defer func() { s.leaveFetches(joined) }()
 	for {
 		if s.closed.Load() {
 			return nil, nil, fmt.Errorf("wait: %w", trove.ErrClosed)
@@ -189,33 +206,45 @@ func (s *Store) Wait(ctx context.Context, refs []trove.Ref, numReturns int) (rea
 			if err != nil {
 				return nil, nil, fmt.Errorf("wait (ref %d of %d): %w", i, len(refs), err)
 			}
-			if wordState(e.rc.Load()).ready() {
+			switch st := wordState(e.rc.Load()); {
+			case s.absent(st):
+				ok, err := s.waitFetched(e, &joined)
+				if err != nil {
+					return nil, nil, fmt.Errorf("wait (ref %d of %d): %w", i, len(refs), err)
+				}
+				if ok {
+					n++
+				} else {
+					waitOn = append(waitOn, e)
+				}
+			case st.ready():
 				n++
-			} else {
+			default:
 				waitOn = append(waitOn, e)
 			}
 		}
 		if n >= numReturns {
-			ready, pending = s.splitReady(refs, cut, numReturns)
+			ready, pending = s.splitReady(refs, cut, numReturns, joined)
 			return ready, pending, nil
 		}
 		// Every ref was examined and too few are ready: wait on the pending ones
 		// (waitMany counts those that became ready since).
 		if err := s.waitMany(ctx, waitOn, numReturns-n); err != nil {
-			ready, pending = s.splitReady(refs, len(refs), numReturns)
+			ready, pending = s.splitReady(refs, len(refs), numReturns, joined)
 			return ready, pending, fmt.Errorf("wait: %d of %d ready, wanted %d: %w", len(ready), len(refs), numReturns, err)
 		}
 	}
 }
 
 // splitReady returns the first n ready refs among refs[:cut] and all the others,
-// each in input order. States only move forward, so refs found ready stay ready.
+// each in input order. States only move forward, so refs found ready stay ready
+// (an absent object is ready once the fetch this Wait joined has ended: joined).
 // When the first n refs are the ready ones (the common case of polling with
 // numReturns 1) pending is refs[n:] itself, with its capacity clipped, not a copy.
-func (s *Store) splitReady(refs []trove.Ref, cut, n int) (ready, pending []trove.Ref) {
+func (s *Store) splitReady(refs []trove.Ref, cut, n int, joined []joinedFetch) (ready, pending []trove.Ref) {
 	ready = make([]trove.Ref, 0, n)
 	for _, r := range refs[:cut] {
-		if e, err := s.entryOf(r); err != nil || !wordState(e.rc.Load()).ready() {
+		if e, err := s.entryOf(r); err != nil || !s.waitReady(e, joined) {
 			break
 		}
 		ready = append(ready, r)
@@ -227,7 +256,7 @@ func (s *Store) splitReady(refs []trove.Ref, cut, n int) (ready, pending []trove
 	pending = make([]trove.Ref, 0, len(refs)-n)
 	for _, r := range refs[:cut] {
 		if len(ready) < n {
-			if e, err := s.entryOf(r); err == nil && wordState(e.rc.Load()).ready() {
+			if e, err := s.entryOf(r); err == nil && s.waitReady(e, joined) {
 				ready = append(ready, r)
 				continue
 			}
@@ -261,4 +290,23 @@ func (s *Store) waitMany(ctx context.Context, entries []*entry, need int) error 
 		s.unregister(e, w)
 	}
 	return err
+}
+
+// waitReady reports whether Wait counts e as ready: its state is ready, or it is
+// absent and the fetch the Wait joined (in joined) has ended.
+func (s *Store) waitReady(e *entry, joined []joinedFetch) bool {
+	st := wordState(e.rc.Load())
+	if !s.absent(st) {
+		return st.ready()
+	}
+	for _, j := range joined {
+		if j.e == e {
+			select {
+			case <-j.f.done:
+				return !j.f.abandoned
+			default:
+			}
+		}
+	}
+	return false
 }

@@ -99,22 +99,23 @@ func (s *Store) tryGet(e *entry) (*trove.Object, error) {
 	}
 }
 
-// Ready reports whether Get of ref would not wait for its creator (the object is
-// sealed, spilled or failed), as Wait counts readiness.
+// Ready reports whether Get of ref would not wait for its creator or for a fetch
+// (the object is sealed, spilled or failed), as Wait counts readiness.
 func (s *Store) Ready(ref trove.Ref) (bool, error) {
 	defer runtime.KeepAlive(ref)
 	e, err := s.entryOf(ref)
 	if err != nil {
 		return false, err
 	}
-	return wordState(e.rc.Load()).ready(), nil
+	st := wordState(e.rc.Load())
+	return st.ready() && !s.absent(st), nil
 }
 
 // ObjectInfo describes one object, for listings such as `trove memory`.
 type ObjectInfo struct {
 	ID        trove.ObjectID
 	Size      int64
-	State     string // pending, sealed, spilled, evicted, aborted
+	State     string // pending, sealed, spilled, evicted, aborted, remote (a foreign object with no copy here yet: Size 0, unknown)
 	Where     string // heap (small, inline), memory (arena), spilled, mapped from disk, or "-" (no bytes)
 	Refs      int    // references: handles, containing objects, open builders
 	Pins      int    // unreleased views
@@ -184,7 +185,7 @@ func (s *Store) describe(e *entry, captured int) ObjectInfo {
 		info.Where = "memory"
 	case st == stateSpilled:
 		info.Where = "spilled"
-	default: // aborted, evicted
+	default: // aborted, evicted, remote
 		info.Where = "-"
 	}
 	return info

@@ -383,29 +383,39 @@ func (s *Store) evictSecondaries(want int64) int64 {
 	p.lru.Unlock()
 	var freed int64
 	for _, e := range victims {
-		for {
-			w := e.rc.Load()
-			if wordPins(w) != 0 || wordState(w) != stateSealed {
-				s.unhold(e) // a view pinned it after all
-				break
-			}
-			// The hold stays until the memory is freed: a ref dropped meanwhile
-			// must not free the object a second time.
-			if e.rc.CompareAndSwap(w, withState(w, stateEvicted)) {
-				s.freeArena(e)
-				e.more.evicted = true
-				freed += e.more.size
-				p.evictions.Add(1)
-				p.evictedBytes.Add(e.more.size)
-				p.evictedLive.Add(e.more.size)
-				if idle(e.rc.And(^holdBit) &^ holdBit) {
-					s.tryFree(e)
-				}
-				break
-			}
+		if n := s.evictHeld(e); n > 0 {
+			freed += n
 		}
 	}
 	return freed
+}
+
+// evictHeld evicts e, a secondary copy the caller holds (hold bit) and took out
+// of the eviction order, unless a view pinned it meanwhile, and releases the
+// hold. It returns the bytes freed, or -1 if e was not evicted.
+func (s *Store) evictHeld(e *entry) int64 {
+	p := &s.pressure
+	for {
+		w := e.rc.Load()
+		if wordPins(w) != 0 || wordState(w) != stateSealed {
+			s.unhold(e) // a view pinned it after all
+			return -1
+		}
+		// The hold stays until the memory is freed: a ref dropped meanwhile
+		// must not free the object a second time.
+		if e.rc.CompareAndSwap(w, withState(w, stateEvicted)) {
+			size := e.more.size
+			s.freeArena(e)
+			e.more.evicted = true
+			p.evictions.Add(1)
+			p.evictedBytes.Add(size)
+			p.evictedLive.Add(size)
+			if idle(e.rc.And(^holdBit) &^ holdBit) {
+				s.tryFree(e)
+			}
+			return size
+		}
+	}
 }
 
 // pickPrimaries holds (hold bit) unpinned primary objects, least recently used

@@ -174,36 +174,50 @@ func (s *Store) createEntry(ctx context.Context, copyOf trove.ObjectID, size int
 
 // reviveCopy makes an evicted secondary copy pending again, with fresh memory, for
 // CreateCopy to fill: the refs still held to it then see a future that Seal
-// completes, as when the copy was first pulled. Any other existing copy is
-// ErrCopyExists.
+// completes, as when the copy was first pulled. A remote entry (a foreign
+// object never fetched, remote.go) becomes pending the same way, and learns its
+// size. Any other existing copy is ErrCopyExists.
 func (s *Store) reviveCopy(ctx context.Context, e *entry, size int) (*entry, error) {
-	if w := e.rc.Load(); wordState(w) != stateEvicted {
+	w := e.rc.Load()
+	from := wordState(w)
+	if from != stateEvicted && from != stateRemote {
 		return nil, fmt.Errorf("create a copy of %s: %w", e.id, ErrCopyExists)
 	}
-	if int64(size) != e.more.size {
+	if from == stateEvicted && int64(size) != e.more.size {
 		return nil, fmt.Errorf("create a copy of %s: %d bytes, but the evicted copy had %d", e.id, size, e.more.size)
 	}
 	off, err := s.allocate(ctx, int64(size))
 	if err != nil {
 		return nil, fmt.Errorf("create a copy of %s: %w", e.id, err)
 	}
+	sh := s.shardFor(e)
 	for {
 		w := e.rc.Load()
-		if wordState(w) != stateEvicted || wordRefs(w) == 0 { // revived or freed meanwhile
+		if wordState(w) != from || wordRefs(w) == 0 { // revived or freed meanwhile
 			_ = s.alloc.Free(off)
 			s.wakeRoom()
 			return nil, fmt.Errorf("create a copy of %s: %w", e.id, ErrCopyExists)
 		}
 		// The memory is published by this CAS: nobody reads e.off or e.data of an
-		// evicted entry, and Get pins only sealed ones.
+		// evicted or remote entry, and Get pins only sealed ones. (A remote
+		// entry's size is set under the shard's lock, for listings.)
+		if from == stateRemote {
+			sh.mu.Lock()
+			e.more.size = int64(size)
+			sh.mu.Unlock()
+		}
 		e.off, e.data = off, s.arena.ReadOnly(off, int64(size))
 		if e.rc.CompareAndSwap(w, withState(w, statePending)+refOne) {
 			break
 		}
 	}
-	e.more.evicted = false
-	s.pressure.evictedLive.Add(-int64(size))
-	sh := s.shardFor(e)
+	if from == stateRemote {
+		sh.remote.Add(-1)
+		sh.bytes.Add(int64(size))
+	} else {
+		e.more.evicted = false
+		s.pressure.evictedLive.Add(-int64(size))
+	}
 	sh.pending.Add(1)
 	s.puts.Add(1)
 	return e, nil
@@ -256,6 +270,13 @@ func (s *Store) seal(e *entry, release bool) { s.finish(e, stateSealed, release)
 func (s *Store) abort(e *entry, release bool) {
 	if !e.inline() {
 		s.freeArena(e)
+	}
+	if s.cfg.Remote != nil && e.more != nil && e.more.secondary {
+		// A failed fetch: the object still exists at its owner, and a later
+		// Get may fetch it again (remote.go).
+		s.forgetCopy(e)
+		s.finish(e, stateRemote, release)
+		return
 	}
 	s.finish(e, stateAborted, release)
 }

@@ -31,6 +31,9 @@ type Store struct {
 	// spiller, and their statistics (pressure.go).
 	pressure pressure
 
+	// rem is the seam to other nodes' objects (remote.go).
+	rem remoteState
+
 	closing   chan struct{} // closed by Close: wakes every waiter
 	closed    atomic.Bool
 	stopped   atomic.Bool // set by Close once no spill reads the arena any more
@@ -72,6 +75,7 @@ func Open(cfg Config) (*Store, error) {
 	for i := range s.shards {
 		s.shards[i].mu.m = make(map[trove.ObjectID]*entry)
 	}
+	s.startRemote()
 	if err := s.startPressure(); err != nil {
 		ar.Close()
 		return nil, err
@@ -94,6 +98,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	close(s.closing)
+	s.rem.stop() // fetches and registrations under way end
 	err := s.stopPressure()
 	s.stopped.Store(true)
 	if uerr := s.maybeUnmap(); err == nil {
@@ -195,6 +200,9 @@ func (s *Store) markFreed(e *entry) bool {
 			return false
 		}
 		if e.rc.CompareAndSwap(w, withState(w, stateFreed)) {
+			if wordState(w) == stateRemote {
+				s.shardFor(e).remote.Add(-1)
+			}
 			return true
 		}
 	}
@@ -220,6 +228,9 @@ func (s *Store) release(e *entry) {
 	sh.bytes.Add(-n)
 	sh.objects.Add(-1)
 	s.frees.Add(1)
+	if s.cfg.Remote != nil && e.more != nil {
+		s.released(e)
+	}
 }
 
 // freeArena gives e's memory back (to the allocator, or unmaps its fallback
@@ -258,11 +269,33 @@ func (s *Store) Borrow(id trove.ObjectID) (trove.Ref, error) {
 		return trove.Ref{}, trove.ErrClosed
 	}
 	e := s.lookup(id)
+	if e == nil && s.foreign(id) {
+		return s.borrowForeign(id)
+	}
 	if e == nil {
 		return trove.Ref{}, fmt.Errorf("borrow %s: %w", id, trove.ErrUnknownObject)
 	}
 	if !e.addRef() {
 		return trove.Ref{}, fmt.Errorf("borrow %s: %w", id, trove.ErrObjectFreed)
+	}
+	if s.foreign(id) {
+		if err := s.ensureBorrowed(e); err != nil {
+			s.decRef(e)
+			return trove.Ref{}, fmt.Errorf("borrow %s: %w", id, err)
+		}
+	}
+	return trove.NewRef(id, s, e), nil
+}
+
+// borrowForeign is Borrow of a foreign ID the store had no entry for a moment ago.
+func (s *Store) borrowForeign(id trove.ObjectID) (trove.Ref, error) {
+	e, created := s.addRemote(id)
+	if !created && !e.addRef() {
+		return trove.Ref{}, fmt.Errorf("borrow %s: %w", id, trove.ErrObjectFreed)
+	}
+	if err := s.ensureBorrowed(e); err != nil {
+		s.decRef(e)
+		return trove.Ref{}, fmt.Errorf("borrow %s: %w", id, err)
 	}
 	return trove.NewRef(id, s, e), nil
 }
@@ -278,6 +311,7 @@ type Stats struct {
 	PinnedObjects  int64 // objects with at least one unreleased view
 	PinnedBytes    int64
 	Views          int64 // unreleased views
+	RemoteObjects  int64 // foreign objects held by refs with no copy here yet (Config.Remote); not in ObjectBytes
 
 	// The arena and its allocator.
 	Capacity      int64   // arena bytes
@@ -294,6 +328,7 @@ type Stats struct {
 	Gets      uint64 // views handed out
 	Frees     uint64 // objects freed
 	FullWaits uint64 // times a creator had to wait for room
+	Fetches   uint64 // copies of foreign objects asked of Config.Remote (Remote.Fetch calls)
 
 	// Memory pressure.
 	InMemoryBytes       int64         // bytes of live objects in memory (less those spilled or evicted)
@@ -329,12 +364,14 @@ func (s *Store) Stats() Stats {
 		st.PinnedObjects += sh.pinnedObjects.Load()
 		st.PinnedBytes += sh.pinnedBytes.Load()
 		st.Views += sh.views.Load()
+		st.RemoteObjects += sh.remote.Load()
 	}
 	a := s.alloc.Stats()
 	st.Capacity, st.Used, st.Free, st.LargestFree = a.Capacity, a.Used, a.Free, a.LargestFree
 	st.Fragmentation, st.SlabBytes, st.SlabFree = a.Fragmentation, a.SlabBytes, a.SlabFree
 	st.Populated = s.arena.Populated()
 	st.Puts, st.Gets, st.Frees, st.FullWaits = s.puts.Load(), s.gets.Load(), s.frees.Load(), s.fullWaits.Load()
+	st.Fetches = s.rem.fetches.Load()
 	s.pressureStats(&st)
 	return st
 }
@@ -347,7 +384,7 @@ func (s *Store) Check() error {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		var objects, bytes, pinned int64
+		var objects, bytes, pinned, remote int64
 		for id, e := range sh.mu.m {
 			w := e.rc.Load()
 			switch {
@@ -365,6 +402,13 @@ func (s *Store) Check() error {
 				return fmt.Errorf("engine check: object %s in shard %d, belongs in %d", id, i, shardOf(id))
 			}
 			objects++
+			if wordState(w) == stateRemote {
+				remote++
+				if len(e.data) != 0 || e.more == nil || e.more.size != 0 {
+					sh.mu.Unlock()
+					return fmt.Errorf("engine check: remote object %s has a size or bytes", id)
+				}
+			}
 			bytes += int64(len(e.data))
 			if wordPins(w) > 0 {
 				pinned++
@@ -387,6 +431,9 @@ func (s *Store) Check() error {
 		}
 		if got := sh.pinnedObjects.Load(); got != pinned {
 			return fmt.Errorf("engine check: shard %d counts %d pinned objects, holds %d", i, got, pinned)
+		}
+		if got := sh.remote.Load(); got != remote {
+			return fmt.Errorf("engine check: shard %d counts %d remote objects, holds %d", i, got, remote)
 		}
 	}
 	if s.closed.Load() {

@@ -20,15 +20,17 @@ const (
 	stateEvicted              // a secondary copy dropped under pressure: gone here
 	stateAborted              // its creator gave up: Get fails, memory already released
 	stateFreed                // refs and pins reached zero: gone from the table
+	stateRemote               // a foreign object with no copy here: Get fetches it (Config.Remote)
 )
 
 func (s state) String() string {
-	return [...]string{"pending", "sealed", "spilled", "evicted", "aborted", "freed", "?6", "?7"}[s]
+	return [...]string{"pending", "sealed", "spilled", "evicted", "aborted", "freed", "remote", "?7"}[s]
 }
 
 // ready reports whether Get of an object in state s returns without waiting for
-// its creator: with the value (restoring it from disk if spilled) or an error.
-func (s state) ready() bool { return s != statePending }
+// its creator or a fetch: with the value (restoring it from disk if spilled) or an
+// error. (With a Remote, an evicted copy is fetched too: see Store.absent.)
+func (s state) ready() bool { return s != statePending && s != stateRemote }
 
 // The count word packs, from the low bits up: pins (27 bits), the hold bit, the
 // accessed bit, state (3 bits), refs (32 bits). One word lets Get check "sealed,
@@ -98,6 +100,11 @@ type entryMore struct {
 	restoring bool           // a Get is reading it back; guarded by the shard's mu
 	mapping   []byte         // the spill file mapping, if restored by fallback
 	fallback  atomic.Bool    // mapping is set: for listings, which cannot read off
+
+	// Foreign objects (Config.Remote, remote.go); guarded by the shard's mu.
+	fetch    *fetch        // the fetch of a copy under way
+	reg      *registration // the Remote.Borrowed call under way
+	borrowed bool          // Remote.Borrowed succeeded: Released is owed when freed
 }
 
 // Keep the per-object metadata small: 64 bytes (plus the map slot).
@@ -166,6 +173,7 @@ type shard struct {
 	pinnedObjects atomic.Int64
 	pinnedBytes   atomic.Int64
 	views         atomic.Int64 // unreleased views
+	remote        atomic.Int64 // objects in stateRemote
 
 	_ [64]byte
 }
