@@ -32,7 +32,7 @@ func (s *Store) BorrowAll(ids []trove.ObjectID) ([]trove.Ref, error) {
 	hints := sc.hints // the entries: each handle finds its object without the map
 	var failed int
 	var err error
-	var created []*entry // remote entries made for foreign IDs, each holding one ref of its own
+	var created []*entry // entries of foreign IDs, each holding one ref of BorrowAll's own
 	if len(ids) < minGroupedBorrow {
 		failed, err = s.takeRefs(ids, hints, &created)
 	} else {
@@ -43,7 +43,7 @@ func (s *Store) BorrowAll(ids []trove.ObjectID) ([]trove.Ref, error) {
 		held = len(ids)
 		failed, err = s.registerBorrowed(ids, hints)
 	}
-	s.dropChildren(created) // the hints hold refs of their own on them
+	s.dropChildren(created) // the hints hold refs of their own
 	if err != nil {
 		for _, h := range hints[:held] {
 			s.decRef(h.(*entry))
@@ -70,16 +70,17 @@ func (s *Store) registerBorrowed(ids []trove.ObjectID, hints []any) (int, error)
 
 // takeRefs takes a ref on the object of each of ids, in order, and sets its entry in
 // hints. If one fails it stops and returns its index and error: it then holds refs
-// on the objects of hints[:failed] only. A foreign ID without an entry gets a
-// remote entry (with a Remote), holding one ref of its own listed in created.
+// on the objects of hints[:failed] only. With a Remote, a foreign ID's entry is
+// found or made with foreignEntry, and the extra ref that takes is listed in
+// created (so that takeRef of it cannot fail).
 func (s *Store) takeRefs(ids []trove.ObjectID, hints []any, created *[]*entry) (failed int, err error) {
 	for i, id := range ids {
-		e := s.lookup(id)
-		if e == nil && s.foreign(id) {
-			var made bool
-			if e, made = s.addRemote(id); made {
-				*created = append(*created, e)
-			}
+		var e *entry
+		if s.foreign(id) {
+			e = s.foreignEntry(id)
+			*created = append(*created, e)
+		} else {
+			e = s.lookup(id)
 		}
 		if err := takeRef(e); err != nil {
 			return i, err
@@ -118,11 +119,12 @@ func (s *Store) takeRefsByShard(ids []trove.ObjectID, hints []any, order []int32
 		sh := &s.shards[k]
 		sh.mu.Lock()
 		for _, i := range group {
-			if e := sh.mu.m[ids[i]]; e != nil {
+			if s.foreign(ids[i]) {
+				e := s.foreignEntryLocked(sh, ids[i])
 				hints[i] = e
-			} else if s.foreign(ids[i]) {
-				hints[i] = s.addRemoteLocked(sh, ids[i])
-				*created = append(*created, hints[i].(*entry))
+				*created = append(*created, e)
+			} else if e := sh.mu.m[ids[i]]; e != nil {
+				hints[i] = e
 			}
 		}
 		sh.mu.Unlock()

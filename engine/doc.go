@@ -18,7 +18,10 @@
 // without a GC-watched handle, for holders that give them back explicitly), plus
 // one per stored object that contains it, plus one while its Builder is open, plus
 // one while a Get restores it from disk. A sealed arena object is resident or spilled (on disk
-// only); a secondary copy may instead be evicted (gone from this node). The pin count is the number
+// only); a secondary copy may instead be evicted (gone from this node). With
+// Config.Remote, a foreign object this node holds refs to but has no copy of is
+// remote; a Get of it (or of an evicted copy) fetches a copy through the Remote
+// (remote.go). The pin count is the number
 // of unreleased views. Freeing an object releases its memory and gives back the
 // counts it held on the objects it contains.
 //

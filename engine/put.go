@@ -73,8 +73,15 @@ func (s *Store) CreateContaining(ctx context.Context, size int, contains []trove
 // node, for the cluster layer to pull into. A secondary copy lives in the arena
 // and is evicted, least recently used first and before any primary object is
 // spilled, when memory runs short; a Get of an evicted copy fails with
-// trove.ErrObjectEvicted (fetch it again from its owner). It fails with
-// ErrCopyExists if the store already has a copy of id.
+// trove.ErrObjectEvicted (fetch it again from its owner), or, with a
+// Config.Remote, fetches it again. It fails with ErrCopyExists if the store
+// already has a copy of id. A remote entry for id (remote.go) becomes this copy.
+//
+// Copies of small objects (≤ InlineThreshold, which owners answer inline) live in
+// the arena too, on purpose: the arena's slab classes hold them as compactly as
+// the heap would; Capacity then bounds every received copy; they give way through
+// the same LRU as large ones, so a node full of small copies still makes room for
+// a pull; and ipc clients map them like any arena object.
 func (s *Store) CreateCopy(ctx context.Context, id trove.ObjectID, size int) (*Builder, error) {
 	if id.IsZero() {
 		return nil, fmt.Errorf("create a copy: zero object ID: %w", trove.ErrUnknownObject)
@@ -197,6 +204,12 @@ func (s *Store) reviveCopy(ctx context.Context, e *entry, size int) (*entry, err
 			_ = s.alloc.Free(off)
 			s.wakeRoom()
 			return nil, fmt.Errorf("create a copy of %s: %w", e.id, ErrCopyExists)
+		}
+		if w&holdBit != 0 {
+			// Just evicted: the evictor is still freeing the old memory (it
+			// reads e.off) and lets go in a moment.
+			runtime.Gosched()
+			continue
 		}
 		// The memory is published by this CAS: nobody reads e.off or e.data of an
 		// evicted or remote entry, and Get pins only sealed ones. (A remote

@@ -84,7 +84,10 @@ type Remote interface {
 	// Released reports that this store's last handle (refs, pins, containing
 	// objects) of a foreign id it had reported Borrowed is gone and that its
 	// local copy, if any, has been freed. It is called exactly once per
-	// successful Borrowed, after the memory is given back. It must not block:
+	// successful Borrowed, after the memory is given back. Count them: this
+	// node borrows id while its Borrowed calls outnumber its Released ones.
+	// (The two may cross: a Borrow racing the free of the last handle makes a
+	// new entry, whose Borrowed can come before the old entry's Released.) It must not block:
 	// the cluster queues it and tells the owner in batches. It may be called
 	// from a garbage-collector cleanup goroutine.
 	Released(id trove.ObjectID)
@@ -133,22 +136,22 @@ func (s *Store) absent(st state) bool {
 	return st == stateRemote || (st == stateEvicted && s.cfg.Remote != nil)
 }
 
-// addRemote returns id's entry, making a remote one (holding one ref, which the
-// caller then owns: created is true) if the store has none. The caller checked
+// foreignEntry returns id's entry with one ref taken for the caller, making a
+// remote entry if the store has none, or only one whose last ref is gone (being
+// freed: the new entry takes its place in the table). The caller checked
 // s.foreign(id).
-func (s *Store) addRemote(id trove.ObjectID) (e *entry, created bool) {
+func (s *Store) foreignEntry(id trove.ObjectID) *entry {
 	sh := &s.shards[shardOf(id)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e := sh.mu.m[id]; e != nil {
-		return e, false
-	}
-	return s.addRemoteLocked(sh, id), true
+	return s.foreignEntryLocked(sh, id)
 }
 
-// addRemoteLocked files a new remote entry for id, holding one ref, in sh, whose
-// mu the caller holds.
-func (s *Store) addRemoteLocked(sh *shard, id trove.ObjectID) *entry {
+// foreignEntryLocked is foreignEntry for the caller holding sh.mu.
+func (s *Store) foreignEntryLocked(sh *shard, id trove.ObjectID) *entry {
+	if e := sh.mu.m[id]; e != nil && e.addRef() {
+		return e
+	}
 	e := &entry{id: id, off: offNone, more: &entryMore{arena: true, secondary: true}}
 	e.rc.Store(refOne | uint64(stateRemote)<<stateShift)
 	sh.mu.m[id] = e

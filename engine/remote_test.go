@@ -42,7 +42,7 @@ func (c *fakeCluster) owner(id trove.ObjectID) *Store {
 // open opens a store for node n, reaching the others through a fakeRemote.
 func (c *fakeCluster) open(t *testing.T, n byte, cfg Config) (*Store, *fakeRemote) {
 	t.Helper()
-	r := &fakeRemote{c: c, held: make(map[trove.ObjectID]trove.Ref)}
+	r := &fakeRemote{c: c, held: make(map[trove.ObjectID][]trove.Ref)}
 	cfg.Node = trove.NodeID{n}
 	cfg.Remote = r
 	s := newStore(t, cfg)
@@ -67,9 +67,9 @@ type fakeRemote struct {
 	fetches  int
 	borrowed int
 	released int
-	events   []string                     // "borrowed <id>", "released <id>", in order
-	held     map[trove.ObjectID]trove.Ref // the ref the owner's store holds for this node, per borrowed ID
-	badFree  []string                     // Released calls that came before the copy was freed
+	events   []string                       // "borrowed <id>", "released <id>", in order
+	held     map[trove.ObjectID][]trove.Ref // the refs the owner's store holds for this node, one per Borrowed
+	badFree  []string                       // Released calls that came before the copy was freed
 }
 
 func (r *fakeRemote) Fetch(ctx context.Context, id trove.ObjectID, st *Store) error {
@@ -117,11 +117,7 @@ func (r *fakeRemote) Borrowed(_ context.Context, id trove.ObjectID) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, dup := r.held[id]; dup {
-		ref.Drop()
-		return fmt.Errorf("test: Borrowed(%s) twice without a Released", id)
-	}
-	r.held[id] = ref
+	r.held[id] = append(r.held[id], ref)
 	r.borrowed++
 	r.events = append(r.events, "borrowed "+id.String())
 	return nil
@@ -134,14 +130,20 @@ func (r *fakeRemote) Released(id trove.ObjectID) {
 		r.mu.Unlock()
 	}
 	r.mu.Lock()
-	ref, ok := r.held[id]
-	delete(r.held, id)
+	refs := r.held[id]
+	if len(refs) == 0 {
+		r.mu.Unlock()
+		panic("test: Released(" + id.String() + ") without Borrowed")
+	}
+	ref := refs[len(refs)-1]
+	if len(refs) == 1 {
+		delete(r.held, id)
+	} else {
+		r.held[id] = refs[:len(refs)-1]
+	}
 	r.released++
 	r.events = append(r.events, "released "+id.String())
 	r.mu.Unlock()
-	if !ok {
-		panic("test: Released(" + id.String() + ") without Borrowed")
-	}
 	ref.Drop() // the owner may free it now
 }
 
@@ -625,14 +627,14 @@ func TestRemoteRoomForPulls(t *testing.T) {
 	for _, spilling := range []bool{false, true} {
 		t.Run(fmt.Sprintf("spilling=%v", spilling), func(t *testing.T) {
 			c := newFakeCluster()
-			b, _ := c.open(t, 2, Config{Capacity: 64 << 20})
-			a, ra := c.open(t, 1, Config{Capacity: 8 << 20, DisableSpilling: !spilling, SpillDirs: []string{t.TempDir()}, MinSpillSize: 1 << 20})
+			b, _ := c.open(t, 2, Config{Capacity: 16 << 20})
+			a, ra := c.open(t, 1, Config{Capacity: 4 << 20, DisableSpilling: !spilling, SpillDirs: []string{t.TempDir()}, MinSpillSize: 1 << 20})
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a deadlock fails, not hangs
 			defer cancel()
-			const n = 24 // three times what fits
+			const n, size = 24, 512 << 10 // three times what fits
 			var owned, refs []trove.Ref
 			for i := range n {
-				x, err := b.Put(ctx, pattern(1<<20, byte(i)))
+				x, err := b.Put(ctx, pattern(size, byte(i)))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -648,7 +650,7 @@ func TestRemoteRoomForPulls(t *testing.T) {
 					if err != nil {
 						t.Fatalf("round %d, Get %d into a store full of copies: %v", round, i, err)
 					}
-					if !bytes.Equal(v.Bytes(), pattern(1<<20, byte(i))) {
+					if !bytes.Equal(v.Bytes(), pattern(size, byte(i))) {
 						t.Fatalf("copy %d: wrong bytes", i)
 					}
 					v.Release()

@@ -212,7 +212,10 @@ func (s *Store) markFreed(e *entry) bool {
 func (s *Store) release(e *entry) {
 	sh := s.shardFor(e)
 	sh.mu.Lock()
-	delete(sh.mu.m, e.id)
+	// A foreign entry may have been replaced by a new one (foreignEntry).
+	if e.more == nil || !e.more.secondary || sh.mu.m[e.id] == e {
+		delete(sh.mu.m, e.id)
+	}
 	sh.mu.Unlock()
 	// Memory first, counters after: a reader that sees the object count drop sees
 	// its memory gone too.
@@ -268,31 +271,22 @@ func (s *Store) Borrow(id trove.ObjectID) (trove.Ref, error) {
 	if s.closed.Load() {
 		return trove.Ref{}, trove.ErrClosed
 	}
-	e := s.lookup(id)
-	if e == nil && s.foreign(id) {
+	if s.foreign(id) {
 		return s.borrowForeign(id)
 	}
+	e := s.lookup(id)
 	if e == nil {
 		return trove.Ref{}, fmt.Errorf("borrow %s: %w", id, trove.ErrUnknownObject)
 	}
 	if !e.addRef() {
 		return trove.Ref{}, fmt.Errorf("borrow %s: %w", id, trove.ErrObjectFreed)
 	}
-	if s.foreign(id) {
-		if err := s.ensureBorrowed(e); err != nil {
-			s.decRef(e)
-			return trove.Ref{}, fmt.Errorf("borrow %s: %w", id, err)
-		}
-	}
 	return trove.NewRef(id, s, e), nil
 }
 
-// borrowForeign is Borrow of a foreign ID the store had no entry for a moment ago.
+// borrowForeign is Borrow of an ID another node owns, with a Remote (remote.go).
 func (s *Store) borrowForeign(id trove.ObjectID) (trove.Ref, error) {
-	e, created := s.addRemote(id)
-	if !created && !e.addRef() {
-		return trove.Ref{}, fmt.Errorf("borrow %s: %w", id, trove.ErrObjectFreed)
-	}
+	e := s.foreignEntry(id)
 	if err := s.ensureBorrowed(e); err != nil {
 		s.decRef(e)
 		return trove.Ref{}, fmt.Errorf("borrow %s: %w", id, err)
