@@ -184,6 +184,11 @@ func (s *Store) getInto(ctx context.Context, ref trove.Ref, o *trove.Object) err
 // after it are returned as pending without being examined (some may be ready, as
 // in Ray's wait), so an invalid ref there is reported by a later Wait. pending may
 // share refs' backing array (it never has room to append into it).
+//
+// With a Config.Remote, a foreign ref this node has no copy of is ready once a
+// copy is here: Wait fetches it (as Ray's wait with fetch_local), and counts it
+// ready too if that fetch fails (Get then reports why). A fetch that only this
+// Wait waited on is cancelled when Wait returns.
 func (s *Store) Wait(ctx context.Context, refs []trove.Ref, numReturns int) (ready, pending []trove.Ref, err error) {
 	if numReturns < 0 || numReturns > len(refs) {
 		return nil, nil, fmt.Errorf("wait: numReturns %d outside [0, %d], the number of refs", numReturns, len(refs))

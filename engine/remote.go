@@ -39,8 +39,9 @@ import (
 
 // Remote is how a store reaches objects owned by other nodes: the cluster layer
 // implements it (a test double in the engine's tests). The store calls it
-// without holding any of its locks; every method is called from the goroutine
-// of the store call that needs it, except Fetch (see there).
+// without holding any of its locks: Borrowed from the Borrow's goroutine,
+// Released from whichever goroutine lets go of the last hold (a Drop, a
+// Release, a GC cleanup, the evictor), Fetch from a goroutine of its own.
 type Remote interface {
 	// Fetch brings a sealed copy of id, an object owned by another node, into
 	// st: it asks the owner for the size (waiting, as a future, until the owner
@@ -57,7 +58,10 @@ type Remote interface {
 	// concurrent Gets of the ID on this node share one Fetch, each waiting
 	// with its own context. ctx is cancelled when every Get and Wait waiting on
 	// the fetch has gone, or the store closes: Fetch must then return promptly.
-	// A Get arriving after that starts a new Fetch. If CreateCopy fails with
+	// A Get arriving after that waits for it to return, then starts a new
+	// Fetch. A Fetch that returns nil without a sealed copy (or whose copy is
+	// evicted before the Get can pin it) makes the Get fetch again, up to
+	// maxFetchRounds times, then fail with ErrObjectEvicted. If CreateCopy fails with
 	// ErrCopyExists, a copy is already there or being made: return (that error,
 	// or nil) and the waiting Gets look again.
 	//

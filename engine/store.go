@@ -266,7 +266,9 @@ func poison(b []byte) {
 	}
 }
 
-// Borrow implements trove.Store: a new handle to an object the store holds.
+// Borrow implements trove.Store: a new handle to an object the store holds, or,
+// with a Config.Remote, to an object another node owns: the first such handle
+// makes a remote entry and calls Remote.Borrowed before Borrow returns.
 func (s *Store) Borrow(id trove.ObjectID) (trove.Ref, error) {
 	if s.closed.Load() {
 		return trove.Ref{}, trove.ErrClosed
@@ -305,7 +307,7 @@ type Stats struct {
 	PinnedObjects  int64 // objects with at least one unreleased view
 	PinnedBytes    int64
 	Views          int64 // unreleased views
-	RemoteObjects  int64 // foreign objects held by refs with no copy here yet (Config.Remote); not in ObjectBytes
+	RemoteObjects  int64 // foreign objects held by refs with no copy here (never fetched, or the last fetch failed; Config.Remote); not in ObjectBytes
 
 	// The arena and its allocator.
 	Capacity      int64   // arena bytes
