@@ -62,6 +62,8 @@ type fakeRemote struct {
 	hook func(ctx context.Context, id trove.ObjectID) error
 	// abortAfterCreate makes Fetch create the copy, then abort it and fail.
 	abortAfterCreate bool
+	// borrowHook, if set, runs at the start of every Borrowed.
+	borrowHook func(id trove.ObjectID)
 
 	mu       sync.Mutex
 	fetches  int
@@ -107,6 +109,12 @@ func (r *fakeRemote) Fetch(ctx context.Context, id trove.ObjectID, st *Store) er
 // Borrowed registers this node with the owner: the owner's store keeps one ref
 // for it, as the cluster does for each borrowing node.
 func (r *fakeRemote) Borrowed(_ context.Context, id trove.ObjectID) error {
+	r.mu.Lock()
+	hook := r.borrowHook
+	r.mu.Unlock()
+	if hook != nil {
+		hook(id)
+	}
 	owner := r.c.owner(id)
 	if owner == nil {
 		return fmt.Errorf("node %s: %w", id.Node(), errOwnerDied)
@@ -313,6 +321,87 @@ func TestRemoteBorrowRegistersOncePerFirstHandle(t *testing.T) {
 		t.Fatalf("Borrowed called %d times, want 2", borrowed)
 	}
 	h3.Drop()
+	x.Drop()
+	requireRemoteEmpty(t, a, ra)
+	requireEmpty(t, b)
+}
+
+// Concurrent first Borrows of one foreign ID make one Borrowed call, and none of
+// them returns before it has: the registration precedes every handle.
+func TestRemoteConcurrentBorrowsWaitForRegistration(t *testing.T) {
+	c := newFakeCluster()
+	b, _ := c.open(t, 2, Config{})
+	a, ra := c.open(t, 1, Config{})
+	x, err := b.Put(context.Background(), []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}, 8), make(chan struct{})
+	ra.mu.Lock()
+	ra.borrowHook = func(trove.ObjectID) { entered <- struct{}{}; <-release }
+	ra.mu.Unlock()
+	const n = 4
+	refs := make(chan trove.Ref, n)
+	for range n {
+		go func() {
+			r, err := a.Borrow(x.ID())
+			if err != nil {
+				t.Error(err)
+			}
+			refs <- r
+		}()
+	}
+	<-entered
+	waitFor(t, "4 handles counted", func() bool {
+		e := a.lookup(x.ID())
+		return e != nil && wordRefs(e.rc.Load()) == n
+	})
+	select {
+	case <-refs:
+		t.Fatal("a Borrow returned before Borrowed did")
+	default:
+	}
+	close(release)
+	for range n {
+		(<-refs).Drop()
+	}
+	if _, borrowed, released := ra.counts(); borrowed != 1 || released != 1 {
+		t.Fatalf("%d Borrowed, %d Released for %d concurrent first Borrows", borrowed, released, n)
+	}
+	x.Drop()
+	requireRemoteEmpty(t, a, ra)
+	requireEmpty(t, b)
+}
+
+// Borrows racing the drop of the last handle (the entry being freed is replaced
+// by a new one) never fail, and every Borrowed is matched by one Released.
+func TestRemoteBorrowRacingLastDrop(t *testing.T) {
+	c := newFakeCluster()
+	b, _ := c.open(t, 2, Config{})
+	a, ra := c.open(t, 1, Config{})
+	x, err := b.Put(context.Background(), []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				r, err := a.Borrow(x.ID())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if rs, err := a.BorrowAll([]trove.ObjectID{x.ID()}); err != nil {
+					t.Error(err)
+				} else {
+					rs[0].Drop()
+				}
+				r.Drop()
+			}
+		})
+	}
+	wg.Wait()
 	x.Drop()
 	requireRemoteEmpty(t, a, ra)
 	requireEmpty(t, b)
