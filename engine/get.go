@@ -94,7 +94,7 @@ func (s *Store) register(e *entry, w *waiter) bool {
 	sh := s.shardFor(e)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if st := wordState(e.rc.Load()); st.ready() && !s.absent(st) || s.absent(st) && e.more.fetch == nil {
+	if st := wordState(e.rc.Load()); st.ready() && !s.absent(st) || s.absent(st) && (e.more.foreign == nil || e.more.foreign.fetch == nil) {
 		return false // an absent object is waited on while its fetch runs
 	}
 	if e.more == nil {

@@ -117,6 +117,23 @@ type fetch struct {
 	finished  bool  // Remote.Fetch returned
 }
 
+// foreignMore is the part of a foreign object's entryMore that concerns the
+// Remote; guarded by the shard's mu.
+type foreignMore struct {
+	fetch    *fetch        // the fetch of a copy under way
+	reg      *registration // the Remote.Borrowed call under way
+	borrowed bool          // Remote.Borrowed succeeded: Released is owed when freed
+}
+
+// foreignLocked returns e's foreignMore, making it if need be. The caller holds
+// the shard's mu; e is an arena object (e.more is set).
+func foreignLocked(e *entry) *foreignMore {
+	if e.more.foreign == nil {
+		e.more.foreign = &foreignMore{}
+	}
+	return e.more.foreign
+}
+
 // registration is a Remote.Borrowed call under way, which other Borrows of the
 // ID wait for. err is written before done is closed.
 type registration struct {
@@ -156,7 +173,7 @@ func (s *Store) foreignEntryLocked(sh *shard, id trove.ObjectID) *entry {
 	if e := sh.mu.m[id]; e != nil && e.addRef() {
 		return e
 	}
-	e := &entry{id: id, off: offNone, more: &entryMore{arena: true, secondary: true}}
+	e := &entry{id: id, off: offNone, more: &entryMore{arena: true, secondary: true, foreign: &foreignMore{}}}
 	e.rc.Store(refOne | uint64(stateRemote)<<stateShift)
 	sh.mu.m[id] = e
 	sh.objects.Add(1)
@@ -171,11 +188,12 @@ func (s *Store) ensureBorrowed(e *entry) error {
 	sh := s.shardFor(e)
 	for {
 		sh.mu.Lock()
-		if e.more.borrowed {
+		fm := foreignLocked(e)
+		if fm.borrowed {
 			sh.mu.Unlock()
 			return nil
 		}
-		if r := e.more.reg; r != nil {
+		if r := fm.reg; r != nil {
 			sh.mu.Unlock()
 			<-r.done
 			if r.err != nil {
@@ -184,14 +202,14 @@ func (s *Store) ensureBorrowed(e *entry) error {
 			continue
 		}
 		r := &registration{done: make(chan struct{})}
-		e.more.reg = r
+		fm.reg = r
 		sh.mu.Unlock()
 		err := s.cfg.Remote.Borrowed(s.rem.life, e.id)
 		if err != nil {
 			err = fmt.Errorf("register this node as a borrower of %s with node %s: %w", e.id, e.id.Node(), err)
 		}
 		sh.mu.Lock()
-		e.more.reg, e.more.borrowed, r.err = nil, err == nil, err
+		fm.reg, fm.borrowed, r.err = nil, err == nil, err
 		sh.mu.Unlock()
 		close(r.done)
 		return err
@@ -201,8 +219,8 @@ func (s *Store) ensureBorrowed(e *entry) error {
 // released tells the Remote that a freed foreign entry's last handle is gone.
 // The caller is release, after the entry's memory was given back.
 func (s *Store) released(e *entry) {
-	if e.more.borrowed { // no lock: e is freed, nobody else touches it
-		e.more.borrowed = false
+	if fm := e.more.foreign; fm != nil && fm.borrowed { // no lock: e is freed, nobody else touches it
+		fm.borrowed = false
 		s.cfg.Remote.Released(e.id)
 	}
 }
@@ -230,7 +248,8 @@ func (s *Store) joinFetch(e *entry) (*fetch, error) {
 		sh.mu.Unlock()
 		return nil, nil
 	}
-	if f := e.more.fetch; f != nil {
+	fm := foreignLocked(e)
+	if f := fm.fetch; f != nil {
 		f.waiters++
 		sh.mu.Unlock()
 		return f, nil
@@ -241,7 +260,7 @@ func (s *Store) joinFetch(e *entry) (*fetch, error) {
 	}
 	ctx, cancel := context.WithCancel(s.rem.life)
 	f := &fetch{done: make(chan struct{}), cancel: cancel, waiters: 1}
-	e.more.fetch = f
+	fm.fetch = f
 	sh.mu.Unlock()
 	s.rem.running.Add(1)
 	go s.runFetch(ctx, e, f)
@@ -258,7 +277,7 @@ func (s *Store) runFetch(ctx context.Context, e *entry, f *fetch) {
 	sh := s.shardFor(e)
 	sh.mu.Lock()
 	f.err, f.finished = err, true
-	e.more.fetch = nil
+	e.more.foreign.fetch = nil
 	sh.mu.Unlock()
 	f.cancel()
 	// The fetch's ref goes before its waiters wake (they hold refs of their

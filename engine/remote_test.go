@@ -218,10 +218,10 @@ func fetchWaiters(s *Store, id trove.ObjectID) int {
 	sh := s.shardFor(e)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e.more == nil || e.more.fetch == nil {
+	if e.more == nil || e.more.foreign == nil || e.more.foreign.fetch == nil {
 		return 0
 	}
-	return e.more.fetch.waiters
+	return e.more.foreign.fetch.waiters
 }
 
 // gate is a Fetch hook that blocks every fetch until opened (or its ctx ends),

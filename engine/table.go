@@ -96,16 +96,19 @@ type entryMore struct {
 	secondary bool           // a copy of an object owned elsewhere: evicted, never spilled
 	evicted   bool           // a secondary copy whose memory was evicted
 	spilled   bool           // loc names a complete copy on disk
-	loc       spill.Location // where, if spilled
-	restoring bool           // a Get is reading it back; guarded by the shard's mu
-	mapping   []byte         // the spill file mapping, if restored by fallback
 	fallback  atomic.Bool    // mapping is set: for listings, which cannot read off
+	loc       spill.Location // where, if spilled
+	mapping   []byte         // the spill file mapping, if restored by fallback
 
-	// Foreign objects (Config.Remote, remote.go); guarded by the shard's mu.
-	fetch    *fetch        // the fetch of a copy under way
-	reg      *registration // the Remote.Borrowed call under way
-	borrowed bool          // Remote.Borrowed succeeded: Released is owed when freed
+	// foreign is what a foreign object needs with a Config.Remote (remote.go);
+	// guarded by the shard's mu. Nil for every other object.
+	foreign *foreignMore
+
+	restoring bool // a Get is reading it back; guarded by the shard's mu
 }
+
+// An arena object's entryMore stays in the 128-byte size class.
+var _ = [1]struct{}{}[128-unsafe.Sizeof(entryMore{})]
 
 // Keep the per-object metadata small: 64 bytes (plus the map slot).
 var _ = [1]struct{}{}[unsafe.Sizeof(entry{})-64]
