@@ -77,6 +77,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.startRemote()
 	if err := s.startPressure(); err != nil {
+		s.rem.stop()
 		ar.Close()
 		return nil, err
 	}
