@@ -43,10 +43,20 @@ func (s *Store) PutHold(ctx context.Context, size int, contains []trove.Ref, fil
 
 // HoldID takes a Hold on the object id names, as Borrow takes a Ref. It fails
 // with trove.ErrUnknownObject if the store has no such object, and
-// trove.ErrObjectFreed if its last count went meanwhile.
+// trove.ErrObjectFreed if its last count went meanwhile. With a Config.Remote,
+// a foreign ID is held as Borrow holds it: the first count makes a remote entry
+// and calls Remote.Borrowed before HoldID returns (remote.go).
 func (s *Store) HoldID(id trove.ObjectID) (Hold, error) {
 	if s.closed.Load() {
 		return Hold{}, trove.ErrClosed
+	}
+	if s.foreign(id) {
+		e := s.foreignEntry(id)
+		if err := s.ensureBorrowed(e); err != nil {
+			s.decRef(e)
+			return Hold{}, fmt.Errorf("hold %s: %w", id, err)
+		}
+		return Hold{e}, nil
 	}
 	e := s.lookup(id)
 	if err := takeRef(e); err != nil {
@@ -88,5 +98,9 @@ func (s *Store) TryGetHold(h Hold) (*trove.Object, error) {
 
 // ReadyHold is Ready for a held object.
 func (s *Store) ReadyHold(h Hold) bool {
-	return h.e != nil && wordState(h.e.rc.Load()).ready()
+	if h.e == nil {
+		return false
+	}
+	st := wordState(h.e.rc.Load())
+	return st.ready() && !s.absent(st)
 }

@@ -944,3 +944,51 @@ func TestPinByID(t *testing.T) {
 	r.Drop()
 	requireEmpty(t, s)
 }
+
+// HoldID of a foreign ID (the ipc daemon's Borrow) registers like Borrow, once
+// per first count, and a Get through a ref fetches the held object.
+func TestRemoteHoldID(t *testing.T) {
+	c := newFakeCluster()
+	b, _ := c.open(t, 2, Config{})
+	a, ra := c.open(t, 1, Config{})
+	ctx := context.Background()
+	x, err := b.Put(ctx, []byte("held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, err := a.HoldID(x.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := a.HoldID(x.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ReadyHold(h1) {
+		t.Fatal("ReadyHold of an unfetched foreign object")
+	}
+	if v, err := a.TryGetHold(h1); v != nil || err != nil {
+		t.Fatalf("TryGetHold of an unfetched foreign object: %v, %v; want nil, nil", v, err)
+	}
+	r, err := a.Borrow(x.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := a.Get(ctx, r)
+	if err != nil || string(v.Bytes()) != "held" {
+		t.Fatalf("Get: %v", err)
+	}
+	v.Release()
+	if !a.ReadyHold(h2) {
+		t.Fatal("ReadyHold of a fetched copy")
+	}
+	if _, borrowed, _ := ra.counts(); borrowed != 1 {
+		t.Fatalf("%d Borrowed for two holds and a ref", borrowed)
+	}
+	r.Drop()
+	a.Unhold(h1)
+	a.Unhold(h2)
+	x.Drop()
+	requireRemoteEmpty(t, a, ra)
+	requireEmpty(t, b)
+}
