@@ -40,6 +40,7 @@ type storeJSON struct {
 	PinnedObjects  int64 `json:"pinned_objects"`
 	PinnedBytes    int64 `json:"pinned_bytes"`
 	Views          int64 `json:"views"`
+	RemoteObjects  int64 `json:"remote_objects"`
 
 	Capacity      int64   `json:"capacity"`
 	Used          int64   `json:"used"`
@@ -54,6 +55,7 @@ type storeJSON struct {
 	Gets      uint64 `json:"gets"`
 	Frees     uint64 `json:"frees"`
 	FullWaits uint64 `json:"full_waits"`
+	Fetches   uint64 `json:"fetches"`
 
 	InMemoryBytes       int64   `json:"in_memory_bytes"`
 	SpilledObjects      int64   `json:"spilled_objects"`
@@ -119,12 +121,12 @@ func newStoreJSON(s engine.Stats) storeJSON {
 	return storeJSON{
 		Objects: s.Objects, PendingObjects: s.PendingObjects, ObjectBytes: s.ObjectBytes,
 		InlineObjects: s.InlineObjects, InlineBytes: s.InlineBytes,
-		PinnedObjects: s.PinnedObjects, PinnedBytes: s.PinnedBytes, Views: s.Views,
+		PinnedObjects: s.PinnedObjects, PinnedBytes: s.PinnedBytes, Views: s.Views, RemoteObjects: s.RemoteObjects,
 
 		Capacity: s.Capacity, Used: s.Used, Free: s.Free, LargestFree: s.LargestFree, Fragmentation: s.Fragmentation,
 		SlabBytes: s.SlabBytes, SlabFree: s.SlabFree, Populated: s.Populated,
 
-		Puts: s.Puts, Gets: s.Gets, Frees: s.Frees, FullWaits: s.FullWaits,
+		Puts: s.Puts, Gets: s.Gets, Frees: s.Frees, FullWaits: s.FullWaits, Fetches: s.Fetches,
 
 		InMemoryBytes: s.InMemoryBytes, SpilledObjects: s.SpilledObjects, SpilledBytes: s.SpilledBytes,
 		SpillFiles: s.SpillFiles, SpillFilesWritten: s.SpillFilesWritten, SpillDiskBytes: s.SpillDiskBytes,
