@@ -13,14 +13,6 @@ import (
 	"github.com/trovedb/trove"
 )
 
-// The cluster's errors live in the root package (another change adds them);
-// these stand in for them: the engine must pass whatever Fetch returns through
-// with errors.Is intact.
-var (
-	errOwnerDied  = errors.New("test: the owning node died")
-	errObjectLost = errors.New("test: no copy of the object can be reached")
-)
-
 // fakeCluster is a test double of the cluster layer: engine stores by node,
 // each reaching the others' objects through a fakeRemote that reads the owner's
 // store directly (PinByID) where the real cluster would pull over the network.
@@ -86,11 +78,11 @@ func (r *fakeRemote) Fetch(ctx context.Context, id trove.ObjectID, st *Store) er
 	}
 	owner := r.c.owner(id)
 	if owner == nil {
-		return fmt.Errorf("node %s: %w", id.Node(), errOwnerDied)
+		return fmt.Errorf("node %s: %w", id.Node(), trove.ErrOwnerDied)
 	}
 	src, err := owner.PinByID(ctx, id)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errObjectLost, err)
+		return fmt.Errorf("%w: %w", trove.ErrObjectLost, err)
 	}
 	defer src.Release()
 	b, err := st.CreateCopy(ctx, id, src.Size())
@@ -101,7 +93,7 @@ func (r *fakeRemote) Fetch(ctx context.Context, id trove.ObjectID, st *Store) er
 	copy(b.Bytes(), src.Bytes())
 	if abort {
 		b.Abort()
-		return fmt.Errorf("pull of %s broke off: %w", id, errObjectLost)
+		return fmt.Errorf("pull of %s broke off: %w", id, trove.ErrObjectLost)
 	}
 	return b.Seal()
 }
@@ -117,7 +109,7 @@ func (r *fakeRemote) Borrowed(_ context.Context, id trove.ObjectID) error {
 	}
 	owner := r.c.owner(id)
 	if owner == nil {
-		return fmt.Errorf("node %s: %w", id.Node(), errOwnerDied)
+		return fmt.Errorf("node %s: %w", id.Node(), trove.ErrOwnerDied)
 	}
 	ref, err := owner.Borrow(id)
 	if err != nil {
@@ -416,15 +408,15 @@ func TestRemoteBorrowFailures(t *testing.T) {
 	c := newFakeCluster()
 	a, ra := c.open(t, 1, Config{})
 	gone := trove.NewObjectID(trove.NodeID{9}, 1) // node 9 is not in the cluster
-	if _, err := a.Borrow(gone); !errors.Is(err, errOwnerDied) {
-		t.Fatalf("Borrow of an ID whose owner died: %v, want errOwnerDied", err)
+	if _, err := a.Borrow(gone); !errors.Is(err, trove.ErrOwnerDied) {
+		t.Fatalf("Borrow of an ID whose owner died: %v, want trove.ErrOwnerDied", err)
 	}
 	ids := make([]trove.ObjectID, 2*minGroupedBorrow) // the grouped path too
 	for _, n := range []int{3, len(ids)} {
 		for i := range ids[:n] {
 			ids[i] = trove.NewObjectID(trove.NodeID{9}, uint64(i+1))
 		}
-		if _, err := a.BorrowAll(ids[:n]); !errors.Is(err, errOwnerDied) {
+		if _, err := a.BorrowAll(ids[:n]); !errors.Is(err, trove.ErrOwnerDied) {
 			t.Fatalf("BorrowAll of %d IDs whose owner died: %v", n, err)
 		}
 	}
@@ -593,7 +585,7 @@ func TestRemoteFetchErrorReachesAllWaiters(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := newGate()
-	g.fail = fmt.Errorf("owner left: %w", errOwnerDied)
+	g.fail = fmt.Errorf("owner left: %w", trove.ErrOwnerDied)
 	ra.setHook(g.hook)
 	const n = 4
 	errs := make(chan error, n)
@@ -613,8 +605,8 @@ func TestRemoteFetchErrorReachesAllWaiters(t *testing.T) {
 	waitFor(t, "4 Gets and GetAlls waiting", func() bool { return fetchWaiters(a, x.ID()) == n+n/2 })
 	close(g.open)
 	for range n {
-		if err := <-errs; !errors.Is(err, errOwnerDied) {
-			t.Fatalf("waiter of a failed fetch: %v, want errOwnerDied", err)
+		if err := <-errs; !errors.Is(err, trove.ErrOwnerDied) {
+			t.Fatalf("waiter of a failed fetch: %v, want trove.ErrOwnerDied", err)
 		}
 	}
 	if fetches, _, _ := ra.counts(); fetches != 1 {
@@ -626,8 +618,8 @@ func TestRemoteFetchErrorReachesAllWaiters(t *testing.T) {
 	ra.mu.Lock()
 	ra.hook, ra.abortAfterCreate = nil, true
 	ra.mu.Unlock()
-	if _, err := a.Get(ctx, ref); !errors.Is(err, errObjectLost) {
-		t.Fatalf("Get when the pull breaks off: %v, want errObjectLost", err)
+	if _, err := a.Get(ctx, ref); !errors.Is(err, trove.ErrObjectLost) {
+		t.Fatalf("Get when the pull breaks off: %v, want trove.ErrObjectLost", err)
 	}
 	waitFetchesDone(t, a)
 	infos := slices.Collect(a.Objects())
