@@ -227,7 +227,6 @@ func checkSocketFree(path string) error {
 	return fmt.Errorf("%s is already listening on %s: stop it, or give this one another -socket (or $TROVE_SOCKET)", who, path)
 }
 
-
 // spillDirKnobs names where spill directories are set, for error messages.
 const spillDirKnobs = `-spill-dir, $TROVE_SPILL_DIR or "spill-dir" in the -config file`
 
