@@ -95,6 +95,7 @@ const (
 	codeProtocol    quicgo.ApplicationErrorCode = 1 // the peer broke the wire format
 	codeChunkFailed quicgo.StreamErrorCode      = 1 // the chunk server failed mid-chunk
 	codeCanceled    quicgo.StreamErrorCode      = 2 // the caller gave up (its context ended)
+	codeNoHandler   quicgo.StreamErrorCode      = 3 // no handler for the tagged stream's tag
 )
 
 // unreachable wraps a network-side failure of a call to addr: trove.ErrNodeUnreachable

@@ -32,6 +32,15 @@ type Transport struct {
 
 	dials, accepts, protocolErrors atomic.Int64
 
+	tags struct {
+		sync.Mutex
+		m map[Tag]*TagHandler
+	}
+	packets struct {
+		sync.Mutex
+		queues map[string]*packetQueue // by peer address, while packets wait
+	}
+
 	mu struct {
 		sync.Mutex
 		closed  bool
@@ -100,7 +109,7 @@ func Listen(ctx context.Context, cfg Config) (*Transport, error) {
 			InitialConnectionReceiveWindow: uint64(cfg.ConnWindow),
 			MaxConnectionReceiveWindow:     uint64(cfg.ConnWindow),
 			MaxIncomingStreams:             1024,
-			MaxIncomingUniStreams:          -1,
+			MaxIncomingUniStreams:          256, // packets (tagged.go)
 		},
 	}
 	t.ctx, t.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -210,9 +219,10 @@ func (t *Transport) adopt(conn *quicgo.Conn) *peerConn {
 	if old, ok := t.mu.conns[pc.peer.Addr]; !ok || old.conn.Context().Err() != nil {
 		t.mu.conns[pc.peer.Addr] = pc
 	}
-	t.wg.Add(1)
+	t.wg.Add(2)
 	t.mu.Unlock()
 	go t.serveConn(pc)
+	go t.servePackets(pc)
 	return pc
 }
 
@@ -295,6 +305,18 @@ func (t *Transport) dial(key string, uaddr *net.UDPAddr, d *dialState) {
 	delete(t.mu.dialing, key)
 	t.mu.Unlock()
 	close(d.done)
+}
+
+// track adds a goroutine to t.wg unless the transport is closed (Close is
+// waiting, or has waited, for them all).
+func (t *Transport) track() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.closed {
+		return false
+	}
+	t.wg.Add(1)
+	return true
 }
 
 // disconnect closes pc's connection after its peer broke the wire format.
