@@ -221,6 +221,7 @@ type membership struct {
 	gt     *gossipTransport
 	boot   uint64
 	meta   atomic.Pointer[[]byte] // this node's encoded nodeMeta, as NodeMeta returns it
+	life   sync.Mutex             // serializes Leave and Close (memberlist panics on a Leave after its Shutdown)
 	left   atomic.Bool
 	stale  atomic.Bool // the cluster holds a previous run of this node at another address
 	ctx    context.Context
@@ -340,15 +341,21 @@ func (m *membership) join(parent context.Context) error {
 	defer cancel()
 	delay := 50 * time.Millisecond
 	for {
+		m.gt.resetRefusals()
 		n, err := m.ml.Join(m.cfg.Join)
 		if n > 0 {
 			return nil
 		}
-		select {
-		case <-time.After(delay):
-			delay = min(2*delay, time.Second)
-			continue
-		case <-ctx.Done():
+		// Every address refused this node's certificate (or this node
+		// theirs): retrying cannot help.
+		refusedAll := m.gt.resetRefusals() >= len(m.cfg.Join)
+		if !refusedAll {
+			select {
+			case <-time.After(delay):
+				delay = min(2*delay, time.Second)
+				continue
+			case <-ctx.Done():
+			}
 		}
 		cause := m.gt.lastDialError()
 		if cause == nil {
@@ -358,7 +365,9 @@ func (m *membership) join(parent context.Context) error {
 			cause = errNoMembers
 		}
 		why := fmt.Sprintf("no member answered within %v (membershipConfig.JoinTimeout)", m.cfg.JoinTimeout)
-		if parent.Err() != nil {
+		if refusedAll {
+			why = "every address refused the TLS handshake"
+		} else if parent.Err() != nil {
 			why = fmt.Sprintf("gave up (%v)", context.Cause(parent))
 		}
 		return fmt.Errorf("cluster: node %s could not join the cluster at %s: %s; check the addresses are members' and that this node's certificate is from their CA: %w",
@@ -461,6 +470,8 @@ func (m *membership) Leave(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(d), time.Millisecond)
 	}
+	m.life.Lock()
+	defer m.life.Unlock()
 	if m.ctx.Err() != nil {
 		return fmt.Errorf("cluster: node %s leaving the cluster: the membership is closed: %w", m.cfg.Name, trove.ErrClosed)
 	}
@@ -483,6 +494,8 @@ func (m *membership) Leave(ctx context.Context) error {
 // stop answering, and declare it dead. The QUIC transport stays open (it is
 // the node's).
 func (m *membership) Close() error {
+	m.life.Lock()
+	defer m.life.Unlock()
 	if m.ctx.Err() != nil {
 		return nil
 	}

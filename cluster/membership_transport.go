@@ -34,8 +34,9 @@ type gossipTransport struct {
 
 	once sync.Once
 
-	mu      sync.Mutex
-	lastErr error // the last dial failure, for a join's error
+	mu       sync.Mutex
+	lastErr  error // the last dial failure, for a join's error; a refusal is kept over others
+	refusals int   // dials refused at the TLS handshake since resetRefusals
 }
 
 func newGossipTransport(tr *quic.Transport, snoop func(b []byte, in bool)) (*gossipTransport, error) {
@@ -112,10 +113,26 @@ func (g *gossipTransport) DialTimeout(addr string, timeout time.Duration) (net.C
 	conn, err := g.tr.DialStream(ctx, addr, gossipTag)
 	if err != nil {
 		g.mu.Lock()
-		g.lastErr = err
+		refused := errors.Is(err, quic.ErrHandshakeRefused)
+		if refused {
+			g.refusals++
+		}
+		if refused || !errors.Is(g.lastErr, quic.ErrHandshakeRefused) {
+			g.lastErr = err
+		}
 		g.mu.Unlock()
 	}
 	return conn, err
+}
+
+// resetRefusals starts counting refused dials afresh, and returns how many
+// there were.
+func (g *gossipTransport) resetRefusals() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := g.refusals
+	g.refusals = 0
+	return n
 }
 
 // lastDialError is the last failed dial's error, or nil.
