@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/net/quic"
 )
@@ -386,4 +388,94 @@ func TestMembershipConfigErrors(t *testing.T) {
 	if _, err := startMembership(context.Background(), membershipConfig{Transport: tr, ID: trove.NewNodeID(), Log: quietLog()}); err == nil {
 		t.Fatal("a second membership on one transport started")
 	}
+}
+
+// The view's state machine, note by note: what memberlist's delegates and the
+// gossip snooper report, and the events and states that come of it.
+func TestMembershipApply(t *testing.T) {
+	id1, id2 := trove.NodeID{1}, trove.NodeID{2}
+	node := func(id trove.NodeID, boot uint64, port uint16, used int64, leaving bool) memberlist.Node {
+		return memberlist.Node{Name: "x", Addr: []byte{127, 0, 0, 1}, Port: port,
+			Meta: nodeMeta{ID: id, Boot: boot, Capacity: 100, Used: used, Leaving: leaving}.append(nil)}
+	}
+	join := func(n memberlist.Node) note { return note{kind: noteJoin, node: n} }
+	update := func(n memberlist.Node) note { return note{kind: noteUpdate, node: n} }
+	leave := func(n memberlist.Node) note { return note{kind: noteLeave, node: n} }
+	suspect := func(inc uint32) note { return note{kind: noteSuspect, name: "x", inc: inc} }
+	alive := func(inc uint32) note { return note{kind: noteAlive, name: "x", inc: inc} }
+	for _, tc := range []struct {
+		name  string
+		notes []note
+		want  string // events, then the final state of x
+	}{
+		{"join", []note{join(node(id1, 1, 7, 0, false))}, "joined:01@7 | alive"},
+		{"figures", []note{join(node(id1, 1, 7, 0, false)), update(node(id1, 1, 7, 50, false))}, "joined:01@7 updated:01@7 | alive"},
+		{"suspect refuted", []note{join(node(id1, 1, 7, 0, false)), alive(3), suspect(3), alive(3), alive(4)}, "joined:01@7 suspect:01@7 updated:01@7 | alive"},
+		{"stale suspicion ignored", []note{join(node(id1, 1, 7, 0, false)), alive(5), suspect(4)}, "joined:01@7 | alive"},
+		{"dies", []note{join(node(id1, 1, 7, 0, false)), suspect(1), leave(node(id1, 1, 7, 0, false))}, "joined:01@7 suspect:01@7 dead:01@7 | dead"},
+		{"leaves", []note{join(node(id1, 1, 7, 0, false)), update(node(id1, 1, 7, 0, true)), leave(node(id1, 1, 7, 0, true))}, "joined:01@7 left:01@7 | left"},
+		{"dies, restarts elsewhere", []note{join(node(id1, 1, 7, 0, false)), leave(node(id1, 1, 7, 0, false)), join(node(id2, 2, 8, 0, false))}, "joined:01@7 dead:01@7 rejoined:02@8 | alive"},
+		{"restart seen as an update", []note{join(node(id1, 1, 7, 0, false)), update(node(id2, 2, 7, 0, false))}, "joined:01@7 dead:01@7 rejoined:02@7 | alive"},
+		{"restart, same ID", []note{join(node(id1, 1, 7, 0, false)), update(node(id1, 2, 7, 0, false))}, "joined:01@7 dead:01@7 rejoined:01@7 | alive"},
+		{"left, back", []note{join(node(id1, 1, 7, 0, false)), update(node(id1, 1, 7, 0, true)), leave(node(id1, 1, 7, 0, true)), join(node(id1, 1, 7, 0, false))}, "joined:01@7 left:01@7 rejoined:01@7 | alive"},
+		{"bad meta ignored", []note{join(memberlist.Node{Name: "x", Meta: []byte{1}})}, "| none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &membership{cfg: membershipConfig{Name: "self"}}
+			m.mu.byName = map[string]*entry{}
+			m.mu.retired = map[trove.NodeID]Member{}
+			var got []string
+			for _, n := range tc.notes {
+				for _, e := range m.apply(n, time.Now()) {
+					got = append(got, fmt.Sprintf("%s:%x@%s", e.Kind, e.Member.ID[:1], strings.TrimPrefix(e.Member.Addr, "127.0.0.1:")))
+				}
+			}
+			state := "none"
+			if mem, ok := m.LookupName("x"); ok {
+				state = mem.State.String()
+			}
+			if s := strings.TrimSpace(strings.Join(got, " ") + " | " + state); s != tc.want {
+				t.Fatalf("got  %s\nwant %s", s, tc.want)
+			}
+			// A restarted node's previous run stays findable, dead.
+			if strings.Contains(tc.name, "restart") {
+				if prev, ok := m.Lookup(id1); tc.name != "restart, same ID" && (!ok || prev.State != StateDead || prev.ID != id1) {
+					t.Fatalf("Lookup of the previous run: %+v %v", prev, ok)
+				}
+			}
+		})
+	}
+}
+
+// On memberlist's default timings a killed node is declared dead in about
+// 5–6 s (measured here and logged; the assertion is only that it happens).
+func TestMembershipDefaultsDetectDeath(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes ~6 s")
+	}
+	var nodes []*testNode
+	for i, name := range []string{"a", "b", "c"} {
+		o := nodeOpts{}
+		if i > 0 {
+			o.join = []string{nodes[0].tr.Addr()}
+		}
+		tr, err := quic.Listen(context.Background(), quic.Config{Addr: "127.0.0.1:0", Insecure: true, Name: name, Logger: quietLog()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := &testNode{name: name, tr: tr, id: trove.NewNodeID(), rec: &recorder{}}
+		n.m, err = startMembership(context.Background(), membershipConfig{Name: name, ID: n.id, Transport: tr, Join: o.join, Log: quietLog()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.m.Watch(n.rec.add)
+		t.Cleanup(n.kill)
+		nodes = append(nodes, n)
+	}
+	waitView(t, nodes, nodes)
+	mark := len(nodes[0].rec.events())
+	start := time.Now()
+	nodes[2].kill()
+	nodes[0].rec.waitEvent(t, mark, "c dead", func(e Event) bool { return e.Member.Name == "c" && e.Kind == EventDead })
+	t.Logf("a killed node was declared dead %v after it died (memberlist's LAN defaults)", time.Since(start).Round(100*time.Millisecond))
 }
