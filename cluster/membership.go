@@ -315,13 +315,15 @@ func startMembership(ctx context.Context, cfg membershipConfig) (*membership, er
 	mc.TCPTimeout = max(mc.TCPTimeout, 2*cfg.ProbeTimeout)
 
 	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	m.wg.Add(1)
-	go m.run()
+	// Create calls the delegates (this node joins its own view): their notes
+	// wait in the queue for run, which starts once m.ml is set.
 	if m.ml, err = memberlist.Create(mc); err != nil {
 		m.gt.Shutdown()
-		m.stop()
+		m.cancel()
 		return nil, fmt.Errorf("cluster: start membership on %s: %w", cfg.Transport.Addr(), err)
 	}
+	m.wg.Add(1)
+	go m.run()
 	if len(cfg.Join) > 0 {
 		if err := m.join(ctx); err != nil {
 			_ = m.ml.Shutdown()
@@ -740,15 +742,16 @@ func (m *membership) retireLocked(prev Member) {
 // dead within it unless it refuted, and a refutation's alive message may
 // reach this node only through a push-pull, which the snooper does not read.
 func (m *membership) expire(now time.Time) []Event {
-	n := max(1, m.ml.NumMembers())
-	scale := 1.0
-	for x := n; x >= 10; x /= 10 {
-		scale++
-	}
-	maxSuspicion := time.Duration(float64(6*m.cfg.SuspicionMult)*scale) * m.cfg.ProbeInterval
 	var evs []Event
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// memberlist's longest suspicion: SuspicionMaxTimeoutMult (6) × its
+	// shortest, SuspicionMult × max(1, log10(n)) probe intervals.
+	scale := 1.0
+	for x := len(m.mu.byName); x >= 10; x /= 10 {
+		scale++
+	}
+	maxSuspicion := time.Duration(float64(6*m.cfg.SuspicionMult)*scale) * m.cfg.ProbeInterval
 	for name, e := range m.mu.byName {
 		switch {
 		case (e.State == StateDead || e.State == StateLeft) && now.Sub(e.Updated) > m.cfg.ForgetAfter:
@@ -768,8 +771,13 @@ func (m *membership) expire(now time.Time) []Event {
 	return evs
 }
 
-// mlNode is memberlist's alive (or suspect) node named name, or nil.
+// mlNode is memberlist's alive (or suspect) node named name, or nil. It takes
+// memberlist's lock: callers may hold m.mu (delegates, which hold memberlist's
+// lock, never take m.mu).
 func (m *membership) mlNode(name string) *memberlist.Node {
+	if m.ml == nil {
+		return nil
+	}
 	for _, n := range m.ml.Members() {
 		if n.Name == name {
 			return n

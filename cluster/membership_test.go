@@ -443,6 +443,20 @@ func TestMembershipApply(t *testing.T) {
 					t.Fatalf("Lookup of the previous run: %+v %v", prev, ok)
 				}
 			}
+			// Dead and left members, and previous runs, are forgotten
+			// ForgetAfter after they died; alive ones stay.
+			m.cfg.ForgetAfter = time.Minute
+			m.expire(time.Now().Add(time.Minute / 2))
+			_, before := m.LookupName("x")
+			m.expire(time.Now().Add(2 * time.Minute))
+			_, after := m.LookupName("x")
+			final := tc.want[strings.LastIndex(tc.want, " ")+1:]
+			if before != (final != "none") || after != (final == "alive") {
+				t.Fatalf("ending %s: listed %v before ForgetAfter, %v after", final, before, after)
+			}
+			if _, ok := m.Lookup(id1); ok && m.mu.byName["x"] == nil || len(m.mu.retired) != 0 {
+				t.Fatal("a dead member or previous run outlived ForgetAfter")
+			}
 		})
 	}
 }
