@@ -274,6 +274,7 @@ type note struct {
 	node  memberlist.Node // join, update, leave: a copy
 	name  string          // suspect, alive
 	inc   uint32          // suspect, alive
+	addr  string          // alive: the address it claims
 	watch *watcher        // replay
 }
 
@@ -306,6 +307,7 @@ func startMembership(ctx context.Context, cfg membershipConfig) (*membership, er
 	mc.Events = (*mlEvents)(m)
 	mc.Alive = (*mlAlive)(m)
 	mc.Conflict = (*mlConflict)(m)
+	mc.Merge = (*mlMerge)(m)
 	mc.Logger = log.New(&logWriter{log: m.log}, "", 0)
 	mc.EnableCompression = false // the snooper reads packets; and QUIC is not short of bandwidth
 	mc.ProbeInterval, mc.ProbeTimeout = cfg.ProbeInterval, cfg.ProbeTimeout
@@ -707,6 +709,11 @@ func (m *membership) applyGossipLocked(n note, now time.Time) []Event {
 	}
 	switch n.kind {
 	case noteAlive:
+		if n.addr != e.Addr {
+			// Another run claiming the name at another address: memberlist
+			// refuses it (a conflict) until this one is dead.
+			return nil
+		}
 		e.inc = max(e.inc, n.inc)
 		if e.State == StateSuspect && n.inc > e.suspectInc {
 			e.State, e.Updated = StateAlive, now
@@ -792,6 +799,7 @@ type (
 	mlEvents   membership
 	mlAlive    membership
 	mlConflict membership
+	mlMerge    membership
 )
 
 func (d *mlDelegate) NodeMeta(limit int) []byte {
@@ -843,6 +851,24 @@ func (c *mlConflict) NotifyConflict(existing, other *memberlist.Node) {
 	if existing.Name == m.cfg.Name && !bytes.Equal(existing.Meta, other.Meta) {
 		m.stale.Store(true)
 	}
+}
+
+// NotifyMerge sees a member's state during a join's push-pull (startMembership's,
+// and upkeep's while stale). If the member lists this node's name at another
+// address, with another run's meta, or not alive, the cluster has not taken
+// this run yet (its previous run is still listed): stale stays set, and upkeep
+// pushes again next probe interval, until a member shows this run alive.
+func (g *mlMerge) NotifyMerge(peers []*memberlist.Node) error {
+	m := (*membership)(g)
+	for _, p := range peers {
+		if p.Name != m.cfg.Name {
+			continue
+		}
+		meta, err := decodeNodeMeta(p.Meta)
+		taken := err == nil && meta.Boot == m.boot && p.State == memberlist.StateAlive && p.Address() == m.cfg.Transport.Addr()
+		m.stale.Store(!taken)
+	}
+	return nil
 }
 
 // logWriter passes memberlist's log lines ("[LEVEL] memberlist: ...") to slog

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"encoding/binary"
+	"net"
+	"strconv"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 )
@@ -31,6 +33,8 @@ const (
 type gossipHeader struct {
 	Incarnation uint32
 	Node        string
+	Addr        []byte // alive
+	Port        uint16 // alive
 }
 
 var msgpackHandle codec.MsgpackHandle
@@ -74,10 +78,11 @@ func (m *membership) snoopMsg(b []byte, depth int) {
 		if err := codec.NewDecoderBytes(b[1:], &msgpackHandle).Decode(&h); err != nil || h.Node == "" {
 			return
 		}
-		kind := noteSuspect
+		n := note{kind: noteSuspect, name: h.Node, inc: h.Incarnation}
 		if b[0] == mlAliveMsg {
-			kind = noteAlive
+			n.kind = noteAlive
+			n.addr = net.JoinHostPort(net.IP(h.Addr).String(), strconv.Itoa(int(h.Port)))
 		}
-		m.push(note{kind: kind, name: h.Node, inc: h.Incarnation})
+		m.push(n)
 	}
 }

@@ -27,7 +27,7 @@ func fastKnobs(cfg membershipConfig) membershipConfig {
 	cfg.ProbeTimeout = 300 * time.Millisecond
 	cfg.SuspicionMult = 3
 	cfg.GossipInterval = 50 * time.Millisecond
-	cfg.PushPullInterval = 2 * time.Second
+	cfg.PushPullInterval = time.Minute // nothing may wait for one
 	cfg.DeadNodeReclaimTime = 100 * time.Millisecond
 	cfg.StatsInterval = 100 * time.Millisecond
 	cfg.JoinTimeout = 5 * time.Second
@@ -290,9 +290,12 @@ func TestMembershipLeave(t *testing.T) {
 }
 
 // A killed node is suspected, then declared dead; restarted under its old
-// name at a new port, and then at the same port, it rejoins at once (not
-// after a push-pull interval), with its new ID, and its previous run is
-// findable by its old ID as dead.
+// name at a new port, and then at the same port, it rejoins at once, with its
+// new ID, and its previous run is findable by its old ID as dead. Restarted
+// before the cluster noticed the death, at a new port (memberlist refuses the
+// name's new address while the old one is alive) or at the same one, the same
+// events come: the previous run dead, the new one rejoined. The push-pull
+// interval is a minute here: rejoining never waits for one.
 func TestMembershipKillAndRestart(t *testing.T) {
 	certs := certDirs(t, "a", "b", "c")
 	a := mustStart(t, "a", nodeOpts{certs: certs["a"]})
@@ -301,26 +304,31 @@ func TestMembershipKillAndRestart(t *testing.T) {
 	waitView(t, []*testNode{a, b, c}, []*testNode{a, b, c})
 
 	run := c
-	for i, at := range []string{"127.0.0.1:0", "same port"} {
+	for i, tc := range []struct {
+		samePort, waitDead bool
+	}{{false, true}, {true, true}, {false, false}, {true, false}} {
 		oldID, oldAddr := run.id, run.tr.Addr()
 		marks := map[*testNode]int{a: len(a.rec.events()), b: len(b.rec.events())}
 		run.kill()
-		for _, n := range []*testNode{a, b} {
-			_, si := n.rec.waitEvent(t, marks[n], "c suspect", func(e Event) bool { return e.Member.Name == "c" && e.Kind == EventSuspect })
-			e, _ := n.rec.waitEvent(t, si, "c dead", func(e Event) bool { return e.Member.Name == "c" && e.Kind == EventDead })
-			if e.Member.State != StateDead || e.Member.ID != oldID || e.Member.Addr != oldAddr {
-				t.Fatalf("run %d: %s saw c dead as %+v", i, n.name, e.Member)
+		if tc.waitDead {
+			for _, n := range []*testNode{a, b} {
+				_, si := n.rec.waitEvent(t, marks[n], "c suspect", func(e Event) bool { return e.Member.Name == "c" && e.Kind == EventSuspect })
+				e, _ := n.rec.waitEvent(t, si, "c dead", func(e Event) bool { return e.Member.Name == "c" && e.Kind == EventDead })
+				if e.Member.State != StateDead || e.Member.ID != oldID || e.Member.Addr != oldAddr {
+					t.Fatalf("run %d: %s saw c dead as %+v", i, n.name, e.Member)
+				}
 			}
 		}
-		addr := at
-		if at == "same port" {
+		addr := "127.0.0.1:0"
+		if tc.samePort {
 			addr = oldAddr
 		}
-		// The shortest push-pull interval a test may rely on is the knob's
-		// (2 s); rejoining must not wait for it, let alone memberlist's 30 s.
 		run = mustStart(t, "c", nodeOpts{certs: certs["c"], addr: addr, join: []string{b.tr.Addr()}})
 		for _, n := range []*testNode{a, b} {
-			e, _ := n.rec.waitEvent(t, marks[n], "c rejoined", func(e Event) bool {
+			_, di := n.rec.waitEvent(t, marks[n], "c's previous run dead", func(e Event) bool {
+				return e.Member.Name == "c" && e.Kind == EventDead && e.Member.ID == oldID
+			})
+			e, _ := n.rec.waitEvent(t, di, "c rejoined", func(e Event) bool {
 				return e.Member.Name == "c" && (e.Kind == EventRejoined || e.Kind == EventJoined)
 			})
 			if e.Member.ID != run.id || e.Member.Addr != run.tr.Addr() || e.Member.State != StateAlive {
@@ -332,9 +340,9 @@ func TestMembershipKillAndRestart(t *testing.T) {
 		}
 		waitView(t, []*testNode{a, b, run}, []*testNode{a, b, run})
 	}
-	// What a saw of c, in order: joined, then per restart suspect ... dead, rejoined.
+	// What a saw of c, in order: joined, then per restart ... dead, rejoined.
 	kinds := fmt.Sprint(a.rec.of("c"))
-	if !strings.HasPrefix(kinds, "[joined suspect") || !strings.HasSuffix(kinds, "dead rejoined]") {
+	if !strings.HasPrefix(kinds, "[joined suspect") || !strings.HasSuffix(kinds, "dead rejoined]") || strings.Count(kinds, "dead rejoined") != 4 {
 		t.Fatalf("a saw c: %s", kinds)
 	}
 }
@@ -402,7 +410,7 @@ func TestMembershipApply(t *testing.T) {
 	update := func(n memberlist.Node) note { return note{kind: noteUpdate, node: n} }
 	leave := func(n memberlist.Node) note { return note{kind: noteLeave, node: n} }
 	suspect := func(inc uint32) note { return note{kind: noteSuspect, name: "x", inc: inc} }
-	alive := func(inc uint32) note { return note{kind: noteAlive, name: "x", inc: inc} }
+	alive := func(inc uint32) note { return note{kind: noteAlive, name: "x", inc: inc, addr: "127.0.0.1:7"} }
 	for _, tc := range []struct {
 		name  string
 		notes []note
@@ -411,6 +419,7 @@ func TestMembershipApply(t *testing.T) {
 		{"join", []note{join(node(id1, 1, 7, 0, false))}, "joined:01@7 | alive"},
 		{"figures", []note{join(node(id1, 1, 7, 0, false)), update(node(id1, 1, 7, 50, false))}, "joined:01@7 updated:01@7 | alive"},
 		{"suspect refuted", []note{join(node(id1, 1, 7, 0, false)), alive(3), suspect(3), alive(3), alive(4)}, "joined:01@7 suspect:01@7 updated:01@7 | alive"},
+		{"another run's alive ignored", []note{join(node(id1, 1, 7, 0, false)), suspect(1), {kind: noteAlive, name: "x", inc: 9, addr: "127.0.0.1:8"}}, "joined:01@7 suspect:01@7 | suspect"},
 		{"stale suspicion ignored", []note{join(node(id1, 1, 7, 0, false)), alive(5), suspect(4)}, "joined:01@7 | alive"},
 		{"dies", []note{join(node(id1, 1, 7, 0, false)), suspect(1), leave(node(id1, 1, 7, 0, false))}, "joined:01@7 suspect:01@7 dead:01@7 | dead"},
 		{"leaves", []note{join(node(id1, 1, 7, 0, false)), update(node(id1, 1, 7, 0, true)), leave(node(id1, 1, 7, 0, true))}, "joined:01@7 left:01@7 | left"},
@@ -451,7 +460,7 @@ func TestMembershipApply(t *testing.T) {
 			m.expire(time.Now().Add(2 * time.Minute))
 			_, after := m.LookupName("x")
 			final := tc.want[strings.LastIndex(tc.want, " ")+1:]
-			if before != (final != "none") || after != (final == "alive") {
+			if before != (final != "none") || after != (final == "alive" || final == "suspect") {
 				t.Fatalf("ending %s: listed %v before ForgetAfter, %v after", final, before, after)
 			}
 			if _, ok := m.Lookup(id1); ok && m.mu.byName["x"] == nil || len(m.mu.retired) != 0 {
