@@ -46,6 +46,23 @@ import (
 // A restart is told from an update by the node's ID or boot number changing
 // (nodeMeta): whether the cluster had noticed the death or not, Watch gets a
 // dead event for the previous run (its old ID) and then rejoined for the new.
+//
+// How soon a restart is seen: at the same address, at once (the new run
+// refutes the old run's incarnation; its QUIC peers' old connections are
+// reset or replaced as it redials). At a new address, memberlist refuses the
+// name's new address while the old run is listed alive, so the new run is
+// taken once the old one is declared dead (the failure-detection time, ~5–7 s
+// on defaults) plus DeadNodeReclaimTime; until a member shows this run alive,
+// the new run pushes its state to a member every probe interval (upkeep,
+// mlMerge), never waiting for a push-pull interval.
+//
+// Suspicion: memberlist tells its delegates of joins, updates, deaths and
+// departures, not of suspicions, so StateSuspect and EventSuspect come from the
+// suspect and alive messages in the gossip this node sends and receives
+// (membership_suspect.go); a suspicion whose refutation reached this node only
+// in a push-pull is cleared after memberlist's longest suspicion timeout. A
+// departure and a death also look alike to memberlist's delegates: a node
+// gossips a leaving flag in its meta before it leaves, which tells them apart.
 
 // Member is one node as the cluster sees it.
 type Member struct {
