@@ -36,7 +36,8 @@ test-invariants:
 FUZZ_TARGETS := alloc:FuzzAllocFree zerocopy:FuzzParseFrame .:FuzzDecodeValue .:FuzzParseObjectID \
 	eviction:FuzzLRU spill:FuzzObjectHeader spill:FuzzSpillFileToken net/ipc:FuzzDecode net/ipc:FuzzServerStream \
 	net/quic:FuzzDecode net/quic:FuzzServeStream net/quic:FuzzReadReply \
-	fuzz:FuzzMetamorphic
+	fuzz:FuzzMetamorphic \
+	net/quic:FuzzReadPacket cluster:FuzzNodeMeta cluster:FuzzSnoop
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 

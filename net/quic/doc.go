@@ -24,6 +24,15 @@
 // Config.Streams parallel streams and reads each straight into the caller's
 // slice (network → arena, one copy).
 //
+// # Tagged streams and packets
+//
+// Another protocol of the node can ride the same connections (tagged.go): a
+// TagHandler registered with HandleTag gets the peers' streams of its Tag as
+// net.Conns (DialStream opens one) and their packets (SendPacket: one-way,
+// best effort, each on a unidirectional stream of its own). The cluster's
+// membership gossip (memberlist) is carried so, and is authenticated by the
+// same mutual TLS. What a tag means is the caller's, as ops are.
+//
 // # Security
 //
 // With Config.CertsDir, both ends present a certificate from the cluster CA

@@ -57,6 +57,12 @@ var statusErrors = [statusCount]error{
 // node, or send less at once.
 var ErrTooLarge = errors.New("quic: message or chunk exceeds the peer's bound (Config.MaxMessage, Config.MaxChunk)")
 
+// ErrHandshakeRefused: one side of a connection refused the other's
+// certificate (not from the cluster's CA, or no certificate at all), so no
+// call to that node can succeed until the credentials are fixed. A dial's
+// *trove.NodeError wraps it.
+var ErrHandshakeRefused = errors.New("TLS handshake refused")
+
 // statusOf is the status a handler's error is sent with.
 func statusOf(err error) status {
 	for st := statusUnknownObject; st < statusCount; st++ {
@@ -95,6 +101,7 @@ const (
 	codeProtocol    quicgo.ApplicationErrorCode = 1 // the peer broke the wire format
 	codeChunkFailed quicgo.StreamErrorCode      = 1 // the chunk server failed mid-chunk
 	codeCanceled    quicgo.StreamErrorCode      = 2 // the caller gave up (its context ended)
+	codeNoHandler   quicgo.StreamErrorCode      = 3 // no handler for the tagged stream's tag
 )
 
 // unreachable wraps a network-side failure of a call to addr: trove.ErrNodeUnreachable
@@ -140,7 +147,7 @@ func explain(err error) error {
 	)
 	switch {
 	case errors.As(err, &te) && te.ErrorCode.IsCryptoError():
-		return fmt.Errorf("TLS handshake refused: a certificate is not from this cluster's CA (the refusing node's log says whose and why): %w", err)
+		return fmt.Errorf("%w: a certificate is not from this cluster's CA (the refusing node's log says whose and why): %w", ErrHandshakeRefused, err)
 	case errors.As(err, &ae) && ae.Remote && ae.ErrorCode == codeClosing:
 		return fmt.Errorf("the node closed its connections (it is shutting down): %w", err)
 	case errors.As(err, &ae) && ae.Remote && ae.ErrorCode == codeProtocol:

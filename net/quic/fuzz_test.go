@@ -184,3 +184,25 @@ func FuzzReadReply(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadPacket feeds arbitrary streams to the packet reader: it must not
+// panic, must refuse what breaks the format as a protocol error, and must
+// never return more than a tag byte and MaxPacket bytes.
+func FuzzReadPacket(f *testing.F) {
+	f.Add([]byte{1, 'h', 'i'})
+	f.Add([]byte{0, 1})
+	f.Add([]byte{})
+	f.Add(append([]byte{3}, make([]byte, MaxPacket+1)...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := readPacket(bytes.NewReader(b))
+		if err != nil {
+			if !errors.Is(err, errProtocol) {
+				t.Fatalf("error %v is not a protocol error", err)
+			}
+			return
+		}
+		if len(p) == 0 || len(p) > 1+MaxPacket || p[0] == 0 || !bytes.Equal(p, b) {
+			t.Fatalf("read %d bytes from %d", len(p), len(b))
+		}
+	})
+}

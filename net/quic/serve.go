@@ -40,7 +40,14 @@ const (
 
 func (t *Transport) serveStream(pc *peerConn, s *quicgo.Stream) {
 	defer t.wg.Done()
-	err := serve(pc.peer, s, t.cfg, t.handler())
+	kind, err := readKind(s)
+	if err == nil {
+		if kind == kindTagged {
+			err = t.serveTagged(pc, s)
+		} else {
+			err = serveKind(pc.peer, s, t.cfg, t.handler(), kind)
+		}
+	}
 	switch {
 	case errors.Is(err, errProtocol):
 		s.CancelRead(codeCanceled)
@@ -81,13 +88,32 @@ func (noHandler) ServeChunk(context.Context, Peer, trove.ObjectID, int64, int64,
 // disconnects it); any other error means the stream failed (the caller resets
 // it). Nothing is allocated from a length the peer sent before it is checked.
 func serve(peer Peer, s stream, cfg Config, h Handler) error {
+	kind, err := readKind(s)
+	if err != nil {
+		return err
+	}
+	if kind == kindTagged {
+		return fmt.Errorf("%w: a tagged stream outside a transport", errProtocol)
+	}
+	return serveKind(peer, s, cfg, h, kind)
+}
+
+// readKind reads a stream's first byte, which says what it carries.
+func readKind(s io.Reader) (byte, error) {
+	var b [1]byte
+	if _, err := io.ReadFull(s, b[:]); err != nil {
+		return 0, readError(err, "stream kind")
+	}
+	return b[0], nil
+}
+
+// serveKind serves a request or chunk stream whose kind byte was read.
+func serveKind(peer Peer, s stream, cfg Config, h Handler, kind byte) error {
 	in := bufs.Get()
 	defer bufs.Put(in)
 	in.B = slices.Grow(in.B[:0], chunkRequestLen)[:1]
-	if _, err := io.ReadFull(s, in.B); err != nil {
-		return readError(err, "stream kind")
-	}
-	switch in.B[0] {
+	in.B[0] = kind
+	switch kind {
 	case kindRequest:
 		in.B = in.B[:requestHeaderLen]
 		if _, err := io.ReadFull(s, in.B[1:]); err != nil {
@@ -119,7 +145,7 @@ func serve(peer Peer, s stream, cfg Config, h Handler) error {
 		}
 		return serveChunk(peer, s, cfg, h, req)
 	default:
-		return fmt.Errorf("%w: unknown stream kind %d", errProtocol, in.B[0])
+		return fmt.Errorf("%w: unknown stream kind %d", errProtocol, kind)
 	}
 }
 

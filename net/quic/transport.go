@@ -32,6 +32,15 @@ type Transport struct {
 
 	dials, accepts, protocolErrors atomic.Int64
 
+	tags struct {
+		sync.Mutex
+		m map[Tag]*TagHandler
+	}
+	packets struct {
+		sync.Mutex
+		queues map[string]*packetQueue // by peer address, while packets wait
+	}
+
 	mu struct {
 		sync.Mutex
 		closed  bool
@@ -100,7 +109,7 @@ func Listen(ctx context.Context, cfg Config) (*Transport, error) {
 			InitialConnectionReceiveWindow: uint64(cfg.ConnWindow),
 			MaxConnectionReceiveWindow:     uint64(cfg.ConnWindow),
 			MaxIncomingStreams:             1024,
-			MaxIncomingUniStreams:          -1,
+			MaxIncomingUniStreams:          256, // packets (tagged.go)
 		},
 	}
 	t.ctx, t.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -192,14 +201,19 @@ func (t *Transport) acceptLoop() {
 			return // closed
 		}
 		t.accepts.Add(1)
-		t.adopt(conn)
+		t.adopt(conn, true)
 	}
 }
 
-// adopt registers a connection that finished its handshake (if no live one to
-// that peer is registered: a simultaneous first contact from both sides leaves
-// the second connection serving until it idles out) and serves its streams.
-func (t *Transport) adopt(conn *quicgo.Conn) *peerConn {
+// adopt registers a connection that finished its handshake and serves its
+// streams. A dialled one is registered if no live one to that peer is (a
+// simultaneous first contact from both sides leaves the second connection
+// serving until it idles out). An accepted one always is: the peer dialled
+// again, so it restarted or lost the registered connection, which may look
+// alive for up to IdleTimeout if the peer was killed and cannot reset it
+// (Insecure: its stateless-reset key died with it). Calls go to its new run at
+// once, and the old connection serves what it still carries until it ends.
+func (t *Transport) adopt(conn *quicgo.Conn, accepted bool) *peerConn {
 	pc := &peerConn{conn: conn, peer: Peer{Name: peerNameOf(conn.ConnectionState().TLS), Addr: conn.RemoteAddr().String()}}
 	t.mu.Lock()
 	if t.mu.closed {
@@ -207,12 +221,13 @@ func (t *Transport) adopt(conn *quicgo.Conn) *peerConn {
 		_ = conn.CloseWithError(codeClosing, "transport closing")
 		return pc
 	}
-	if old, ok := t.mu.conns[pc.peer.Addr]; !ok || old.conn.Context().Err() != nil {
+	if old, ok := t.mu.conns[pc.peer.Addr]; accepted || !ok || old.conn.Context().Err() != nil {
 		t.mu.conns[pc.peer.Addr] = pc
 	}
-	t.wg.Add(1)
+	t.wg.Add(2)
 	t.mu.Unlock()
 	go t.serveConn(pc)
+	go t.servePackets(pc)
 	return pc
 }
 
@@ -289,12 +304,24 @@ func (t *Transport) dial(key string, uaddr *net.UDPAddr, d *dialState) {
 		}
 		d.err = &trove.NodeError{Kind: trove.ErrNodeUnreachable, Addr: key, Op: "dial", Err: explain(err)}
 	} else {
-		d.pc = t.adopt(conn)
+		d.pc = t.adopt(conn, false)
 	}
 	t.mu.Lock()
 	delete(t.mu.dialing, key)
 	t.mu.Unlock()
 	close(d.done)
+}
+
+// track adds a goroutine to t.wg unless the transport is closed (Close is
+// waiting, or has waited, for them all).
+func (t *Transport) track() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.closed {
+		return false
+	}
+	t.wg.Add(1)
+	return true
 }
 
 // disconnect closes pc's connection after its peer broke the wire format.

@@ -551,3 +551,27 @@ func TestThreeNodesConcurrent(t *testing.T) {
 		t.Errorf("%d dials for 3 pairs of nodes", dials)
 	}
 }
+
+// A node killed (no goodbye) and restarted at its address under Insecure,
+// where it cannot reset its old connections (its stateless-reset key died
+// with it): once the new run has dialled a peer, the peer's calls reach the
+// new run at once, not after the old connection's idle timeout. (Before an
+// accepted connection replaced the registered one, every call here timed out.)
+func TestPeerRestartedInsecure(t *testing.T) {
+	a := listen(t, quic.Config{Insecure: true, Name: "a", Handler: newHandler(), IdleTimeout: 5 * time.Minute})
+	b := listen(t, quic.Config{Insecure: true, Name: "b", Handler: newHandler(), IdleTimeout: 5 * time.Minute})
+	if _, err := a.Request(bg, b.Addr(), opEcho, []byte("1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	addr := b.Addr()
+	b.VanishForTest()
+	b2 := listen(t, quic.Config{Insecure: true, Name: "b", Addr: addr, Handler: newHandler(), IdleTimeout: 5 * time.Minute})
+	if _, err := b2.Request(bg, a.Addr(), opEcho, []byte("hello"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(bg, 20*time.Second)
+	defer cancel()
+	if reply, err := a.Request(ctx, addr, opEcho, []byte("2"), nil); err != nil || string(reply) != "2" {
+		t.Fatalf("call to the restarted node: %q, %v", reply, err)
+	}
+}

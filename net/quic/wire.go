@@ -15,6 +15,7 @@ import (
 //
 //	request:       kind=1 (1) | op (2) | body length (4) | body
 //	chunk request: kind=2 (1) | object ID (16) | offset (8) | length (8)
+//	tagged stream: kind=3 (1) | tag (1) | another protocol's bytes (tagged.go)
 //	reply:         status (1) | length (4) | body, or the error's message if status != 0
 //	chunk reply:   status (1) | length (4) | length bytes of the chunk if status == 0,
 //	               else the error's message
@@ -25,6 +26,7 @@ import (
 const (
 	kindRequest = 1
 	kindChunk   = 2
+	kindTagged  = 3 // a stream of another protocol (tagged.go)
 
 	requestHeaderLen = 1 + 2 + 4
 	chunkRequestLen  = 1 + trove.ObjectIDLen + 8 + 8
