@@ -95,6 +95,15 @@ func (e *RemoteError) Error() string {
 // Unwrap returns the trove error the handler's error matched, if any.
 func (e *RemoteError) Unwrap() error { return statusErrors[e.status] }
 
+// noAnswerInTime is a call whose caller's deadline passed before the peer
+// answered. It matches what trove.ContextError gives (trove.ErrGetTimeout and
+// context.DeadlineExceeded) without its words, which speak of a pending object:
+// most calls here are control requests.
+type noAnswerInTime struct{ ctxErr error }
+
+func (noAnswerInTime) Error() string   { return "no answer before the caller's deadline" }
+func (e noAnswerInTime) Unwrap() error { return e.ctxErr }
+
 // Stream and connection error codes the transport sends.
 const (
 	codeClosing     quicgo.ApplicationErrorCode = 0 // the transport is closing
@@ -112,7 +121,7 @@ func unreachable(ctx context.Context, op, peer, addr string, id trove.ObjectID, 
 		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return context.Cause(ctx)
 		}
-		err = trove.ContextError(ctx)
+		err = noAnswerInTime{trove.ContextError(ctx)}
 	} else if errors.Is(err, os.ErrDeadlineExceeded) {
 		// The transport's own bounds (handshake, idle timeout) are not the
 		// caller's deadline: keep the cause, not DeadlineExceeded.
