@@ -1,0 +1,98 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/trovedb/trove/engine"
+)
+
+// Defaults for Config's zero timing fields.
+const (
+	DefaultRequestTimeout = 5 * time.Second       // a control request other than a locate (which waits for the seal)
+	DefaultReleaseDelay   = 2 * time.Millisecond  // how long releases gather before they are sent as one batch
+	DefaultRetryDelay     = 200 * time.Millisecond // between attempts to send a batch an owner did not take
+)
+
+// Config configures a Node. Exactly one of CertsDir and Insecure must be set.
+type Config struct {
+	// Store configures the local store. Its Remote is the node's own: leave it
+	// nil. Store.Node is the node's ID; zero picks a random one per Open.
+	Store engine.Config
+
+	// Name is the node's name in the cluster, unique in it. With CertsDir it is
+	// the certificate's common name (empty takes it from the certificate; a
+	// different one is an error). Default: the host name and the pid.
+	Name string
+
+	// Listen is the node's one cluster address, "host:port" (UDP; port 0 picks
+	// a free one, Addr says which). Default "127.0.0.1:0".
+	Listen string
+
+	// Join holds addresses of any members of the cluster to join; empty
+	// starts a new cluster.
+	Join []string
+
+	// CertsDir holds ca.crt, node.crt and node.key (CreateCA,
+	// CreateNodeCert): mutual TLS between nodes, and gossip only among them.
+	CertsDir string
+
+	// Insecure runs without certificates: self-signed TLS that verifies no
+	// one and unauthenticated gossip. For a laptop; never a default.
+	Insecure bool
+
+	// RequestTimeout bounds every control request but a locate, which waits
+	// for the owner to seal the object, bounded by the caller's context and
+	// by the owner's death. Default DefaultRequestTimeout.
+	RequestTimeout time.Duration
+
+	// ReleaseDelay is how long this node gathers releases of borrowed objects
+	// before telling their owners, one batch per owner. Default DefaultReleaseDelay.
+	ReleaseDelay time.Duration
+
+	// Membership timing (memberlist's; zero keeps the membership's defaults,
+	// which declare a killed node dead within about 6 s). Tests shorten them.
+	ProbeInterval, ProbeTimeout, GossipInterval, PushPullInterval, DeadNodeReclaimTime time.Duration
+	SuspicionMult                                                                      int
+
+	// Transport tuning, passed to net/quic (zero: its defaults).
+	ChunkSize, Streams int
+	IdleTimeout        time.Duration
+
+	// Logger receives the node's events. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case c.CertsDir == "" && !c.Insecure:
+		return c, errors.New("cluster: no credentials: set Config.CertsDir to a directory made by `trove cert create-node` (cluster.CreateNodeCert), or Config.Insecure for an unauthenticated cluster on a laptop")
+	case c.CertsDir != "" && c.Insecure:
+		return c, errors.New("cluster: both Config.CertsDir and Config.Insecure set; choose one")
+	case c.Store.Remote != nil:
+		return c, errors.New("cluster: Config.Store.Remote is the node's own; leave it nil")
+	}
+	if c.Name == "" && c.Insecure {
+		host, err := os.Hostname()
+		if err != nil {
+			host = "trove"
+		}
+		c.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:0"
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.ReleaseDelay <= 0 {
+		c.ReleaseDelay = DefaultReleaseDelay
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}

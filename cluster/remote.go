@@ -1,0 +1,319 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/engine"
+)
+
+// The borrower's side: the Node as its local store's engine.Remote.
+
+// remote is the Node as its store's engine.Remote.
+type remote Node
+
+var _ engine.Remote = (*remote)(nil)
+
+// maxObjectSize bounds the size a locate reply may announce (CreateCopy then
+// refuses what does not fit this node's capacity).
+const maxObjectSize = 1 << 62
+
+// Fetch brings a sealed copy of id into st: it asks the owner (waiting, as a
+// future, until the owner has sealed it), then writes the inline bytes of a
+// small object into a CreateCopy builder, or pulls a large one's chunks
+// straight into the builder from the holders the owner named (copies first,
+// the owner's primary last), seals it and tells the owner it holds a copy.
+// Small objects are not kept in a separate cache: their copies are arena
+// copies like large ones (engine.CreateCopy says why), evicted under pressure
+// and fetched again.
+func (r *remote) Fetch(ctx context.Context, id trove.ObjectID, st *engine.Store) error {
+	n := (*Node)(r)
+	m, err := n.owner(id, "get")
+	if err != nil {
+		return err
+	}
+	ctx, stop := n.ownerCtx(ctx, id, "get")
+	defer stop()
+	req, rep := bufs.Get(), bufs.Get()
+	defer bufs.Put(req)
+	defer bufs.Put(rep)
+	req.B = appendIDRequest(req.B[:0], n.self, id)
+	rep.B, err = n.tr.Request(ctx, m.Addr, opLocate, req.B, rep.B[:0])
+	if err != nil {
+		return ownerErr(ctx, err)
+	}
+	loc, err := decodeLocateReply(rep.B, maxObjectSize)
+	if err != nil {
+		return fmt.Errorf("locate %s at node %s: %w", id, m.Name, err)
+	}
+	b, err := st.CreateCopy(ctx, id, int(loc.size))
+	if errors.Is(err, engine.ErrCopyExists) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer b.Ref().Drop()
+	if loc.holders == nil {
+		copy(b.Bytes(), loc.inline)
+	} else if err := n.pull(ctx, m, id, loc.holders, b.Bytes()); err != nil {
+		b.Abort()
+		return err
+	}
+	if err := b.Seal(); err != nil {
+		return err
+	}
+	n.outq.push(id.Node(), update{kind: updateCopied, id: id})
+	return nil
+}
+
+// pull reads id's bytes into dst from the first of holders that serves them all.
+func (n *Node) pull(ctx context.Context, owner Member, id trove.ObjectID, holders []string, dst []byte) error {
+	var last error
+	for _, addr := range holders {
+		err := n.tr.Pull(ctx, addr, id, 0, dst)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ownerErr(ctx, err)
+		}
+		last = err
+		n.log.Info("cluster: pull from a holder failed; trying the next", "object", id, "holder", addr, "err", err)
+	}
+	return &trove.NodeError{Kind: trove.ErrObjectLost, Node: owner.Name, Addr: owner.Addr, Object: id, Op: "pull",
+		Err: fmt.Errorf("none of the %d holders the owner named could serve it; the last said: %w", len(holders), last)}
+}
+
+// ownerErr is err, or the owner's death if that is what ended ctx.
+func ownerErr(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, trove.ErrOwnerDied) {
+		return cause
+	}
+	return err
+}
+
+// borrowing is this node's count of live Borrowed registrations of a foreign ID.
+type borrowing struct {
+	count int
+	reg   chan struct{} // non-nil while the first registration's request is under way; closed when it ends
+}
+
+type borrowTable struct {
+	mu sync.Mutex
+	m  map[trove.ObjectID]*borrowing // guarded by mu
+}
+
+// Borrowed registers this node as a borrower of id with its owner, once per
+// ID while this node borrows it (later registrations are counted here).
+func (r *remote) Borrowed(ctx context.Context, id trove.ObjectID) error {
+	n := (*Node)(r)
+	t := &n.bor
+	for {
+		t.mu.Lock()
+		b := t.m[id]
+		if b != nil && b.reg == nil {
+			b.count++
+			t.mu.Unlock()
+			return nil
+		}
+		if b != nil {
+			ch := b.reg
+			t.mu.Unlock()
+			<-ch
+			continue
+		}
+		b = &borrowing{reg: make(chan struct{})}
+		t.m[id] = b
+		t.mu.Unlock()
+		err := n.register(ctx, id)
+		t.mu.Lock()
+		if err != nil {
+			delete(t.m, id)
+		} else {
+			b.count = 1
+		}
+		ch := b.reg
+		b.reg = nil
+		t.mu.Unlock()
+		close(ch)
+		return err
+	}
+}
+
+// register sends opBorrow to id's owner.
+func (n *Node) register(ctx context.Context, id trove.ObjectID) error {
+	m, err := n.owner(id, "borrow")
+	if err != nil {
+		return err
+	}
+	ctx, stop := n.ownerCtx(ctx, id, "borrow")
+	defer stop()
+	req, rep := bufs.Get(), bufs.Get()
+	defer bufs.Put(req)
+	defer bufs.Put(rep)
+	req.B = appendIDRequest(req.B[:0], n.self, id)
+	if err := n.request(ctx, m.Addr, opBorrow, req.B, &rep.B); err != nil {
+		return ownerErr(ctx, err)
+	}
+	return checkEmptyReply(rep.B)
+}
+
+// Released queues the release of id for its owner (sent in a batch).
+func (r *remote) Released(id trove.ObjectID) {
+	n := (*Node)(r)
+	t := &n.bor
+	t.mu.Lock()
+	b := t.m[id]
+	last := false
+	if b != nil && b.reg == nil {
+		b.count--
+		if last = b.count == 0; last {
+			delete(t.m, id)
+		}
+	}
+	t.mu.Unlock()
+	if last && !n.isDead(id.Node()) {
+		n.outq.push(id.Node(), update{kind: updateRelease, id: id})
+	}
+}
+
+// borrowed is the number of foreign IDs this node borrows.
+func (t *borrowTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
+
+// updateQueue gathers the releases and new copies this node owes owners.
+type updateQueue struct {
+	mu   sync.Mutex
+	m    map[trove.NodeID][]update // by owner; guarded by mu
+	wake chan struct{}
+}
+
+func (q *updateQueue) init() {
+	q.m = map[trove.NodeID][]update{}
+	q.wake = make(chan struct{}, 1)
+}
+
+func (q *updateQueue) push(owner trove.NodeID, u update) {
+	q.mu.Lock()
+	q.m[owner] = append(q.m[owner], u)
+	q.mu.Unlock()
+	q.poke()
+}
+
+func (q *updateQueue) poke() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *updateQueue) take() map[trove.NodeID][]update {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.m) == 0 {
+		return nil
+	}
+	m := q.m
+	q.m = map[trove.NodeID][]update{}
+	return m
+}
+
+// requeue puts back updates an owner did not take.
+func (q *updateQueue) requeue(owner trove.NodeID, us []update) {
+	q.mu.Lock()
+	q.m[owner] = append(us, q.m[owner]...)
+	q.mu.Unlock()
+}
+
+// forgetNode drops what was owed to a node that died or left.
+func (q *updateQueue) forgetNode(owner trove.NodeID) {
+	q.mu.Lock()
+	delete(q.m, owner)
+	q.mu.Unlock()
+}
+
+// pending is the number of updates not yet sent.
+func (q *updateQueue) pending() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, us := range q.m {
+		n += len(us)
+	}
+	return n
+}
+
+// sendUpdates runs until Close: it gathers updates for ReleaseDelay after the
+// first, then sends one batch per owner; a batch an owner did not take is
+// sent again after DefaultRetryDelay, until the owner takes it or is declared
+// dead (then it is dropped: the owner has forgotten this node).
+func (n *Node) sendUpdates() {
+	for {
+		select {
+		case <-n.outq.wake:
+		case <-n.life.Done():
+			return
+		}
+		select {
+		case <-time.After(n.cfg.ReleaseDelay):
+		case <-n.life.Done():
+			return
+		}
+		if failed := n.flushUpdates(n.life); failed {
+			time.AfterFunc(n.retryDelay(), n.outq.poke)
+		}
+	}
+}
+
+// flushUpdates sends every queued update, one batch per owner in parallel,
+// and reports whether some must be sent again.
+func (n *Node) flushUpdates(ctx context.Context) (failed bool) {
+	batch := n.outq.take()
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	for owner, us := range batch {
+		wg.Go(func() {
+			for len(us) > 0 {
+				k := min(len(us), maxUpdates)
+				if err := n.sendBatch(ctx, owner, us[:k]); err != nil {
+					if !n.isDead(owner) && ctx.Err() == nil {
+						n.outq.requeue(owner, us)
+						mu.Lock()
+						failed = true
+						mu.Unlock()
+					}
+					return
+				}
+				us = us[k:]
+			}
+		})
+	}
+	wg.Wait()
+	return failed
+}
+
+func (n *Node) sendBatch(ctx context.Context, owner trove.NodeID, us []update) error {
+	m, ok := n.members.Lookup(owner)
+	if !ok || m.State == StateDead || m.State == StateLeft {
+		return errors.New("owner gone")
+	}
+	req, rep := bufs.Get(), bufs.Get()
+	defer bufs.Put(req)
+	defer bufs.Put(rep)
+	req.B = appendUpdates(req.B[:0], n.self, us)
+	if err := n.request(ctx, m.Addr, opUpdate, req.B, &rep.B); err != nil {
+		n.log.Info("cluster: owner did not take a batch of releases; retrying", "owner", m.Name, "updates", len(us), "err", err)
+		return err
+	}
+	return checkEmptyReply(rep.B)
+}
