@@ -12,8 +12,8 @@ import (
 
 // Defaults for Config's zero timing fields.
 const (
-	DefaultRequestTimeout = 5 * time.Second       // a control request other than a locate (which waits for the seal)
-	DefaultReleaseDelay   = 2 * time.Millisecond  // how long releases gather before they are sent as one batch
+	DefaultRequestTimeout = 5 * time.Second        // a control request other than a locate (which waits for the seal)
+	DefaultReleaseDelay   = 2 * time.Millisecond   // how long releases gather before they are sent as one batch
 	DefaultRetryDelay     = 200 * time.Millisecond // between attempts to send a batch an owner did not take
 )
 

@@ -34,9 +34,9 @@ var clusters sync.Map // addr → *staticCluster
 type staticView struct {
 	c  *staticCluster
 	mu sync.Mutex
-	m  Member                // guarded by c.mu
-	w  map[int]func(Event)   // guarded by mu
-	nw int                   // guarded by mu
+	m  Member              // guarded by c.mu
+	w  map[int]func(Event) // guarded by mu
+	nw int                 // guarded by mu
 }
 
 func joinStatic(cfg membershipConfig) (*staticView, error) {
