@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trovedb/trove"
@@ -28,9 +29,9 @@ type Node struct {
 
 	inlineMax int64 // the largest object answered inline by this owner
 
-	// chunkFault, set only by tests before any pull, makes ServeChunk fail
-	// half-way through a chunk when it returns an error.
-	chunkFault func(id trove.ObjectID) error
+	// chunkFault, set only by tests, makes ServeChunk fail half-way through
+	// a chunk when it returns an error.
+	chunkFault atomic.Pointer[func(id trove.ObjectID) error]
 
 	own  ownerTable // objects this node owns that other nodes borrow
 	bor  borrowTable

@@ -22,7 +22,7 @@ const testCapacity = 64 << 20
 // newCluster starts k nodes on 127.0.0.1:0 (Insecure unless certs gives each
 // node's directory), each joining the first, and closes them at the end of the
 // test after checking that every node that is still running is empty.
-func newCluster(t *testing.T, k int, certs []string) []*Node {
+func newCluster(t *testing.T, k int, certs []string, opts ...func(i int, c *Config)) []*Node {
 	t.Helper()
 	nodes := make([]*Node, k)
 	for i := range nodes {
@@ -35,6 +35,9 @@ func newCluster(t *testing.T, k int, certs []string) []*Node {
 		}
 		if certs != nil {
 			cfg.CertsDir, cfg.Name = certs[i], ""
+		}
+		for _, o := range opts {
+			o(i, &cfg)
 		}
 		if i > 0 {
 			cfg.Join = []string{nodes[0].Addr()}

@@ -104,6 +104,9 @@ func (t *ownerTable) release(node trove.NodeID, id trove.ObjectID) (trove.Ref, b
 	if i < 0 {
 		return trove.Ref{}, false
 	}
+	// A release means the node's entry, and its copy with it, is gone; a
+	// later borrow of the same node (counted here) has no copy yet.
+	m.borrowers[i].copy = false
 	if m.borrowers[i].count--; m.borrowers[i].count > 0 {
 		return trove.Ref{}, false
 	}
@@ -283,8 +286,8 @@ func (h *handler) ServeChunk(ctx context.Context, peer quic.Peer, id trove.Objec
 	}
 	defer obj.Release()
 	b := obj.Bytes()
-	if n.chunkFault != nil {
-		if err := n.chunkFault(id); err != nil {
+	if f := n.chunkFault.Load(); f != nil {
+		if err := (*f)(id); err != nil {
 			_, _ = w.Write(b[off : off+size/2]) // fail mid-chunk, as a holder dying would
 			return err
 		}

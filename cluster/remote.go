@@ -75,6 +75,9 @@ func (r *remote) Fetch(ctx context.Context, id trove.ObjectID, st *engine.Store)
 func (n *Node) pull(ctx context.Context, owner Member, id trove.ObjectID, holders []string, dst []byte) error {
 	var last error
 	for _, addr := range holders {
+		if addr == n.Addr() {
+			continue // a copy this node held once, whose release the owner had not yet heard of
+		}
 		err := n.tr.Pull(ctx, addr, id, 0, dst)
 		if err == nil {
 			return nil
@@ -84,6 +87,9 @@ func (n *Node) pull(ctx context.Context, owner Member, id trove.ObjectID, holder
 		}
 		last = err
 		n.log.Info("cluster: pull from a holder failed; trying the next", "object", id, "holder", addr, "err", err)
+	}
+	if last == nil {
+		last = errors.New("it named no node but this one")
 	}
 	return &trove.NodeError{Kind: trove.ErrObjectLost, Node: owner.Name, Addr: owner.Addr, Object: id, Op: "pull",
 		Err: fmt.Errorf("none of the %d holders the owner named could serve it; the last said: %w", len(holders), last)}
