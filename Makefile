@@ -37,7 +37,8 @@ FUZZ_TARGETS := alloc:FuzzAllocFree zerocopy:FuzzParseFrame .:FuzzDecodeValue .:
 	eviction:FuzzLRU spill:FuzzObjectHeader spill:FuzzSpillFileToken net/ipc:FuzzDecode net/ipc:FuzzServerStream \
 	net/quic:FuzzDecode net/quic:FuzzServeStream net/quic:FuzzReadReply \
 	fuzz:FuzzMetamorphic \
-	net/quic:FuzzReadPacket cluster:FuzzNodeMeta cluster:FuzzSnoop
+	net/quic:FuzzReadPacket cluster:FuzzNodeMeta cluster:FuzzSnoop \
+	cluster:FuzzDecodeRequest cluster:FuzzDecodeLocateReply
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 

@@ -102,7 +102,7 @@ func decodeRequest(op quic.Op, b []byte, us []update) (request, error) {
 		r.id = trove.ObjectID(b)
 		return r, nil
 	case opUpdate:
-		n, k := binary.Uvarint(b)
+		n, k := uvarint(b)
 		if k <= 0 || n > maxUpdates {
 			return r, fmt.Errorf("%w: update count invalid or over %d", errMessage, maxUpdates)
 		}
@@ -160,7 +160,7 @@ func decodeLocateReply(b []byte, maxSize int64) (locateReply, error) {
 	}
 	kind := b[1]
 	b = b[2:]
-	size, k := binary.Uvarint(b)
+	size, k := uvarint(b)
 	if k <= 0 || size > uint64(maxSize) {
 		return r, fmt.Errorf("%w: object size invalid or over %d", errMessage, maxSize)
 	}
@@ -174,7 +174,7 @@ func decodeLocateReply(b []byte, maxSize int64) (locateReply, error) {
 		r.inline = b
 		return r, nil
 	case replyHolders:
-		n, k := binary.Uvarint(b)
+		n, k := uvarint(b)
 		if k <= 0 || n == 0 || n > maxHolders {
 			return r, fmt.Errorf("%w: holder count invalid, zero or over %d", errMessage, maxHolders)
 		}
@@ -200,4 +200,14 @@ func checkEmptyReply(b []byte) error {
 		return fmt.Errorf("%w: %d-byte acknowledgement", errMessage, len(b))
 	}
 	return nil
+}
+
+// uvarint is binary.Uvarint that also refuses non-minimal encodings (k <= 0),
+// so that every message has exactly one encoding.
+func uvarint(b []byte) (uint64, int) {
+	v, k := binary.Uvarint(b)
+	if k > 1 && b[k-1] == 0 {
+		return 0, -1
+	}
+	return v, k
 }
