@@ -60,7 +60,6 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger}
 	n.life, n.stop = context.WithCancel(context.Background())
 	n.mu.dead = map[trove.NodeID]chan struct{}{}
-	n.own.init()
 	n.bor.m = map[trove.ObjectID]*borrowing{}
 	n.outq.init()
 
@@ -71,6 +70,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: open the local store: %w", err)
 	}
 	n.self = n.local.Node()
+	n.own.init(n.local)
 	n.inlineMax = n.local.Config().InlineThreshold
 	n.tr, err = quic.Listen(ctx, quic.Config{
 		Addr: cfg.Listen, CertsDir: cfg.CertsDir, Insecure: cfg.Insecure, Name: cfg.Name,

@@ -16,7 +16,8 @@ import (
 // for every one that another node borrows it keeps an ownedMeta: which nodes
 // borrow it (and how many registrations each has outstanding) and which of
 // them hold a sealed copy. The object's size and seal state are the local
-// store's own. The meta holds one engine ref on the primary, which keeps it
+// store's own. The meta holds one engine ref on the primary (an engine.Hold: a count
+// without a Ref handle), which keeps it
 // (and, through it, what it contains) alive for all borrowing nodes together:
 // the primary lives while any local handle, containing object or borrowing
 // node holds it. The meta goes, and the ref with it, when the last borrower
@@ -30,10 +31,12 @@ import (
 // callback, and EvictCopy is not used for frees.
 
 // ownedMeta is what an owner keeps per borrowed object, beyond its store's
-// entry: one ref and, almost always, a one-element slice.
+// entry: the engine hold and the first borrowing node inline (one
+// allocation of 32 bytes), the others, rarely any, apart.
 type ownedMeta struct {
-	ref       trove.Ref
-	borrowers []borrower
+	hold engine.Hold // the count held on the primary for the borrowers
+	one  borrower    // the first borrowing node; count 0 when there is none
+	more *[]borrower // the other borrowing nodes
 }
 
 // borrower is one node borrowing an owned object.
@@ -41,6 +44,65 @@ type borrower struct {
 	node  trove.NodeID
 	count uint32 // registrations (opBorrow) not yet released
 	copy  bool   // it told the owner it holds a sealed copy
+}
+
+// find returns node's record, or nil.
+func (m *ownedMeta) find(node trove.NodeID) *borrower {
+	if m.one.count > 0 && m.one.node == node {
+		return &m.one
+	}
+	if m.more != nil {
+		for i := range *m.more {
+			if (*m.more)[i].node == node {
+				return &(*m.more)[i]
+			}
+		}
+	}
+	return nil
+}
+
+// add records node's first registration.
+func (m *ownedMeta) add(node trove.NodeID) {
+	b := borrower{node: node, count: 1}
+	if m.one.count == 0 {
+		m.one = b
+		return
+	}
+	if m.more == nil {
+		m.more = new([]borrower)
+	}
+	*m.more = append(*m.more, b)
+}
+
+// remove forgets node, which must be recorded; it reports whether no borrower is left.
+func (m *ownedMeta) remove(node trove.NodeID) bool {
+	if m.one.count > 0 && m.one.node == node {
+		m.one = borrower{}
+		if m.more != nil {
+			last := len(*m.more) - 1
+			m.one = (*m.more)[last]
+			*m.more = (*m.more)[:last]
+		}
+	} else if m.more != nil {
+		*m.more = slices.DeleteFunc(*m.more, func(b borrower) bool { return b.node == node })
+	}
+	if m.more != nil && len(*m.more) == 0 {
+		m.more = nil
+	}
+	return m.one.count == 0
+}
+
+// each calls fn for every borrowing node.
+func (m *ownedMeta) each(fn func(*borrower)) {
+	if m.one.count == 0 {
+		return
+	}
+	fn(&m.one)
+	if m.more != nil {
+		for i := range *m.more {
+			fn(&(*m.more)[i])
+		}
+	}
 }
 
 const ownerShards = 32
@@ -52,10 +114,12 @@ type ownerShard struct {
 
 // ownerTable holds the metas of a node's owned objects that others borrow.
 type ownerTable struct {
+	st     *engine.Store // the holds are on its objects
 	shards [ownerShards]ownerShard
 }
 
-func (t *ownerTable) init() {
+func (t *ownerTable) init(st *engine.Store) {
+	t.st = st
 	for i := range t.shards {
 		t.shards[i].m = map[trove.ObjectID]*ownedMeta{}
 	}
@@ -67,55 +131,59 @@ func (t *ownerTable) shard(id trove.ObjectID) *ownerShard {
 
 // borrow registers one more borrow of id by node, taking the engine ref if it
 // is the object's first borrow.
-func (t *ownerTable) borrow(st *engine.Store, node trove.NodeID, id trove.ObjectID) error {
+func (t *ownerTable) borrow(node trove.NodeID, id trove.ObjectID) error {
 	sh := t.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	m := sh.m[id]
 	if m == nil {
-		ref, err := st.Borrow(id) // never blocks: id is this store's own
+		hold, err := t.st.HoldID(id) // never blocks: id is this store's own
 		if err != nil {
 			return err
 		}
-		m = &ownedMeta{ref: ref}
+		m = &ownedMeta{hold: hold}
 		sh.m[id] = m
 	}
-	for i := range m.borrowers {
-		if m.borrowers[i].node == node {
-			m.borrowers[i].count++
-			return nil
-		}
+	if b := m.find(node); b != nil {
+		b.count++
+		return nil
 	}
-	m.borrowers = append(m.borrowers, borrower{node: node, count: 1})
+	m.add(node)
 	return nil
 }
 
 // release ends one borrow of id by node; when the last borrow of the last
-// borrower ends it returns the meta's ref for the caller to drop (outside the lock).
-func (t *ownerTable) release(node trove.NodeID, id trove.ObjectID) (trove.Ref, bool) {
+// borrower ends it gives the hold back (outside the lock) and reports true.
+func (t *ownerTable) release(node trove.NodeID, id trove.ObjectID) bool {
 	sh := t.shard(id)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
+	m := t.releaseLocked(sh, node, id)
+	sh.mu.Unlock()
+	if m == nil {
+		return false
+	}
+	t.st.Unhold(m.hold)
+	return true
+}
+
+// releaseLocked is release under sh.mu: it returns the meta it removed.
+func (t *ownerTable) releaseLocked(sh *ownerShard, node trove.NodeID, id trove.ObjectID) *ownedMeta {
 	m := sh.m[id]
 	if m == nil {
-		return trove.Ref{}, false
+		return nil
 	}
-	i := slices.IndexFunc(m.borrowers, func(b borrower) bool { return b.node == node })
-	if i < 0 {
-		return trove.Ref{}, false
+	b := m.find(node)
+	if b == nil {
+		return nil
 	}
 	// A release means the node's entry, and its copy with it, is gone; a
 	// later borrow of the same node (counted here) has no copy yet.
-	m.borrowers[i].copy = false
-	if m.borrowers[i].count--; m.borrowers[i].count > 0 {
-		return trove.Ref{}, false
-	}
-	m.borrowers = slices.Delete(m.borrowers, i, i+1)
-	if len(m.borrowers) > 0 {
-		return trove.Ref{}, false
+	b.copy = false
+	if b.count--; b.count > 0 || !m.remove(node) {
+		return nil
 	}
 	delete(sh.m, id)
-	return m.ref, true
+	return m
 }
 
 // copied records that node holds a sealed copy of id.
@@ -124,10 +192,8 @@ func (t *ownerTable) copied(node trove.NodeID, id trove.ObjectID) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if m := sh.m[id]; m != nil {
-		for i := range m.borrowers {
-			if m.borrowers[i].node == node {
-				m.borrowers[i].copy = true
-			}
+		if b := m.find(node); b != nil {
+			b.copy = true
 		}
 	}
 }
@@ -138,11 +204,11 @@ func (t *ownerTable) holders(id trove.ObjectID, dst []trove.NodeID) []trove.Node
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if m := sh.m[id]; m != nil {
-		for _, b := range m.borrowers {
+		m.each(func(b *borrower) {
 			if b.copy {
 				dst = append(dst, b.node)
 			}
-		}
+		})
 	}
 	return dst
 }
@@ -150,27 +216,28 @@ func (t *ownerTable) holders(id trove.ObjectID, dst []trove.NodeID) []trove.Node
 // forgetNode drops every borrow of node (declared dead or departed) and
 // reports how many objects it borrowed.
 func (t *ownerTable) forgetNode(node trove.NodeID) int {
-	var drop []trove.Ref
+	type held struct {
+		hold engine.Hold
+	}
+	var drop []held
 	n := 0
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		for id, m := range sh.m {
-			j := slices.IndexFunc(m.borrowers, func(b borrower) bool { return b.node == node })
-			if j < 0 {
+			if m.find(node) == nil {
 				continue
 			}
 			n++
-			m.borrowers = slices.Delete(m.borrowers, j, j+1)
-			if len(m.borrowers) == 0 {
+			if m.remove(node) {
 				delete(sh.m, id)
-				drop = append(drop, m.ref)
+				drop = append(drop, held{m.hold})
 			}
 		}
 		sh.mu.Unlock()
 	}
-	for _, r := range drop {
-		r.Drop()
+	for _, h := range drop {
+		t.st.Unhold(h.hold)
 	}
 	return n
 }
@@ -184,7 +251,7 @@ func (t *ownerTable) dropAll() {
 		sh.m = map[trove.ObjectID]*ownedMeta{}
 		sh.mu.Unlock()
 		for _, o := range m {
-			o.ref.Drop()
+			t.st.Unhold(o.hold)
 		}
 	}
 }
@@ -220,7 +287,7 @@ func (h *handler) HandleRequest(ctx context.Context, peer quic.Peer, op quic.Op,
 		if err := n.ownsLive(req.id); err != nil {
 			return reply, err
 		}
-		if err := n.own.borrow(n.local, req.from, req.id); err != nil {
+		if err := n.own.borrow(req.from, req.id); err != nil {
 			return reply, fmt.Errorf("node %s registering as a borrower of %s: %w", peer.Name, req.id, err)
 		}
 		return append(reply, wireVersion), nil
@@ -228,9 +295,7 @@ func (h *handler) HandleRequest(ctx context.Context, peer quic.Peer, op quic.Op,
 		for _, u := range req.updates {
 			switch u.kind {
 			case updateRelease:
-				if ref, last := n.own.release(req.from, u.id); last {
-					ref.Drop()
-				}
+				n.own.release(req.from, u.id)
 			case updateCopied:
 				n.own.copied(req.from, u.id)
 			}
