@@ -1,15 +1,59 @@
-// Package cluster makes a set of trove nodes one store. It holds the cluster's
-// credentials: CreateCA makes the cluster's certificate authority and
-// CreateNodeCert a node's certificate signed by it, the files the node-to-node
-// transport (net/quic) authenticates peers with. And it holds membership
-// (membership.go): hashicorp/memberlist's SWIM failure detection and gossip,
+// Package cluster makes a set of trove nodes one store. A Node (Open) wraps a
+// local engine.Store, a net/quic transport and the cluster's membership, and
+// satisfies trove.Store for refs owned by any node: a ref made on one node is
+// Borrowed by its ID on another, and Get there pulls a copy of its bytes into
+// the local arena. The package also holds the cluster's credentials: CreateCA
+// makes its certificate authority and CreateNodeCert a node's certificate
+// signed by it, the files the transport authenticates peers with.
+//
+// # Ownership (Ray's model, per node)
+//
+// The node that created an object owns it (its ObjectID names the node). For
+// every owned object that other nodes borrow, the owner keeps a small record
+// (owner.go): which nodes borrow it, with a count each, and which of them hold
+// a sealed copy; size and seal state are the local store's. A borrowing node
+// reaches the owner through the engine's Remote seam (remote.go):
+//
+//   - Borrowed (the first handle to a foreign ID on this node: Borrow,
+//     BorrowAll, a decoded value's nested refs) registers this node with the
+//     owner (opBorrow) before the Borrow returns; the owner takes one engine
+//     hold on the primary for all its borrowers.
+//   - Fetch asks the owner (opLocate), which answers once the object is sealed
+//     (a future: the owner's handler waits on its store, no polling; the
+//     caller's context bounds it, and so does the owner's death). Objects up to
+//     the store's InlineThreshold come back inline in the reply and are written
+//     into a CreateCopy builder; larger ones are pulled in chunks on parallel
+//     streams straight into the builder's arena bytes from the holders the
+//     owner names (copies first, the primary last; a holder that fails is
+//     replaced by the next). The copy is sealed and the owner told (batched).
+//     Concurrent Gets of one ID share one Fetch (the engine's doing).
+//   - Released (this node's last handle gone, its copy freed) is queued and
+//     sent to the owner in one batch per owner (opUpdate), retried until the
+//     owner takes it or is declared dead.
+//
+// # Membership
+//
+// membership.go: hashicorp/memberlist's SWIM failure detection and gossip,
 // carried over the node's QUIC transport as tagged packets and streams, so the
 // same mutual TLS authenticates gossip; a node without the cluster's
-// credentials never becomes a member. Ownership, pulls and distributed
-// reference counting build on both here next.
+// credentials never becomes a member. A Node follows its Watch events: a
+// member that died or left owns nothing and borrows nothing any more.
 //
 // # Invariants
 //
+//   - An owner's primary lives while any local handle, containing object or
+//     borrowing node holds it. Every node holding a copy is a borrower, and its
+//     release arrives only after its copy is freed, so when the primary is
+//     freed no copy is left anywhere: no order to drop copies is needed.
+//   - A Get never hangs on a failed node: the owner's death or departure (a
+//     membership event) ends its borrowers' fetches and registrations with
+//     trove.ErrOwnerDied; a borrower's death drops its borrows at the owner;
+//     every control request but opLocate has Config.RequestTimeout, and a
+//     silent peer gives trove.ErrNodeUnreachable; holders that all fail a pull
+//     give trove.ErrObjectLost. A sealed copy a node holds keeps serving its
+//     local holders after the owner dies.
+//   - Control messages (wire.go) are versioned, bounded, encoded into pooled
+//     buffers, have exactly one encoding each, and are fuzzed.
 //   - The CA's private key (CAKeyFile) is written only to the CA's directory,
 //     never to a node's: CreateNodeCert refuses a node directory that is the
 //     CA's directory or already holds a CA key. A node's directory holds

@@ -41,6 +41,8 @@ type Node struct {
 	stop context.CancelFunc
 	bg   sync.WaitGroup
 
+	ready atomic.Bool // the membership is up: requests are served
+
 	mu struct {
 		sync.Mutex
 		dead   map[trove.NodeID]chan struct{} // closed when the node is declared dead or left; made on first wait
@@ -102,6 +104,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		_ = n.local.Close()
 		return nil, fmt.Errorf("cluster: join %v (Config.Join): %w", cfg.Join, err)
 	}
+	n.ready.Store(true)
 	n.unwatch = n.members.Watch(n.onEvent)
 	n.bg.Go(n.sendUpdates)
 	return n, nil

@@ -276,6 +276,9 @@ var _ quic.Handler = (*handler)(nil)
 // HandleRequest serves a control request.
 func (h *handler) HandleRequest(ctx context.Context, peer quic.Peer, op quic.Op, body, reply []byte) ([]byte, error) {
 	n := (*Node)(h)
+	if !n.ready.Load() {
+		return reply, fmt.Errorf("node %s is still joining the cluster; try again: %w", n.cfg.Name, trove.ErrNodeUnreachable)
+	}
 	req, err := decodeRequest(op, body, nil)
 	if err != nil {
 		return reply, fmt.Errorf("from %s (%s): %w", peer.Name, peer.Addr, err)
