@@ -277,7 +277,7 @@ var _ quic.Handler = (*handler)(nil)
 func (h *handler) HandleRequest(ctx context.Context, peer quic.Peer, op quic.Op, body, reply []byte) ([]byte, error) {
 	n := (*Node)(h)
 	if !n.ready.Load() {
-		return reply, fmt.Errorf("node %s is still joining the cluster; try again: %w", n.cfg.Name, trove.ErrNodeUnreachable)
+		return reply, fmt.Errorf("this node is still joining the cluster; try again: %w", trove.ErrNodeUnreachable)
 	}
 	req, err := decodeRequest(op, body, nil)
 	if err != nil {
