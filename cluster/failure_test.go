@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -52,8 +51,7 @@ func TestOwnerDies(t *testing.T) {
 	if ready, _, err := b.Wait(ctx, []trove.Ref{bpend}, 0); err != nil || len(ready) != 0 {
 		t.Fatalf("Wait: %v %v", ready, err)
 	}
-	kill(a)
-	a.crash(t)
+	crashDead(t, a, b)
 	err = <-pending
 	if !errors.Is(err, trove.ErrOwnerDied) || !strings.Contains(err.Error(), bpend.ID().String()) || !strings.Contains(err.Error(), "node-a") {
 		t.Fatalf("Get of a pending object whose owner died: %v, want ErrOwnerDied naming the object and node-a", err)
@@ -91,8 +89,7 @@ func TestBorrowerDies(t *testing.T) {
 		}
 		// B's ref is never dropped: B dies holding it.
 	}
-	kill(b)
-	b.crash(t)
+	crashDead(t, b, a, c)
 	r.Drop()
 	// C still borrows: the object lives on A for C alone.
 	if n := a.own.len(); n != 1 {
@@ -164,18 +161,19 @@ func TestHolderFailsMidPull(t *testing.T) {
 
 func TestUnresponsivePeer(t *testing.T) {
 	nodes := newCluster(t, 2, nil, func(i int, c *Config) { c.RequestTimeout = 300 * time.Millisecond })
-	b := nodes[1]
-	// A "member" whose address answers nothing: a UDP socket nobody reads.
-	sink, err := net.ListenPacket("udp", "127.0.0.1:0")
+	a, b := nodes[0], nodes[1]
+	r, err := a.Put(context.Background(), []byte("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sink.Close()
-	ghost := trove.NewNodeID()
-	b.members.(*staticView).c.add(Member{Name: "ghost", ID: ghost, Addr: sink.LocalAddr().String(), State: StateAlive})
-	_, err = b.Borrow(trove.NewObjectID(ghost, 1))
+	defer r.Drop()
+	// A is alive but its handler does not answer.
+	stall := func(ctx context.Context) { <-ctx.Done() }
+	a.stall.Store(&stall)
+	_, err = b.Borrow(r.ID())
+	a.stall.Store(nil)
 	if !errors.Is(err, trove.ErrNodeUnreachable) {
-		t.Fatalf("Borrow of an object owned by a silent node: %v, want ErrNodeUnreachable", err)
+		t.Fatalf("Borrow of an object owned by a node that does not answer: %v, want ErrNodeUnreachable", err)
 	}
 }
 
@@ -202,10 +200,26 @@ func TestCertificates(t *testing.T) {
 	br.Drop()
 	r.Drop()
 
-	// A node with another CA's certificate can neither borrow from the
-	// cluster nor be pulled from, even when listed as a member.
+	// A node with another CA's certificate can neither join, nor borrow
+	// from the cluster, nor be pulled from, even when listed as a member.
 	other := makeCerts(t, "node-x")
-	x, err := Open(ctx, Config{Store: engine.Config{Capacity: testCapacity}, CertsDir: other[0], RequestTimeout: 2 * time.Second})
+	xcfg := Config{Store: engine.Config{Capacity: testCapacity}, CertsDir: other[0], RequestTimeout: 2 * time.Second, Join: []string{a.Addr()}}
+	if _, static := a.members.(*staticView); !static {
+		if x, err := Open(ctx, xcfg); err == nil {
+			x.Close()
+			t.Fatal("a node with another CA's certificate joined the cluster")
+		}
+		for _, m := range b.Members() {
+			if m.Name == "node-x" {
+				t.Fatalf("the outsider is listed as a member: %+v", m)
+			}
+		}
+		return
+	}
+	// The static membership lets anyone join: list the outsider, to show the
+	// transport refuses it both ways.
+	xcfg.Join = nil
+	x, err := Open(ctx, xcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,9 @@ type Node struct {
 	// chunkFault, set only by tests, makes ServeChunk fail half-way through
 	// a chunk when it returns an error.
 	chunkFault atomic.Pointer[func(id trove.ObjectID) error]
+	// stall, set only by tests, is called before each request is served: a
+	// node that does not answer.
+	stall atomic.Pointer[func(ctx context.Context)]
 
 	own  ownerTable // objects this node owns that other nodes borrow
 	bor  borrowTable

@@ -32,6 +32,9 @@ func newCluster(t *testing.T, k int, certs []string, opts ...func(i int, c *Conf
 			Insecure: certs == nil,
 			// Small chunks, so that a test's pull uses several streams.
 			ChunkSize: 1 << 20,
+			// Fast failure detection.
+			ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 50 * time.Millisecond, SuspicionMult: 2,
+			GossipInterval: 20 * time.Millisecond, PushPullInterval: time.Second,
 		}
 		if certs != nil {
 			cfg.CertsDir, cfg.Name = certs[i], ""
@@ -122,10 +125,24 @@ func (n *Node) crash(t *testing.T) {
 	}
 }
 
-// kill declares n dead in its static cluster, as failure detection would.
-func kill(n *Node) {
-	v := n.members.(*staticView)
-	v.c.kill(n.self)
+// crashDead crashes n (no Leave) and waits, with a generous bound, until
+// every survivor's membership has declared it dead. On the static membership
+// the test declares it dead, as failure detection would.
+func crashDead(t *testing.T, n *Node, survivors ...*Node) {
+	t.Helper()
+	if v, ok := n.members.(*staticView); ok {
+		v.c.kill(n.self)
+	}
+	n.crash(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for _, s := range survivors {
+		for !s.isDead(n.self) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if !s.isDead(n.self) {
+			t.Fatalf("%s never learnt that %s died", s.Name(), n.Name())
+		}
+	}
 }
 
 func pattern(n int, seed byte) []byte {

@@ -279,6 +279,9 @@ func (h *handler) HandleRequest(ctx context.Context, peer quic.Peer, op quic.Op,
 	if !n.ready.Load() {
 		return reply, fmt.Errorf("this node is still joining the cluster; try again: %w", trove.ErrNodeUnreachable)
 	}
+	if f := n.stall.Load(); f != nil {
+		(*f)(ctx)
+	}
 	req, err := decodeRequest(op, body, nil)
 	if err != nil {
 		return reply, fmt.Errorf("from %s (%s): %w", peer.Name, peer.Addr, err)
