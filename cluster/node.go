@@ -261,7 +261,7 @@ func (n *Node) ownerDied(id trove.ObjectID, op string) error {
 
 // owner returns the live member that owns id, or ErrOwnerDied.
 func (n *Node) owner(id trove.ObjectID, op string) (Member, error) {
-	m, ok := n.members.Lookup(id.Node())
+	m, ok := n.lookup(id.Node())
 	if !ok {
 		return m, &trove.NodeError{Kind: trove.ErrOwnerDied, Node: id.Node().String(), Object: id, Op: op,
 			Err: errors.New("no member of the cluster has this node ID (it left, died and was forgotten, or never joined)")}
@@ -270,6 +270,40 @@ func (n *Node) owner(id trove.ObjectID, op string) (Member, error) {
 		return m, n.ownerDied(id, op)
 	}
 	return m, nil
+}
+
+// lookup finds node id's member. A node this one has not heard of yet (gossip
+// of a join takes a few rounds) is waited for, up to Config.RequestTimeout;
+// the wait reads the local membership only.
+func (n *Node) lookup(id trove.NodeID) (Member, bool) {
+	m, ok := n.members.Lookup(id)
+	if ok {
+		return m, true
+	}
+	found := make(chan struct{}, 1)
+	cancel := n.members.Watch(func(ev Event) {
+		if ev.Member.ID == id {
+			select {
+			case found <- struct{}{}:
+			default:
+			}
+		}
+	})
+	defer cancel()
+	t := time.NewTimer(n.cfg.RequestTimeout)
+	defer t.Stop()
+	for {
+		if m, ok := n.members.Lookup(id); ok {
+			return m, true
+		}
+		select {
+		case <-found:
+		case <-t.C:
+			return n.members.Lookup(id)
+		case <-n.life.Done():
+			return Member{}, false
+		}
+	}
 }
 
 // ownerCtx derives a context that ends with ErrOwnerDied once id's owner is

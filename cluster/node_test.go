@@ -51,6 +51,22 @@ func newCluster(t *testing.T, k int, certs []string, opts ...func(i int, c *Conf
 		}
 		nodes[i] = n
 	}
+	// Wait (a generous bound) until every node sees every other alive.
+	deadline := time.Now().Add(20 * time.Second)
+	for _, n := range nodes {
+		for _, o := range nodes {
+			for {
+				m, ok := n.members.Lookup(o.self)
+				if ok && m.State == StateAlive {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s does not see %s alive: %+v", n.Name(), o.Name(), m)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
 	t.Cleanup(func() {
 		for _, n := range nodes {
 			if !n.closed() {
