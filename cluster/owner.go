@@ -48,7 +48,7 @@ type borrower struct {
 
 // find returns node's record, or nil.
 func (m *ownedMeta) find(node trove.NodeID) *borrower {
-	if m.one.count > 0 && m.one.node == node {
+	if m.one.node == node {
 		return &m.one
 	}
 	if m.more != nil {
@@ -74,9 +74,10 @@ func (m *ownedMeta) add(node trove.NodeID) {
 	*m.more = append(*m.more, b)
 }
 
-// remove forgets node, which must be recorded; it reports whether no borrower is left.
+// remove forgets node, which must be recorded (its count may be zero
+// already); it reports whether no borrower is left.
 func (m *ownedMeta) remove(node trove.NodeID) bool {
-	if m.one.count > 0 && m.one.node == node {
+	if m.one.node == node {
 		m.one = borrower{}
 		if m.more != nil {
 			last := len(*m.more) - 1
