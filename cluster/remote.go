@@ -9,6 +9,7 @@ import (
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/engine"
+	"github.com/trovedb/trove/net/quic"
 )
 
 // The borrower's side: the Node as its local store's engine.Remote.
@@ -44,7 +45,7 @@ func (r *remote) Fetch(ctx context.Context, id trove.ObjectID, st *engine.Store)
 	req.B = appendIDRequest(req.B[:0], n.self, id)
 	rep.B, err = n.tr.Request(ctx, m.Addr, opLocate, req.B, rep.B[:0])
 	if err != nil {
-		return ownerErr(ctx, err)
+		return n.settle(ctx, id, err)
 	}
 	loc, err := decodeLocateReply(rep.B, maxObjectSize)
 	if err != nil {
@@ -95,6 +96,24 @@ func (n *Node) pull(ctx context.Context, owner Member, id trove.ObjectID, holder
 		Err: fmt.Errorf("none of the %d holders the owner named could serve it; the last said: %w", len(holders), last)}
 }
 
+// settle is the error of a call to id's owner that failed with err. An owner
+// that cannot be reached may be dying (a crashed node's connections break
+// before the membership declares it dead): wait, up to Config.RequestTimeout,
+// for the membership to say so, and report ErrOwnerDied if it does, rather
+// than an ErrNodeUnreachable the caller might retry forever.
+func (n *Node) settle(ctx context.Context, id trove.ObjectID, err error) error {
+	if !errors.Is(err, trove.ErrNodeUnreachable) || ctx.Err() != nil {
+		return ownerErr(ctx, err)
+	}
+	t := time.NewTimer(n.cfg.RequestTimeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done(): // the owner's death (ownerCtx), or the caller
+	case <-t.C:
+	}
+	return ownerErr(ctx, err)
+}
+
 // ownerErr is err, or the owner's death if that is what ended ctx.
 func ownerErr(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); errors.Is(cause, trove.ErrOwnerDied) {
@@ -137,6 +156,13 @@ func (r *remote) Borrowed(ctx context.Context, id trove.ObjectID) error {
 		t.m[id] = b
 		t.mu.Unlock()
 		err := n.register(ctx, id)
+		var answered *quic.RemoteError
+		if err != nil && errors.Is(err, trove.ErrNodeUnreachable) && !errors.As(err, &answered) && !errors.Is(err, trove.ErrOwnerDied) {
+			// The owner may have registered this node before the call
+			// failed (a reply lost, a deadline passed): undo it. An owner
+			// that had not registered it ignores the release.
+			n.outq.push(id.Node(), update{kind: updateRelease, id: id})
+		}
 		t.mu.Lock()
 		if err != nil {
 			delete(t.m, id)
@@ -164,7 +190,7 @@ func (n *Node) register(ctx context.Context, id trove.ObjectID) error {
 	defer bufs.Put(rep)
 	req.B = appendIDRequest(req.B[:0], n.self, id)
 	if err := n.request(ctx, m.Addr, opBorrow, req.B, &rep.B); err != nil {
-		return ownerErr(ctx, err)
+		return n.settle(ctx, id, err)
 	}
 	return checkEmptyReply(rep.B)
 }
