@@ -142,13 +142,9 @@ func (n *Node) crash(t *testing.T) {
 }
 
 // crashDead crashes n (no Leave) and waits, with a generous bound, until
-// every survivor's membership has declared it dead. On the static membership
-// the test declares it dead, as failure detection would.
+// every survivor's membership has declared it dead.
 func crashDead(t *testing.T, n *Node, survivors ...*Node) {
 	t.Helper()
-	if v, ok := n.members.(*staticView); ok {
-		v.c.kill(n.self)
-	}
 	n.crash(t)
 	deadline := time.Now().Add(20 * time.Second)
 	for _, s := range survivors {

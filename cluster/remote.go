@@ -97,12 +97,13 @@ func (n *Node) pull(ctx context.Context, owner Member, id trove.ObjectID, holder
 }
 
 // settle is the error of a call to id's owner that failed with err. An owner
-// that cannot be reached may be dying (a crashed node's connections break
+// that cannot be reached, or says it is closing, may be dying (a crashed node's connections break
 // before the membership declares it dead): wait, up to Config.RequestTimeout,
 // for the membership to say so, and report ErrOwnerDied if it does, rather
 // than an ErrNodeUnreachable the caller might retry forever.
 func (n *Node) settle(ctx context.Context, id trove.ObjectID, err error) error {
-	if !errors.Is(err, trove.ErrNodeUnreachable) || ctx.Err() != nil {
+	// ErrClosed from the owner: it is shutting down (closed or crashing).
+	if !errors.Is(err, trove.ErrNodeUnreachable) && !errors.Is(err, trove.ErrClosed) || ctx.Err() != nil {
 		return ownerErr(ctx, err)
 	}
 	t := time.NewTimer(n.cfg.RequestTimeout)
