@@ -149,4 +149,3 @@ func localCopy(b *testing.B, p *clusterPair, ref trove.Ref) {
 	b.ReportMetric(float64(copyT[500].Nanoseconds()), "local-copy-get-ns")
 	b.ReportMetric(float64(copyT[500])/float64(primT[500]), "x_local_copy")
 }
-
