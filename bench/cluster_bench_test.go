@@ -2,6 +2,8 @@ package bench
 
 import (
 	"bytes"
+	"io"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -30,6 +32,7 @@ func newClusterPair(b *testing.B, capacity int64) *clusterPair {
 		n, err := cluster.Open(ctx, cluster.Config{
 			Store:    engine.Config{Capacity: capacity, PrefaultAll: true},
 			CertsDir: dir, Join: join,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
 		if err != nil {
 			b.Fatal(err)
