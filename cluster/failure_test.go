@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,23 +80,29 @@ func TestBorrowerDies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var keep []trove.Ref
 	for _, n := range []*Node{b, c} {
 		br, err := n.Borrow(r.ID())
 		if err != nil {
 			t.Fatal(err)
 		}
 		getBytes(t, ctx, n, br)
-		if n == c {
-			defer br.Drop()
-		}
-		// B's ref is never dropped: B dies holding it.
+		keep = append(keep, br)
 	}
-	crashDead(t, b, a, c)
+	if n := a.own.borrowerCount(r.ID()); n != 2 {
+		t.Fatalf("owner counts %d borrowing nodes, want 2", n)
+	}
+	crashDead(t, b, a, c) // B dies holding its ref
+	deadline := time.Now().Add(20 * time.Second)
+	for a.own.borrowerCount(r.ID()) != 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := a.own.borrowerCount(r.ID()); n != 1 {
+		t.Fatalf("owner counts %d borrowing nodes after B died, want 1 (C)", n)
+	}
 	r.Drop()
-	// C still borrows: the object lives on A for C alone.
-	if n := a.own.len(); n != 1 {
-		t.Fatalf("owner keeps %d metas, want 1 (C still borrows)", n)
-	}
+	keep[1].Drop()
+	runtime.KeepAlive(keep) // B's ref lived until B was gone
 }
 
 func TestHolderFailsMidPull(t *testing.T) {
@@ -120,7 +128,7 @@ func TestHolderFailsMidPull(t *testing.T) {
 		t.Fatal("the owner never learnt of B's copy")
 	}
 	var faults atomic.Int64
-	fail := func(trove.ObjectID) error {
+	fail := func(context.Context, trove.ObjectID) error {
 		faults.Add(1)
 		return errors.New("holder failing mid-chunk")
 	}
@@ -274,5 +282,58 @@ func TestDropOrders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestHolderCrashesMidPull(t *testing.T) {
+	ctx := context.Background()
+	nodes := newCluster(t, 3, nil)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	want := pattern(6<<20+1, 13)
+	r, err := a.Put(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Drop()
+	br, err := b.Borrow(r.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	getBytes(t, ctx, b, br)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(a.own.holders(r.ID(), nil)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if len(a.own.holders(r.ID(), nil)) == 0 {
+		t.Fatal("the owner never learnt of B's copy")
+	}
+	// B dies while serving C's first chunk: its transport closes under the
+	// pull (and the membership later declares it dead).
+	var once sync.Once
+	crashed := make(chan struct{})
+	die := func(ctx context.Context, _ trove.ObjectID) error {
+		once.Do(func() {
+			go func() {
+				b.crash(t)
+				close(crashed)
+			}()
+		})
+		<-ctx.Done() // the transport closing ends the handler's context
+		return errors.New("holder died")
+	}
+	b.chunkFault.Store(&die)
+	cr, err := c.Borrow(r.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cr.Drop()
+	if got := getBytes(t, ctx, c, cr); !bytes.Equal(got, want) {
+		t.Fatal("bytes pulled after the holder died differ")
+	}
+	defer runtime.KeepAlive(br) // B holds its copy until it dies
+	select {
+	case <-crashed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("C never pulled from B (or B never finished crashing): the test proves nothing")
 	}
 }

@@ -31,7 +31,7 @@ type Node struct {
 
 	// chunkFault, set only by tests, makes ServeChunk fail half-way through
 	// a chunk when it returns an error.
-	chunkFault atomic.Pointer[func(id trove.ObjectID) error]
+	chunkFault atomic.Pointer[func(ctx context.Context, id trove.ObjectID) error]
 	// stall, set only by tests, is called before each request is served: a
 	// node that does not answer.
 	stall atomic.Pointer[func(ctx context.Context)]

@@ -410,3 +410,15 @@ func TestNestedRefsAcrossNodes(t *testing.T) {
 		r.Drop()
 	}
 }
+
+// borrowerCount is how many nodes borrow id from this owner.
+func (t *ownerTable) borrowerCount(id trove.ObjectID) int {
+	sh := t.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	n := 0
+	if m := sh.m[id]; m != nil {
+		m.each(func(*borrower) { n++ })
+	}
+	return n
+}

@@ -359,7 +359,7 @@ func (h *handler) ServeChunk(ctx context.Context, peer quic.Peer, id trove.Objec
 	defer obj.Release()
 	b := obj.Bytes()
 	if f := n.chunkFault.Load(); f != nil {
-		if err := (*f)(id); err != nil {
+		if err := (*f)(ctx, id); err != nil {
 			_, _ = w.Write(b[off : off+size/2]) // fail mid-chunk, as a holder dying would
 			return err
 		}
