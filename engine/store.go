@@ -249,7 +249,7 @@ func (s *Store) freeArena(e *entry) {
 	case s.closed.Load(): // the arena is going away whole
 	default:
 		if invariantsEnabled {
-			poison(s.arena.Writable(e.off, s.alloc.Usable(e.off)))
+			s.poisonFreed(e)
 		}
 		if err := s.alloc.Free(e.off); err != nil {
 			panic(fmt.Sprintf("engine: free %s at offset %d: %v", e.id, e.off, err))
@@ -258,6 +258,21 @@ func (s *Store) freeArena(e *entry) {
 	}
 	if e.off != offInline {
 		e.off = offNone
+	}
+}
+
+// poisonFreed overwrites a freed object's memory, so that a view used after
+// its release reads garbage that tests notice. It writes into the arena, so it
+// counts as a writer (see maybeUnmap): a ref the garbage collector releases
+// while the store closes must not poison memory that Close is unmapping.
+func (s *Store) poisonFreed(e *entry) {
+	s.writers.Add(1)
+	defer func() {
+		s.writers.Add(-1)
+		_ = s.maybeUnmap()
+	}()
+	if !s.closed.Load() {
+		poison(s.arena.Writable(e.off, s.alloc.Usable(e.off)))
 	}
 }
 
