@@ -20,13 +20,15 @@ import (
 	"github.com/trovedb/trove/zerocopy"
 )
 
-// cmdDemo is `trove demo`: the tutorial, on an embedded store.
+// cmdDemo is `trove demo`: the tutorial, on an in-process cluster of three nodes.
 func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 	cmd := newCommand("demo", "demo [-capacity SIZE] [-quick]",
-		"Walks through Ray's remote-objects tutorial on an in-process store (no daemon needed),\n"+
-			"checking every result; exits 1 if one is wrong. It prints prose for people: no --json.")
+		"Walks through Ray's remote-objects tutorial on an in-process cluster of three nodes on\n"+
+			"127.0.0.1 (no daemon, no set-up, no certificates: the nodes run Insecure, fine on a\n"+
+			"laptop only), then puts a ref on one node and gets it on another, checking every\n"+
+			"result; exits 1 if one is wrong. It prints prose for people: no --json.")
 	capacity := sizeFlag(256 << 20)
-	cmd.fs.Var(&capacity, "capacity", "the embedded store's shared memory (`SIZE`: 256MiB, 1GiB, or bytes)")
+	cmd.fs.Var(&capacity, "capacity", "each node's shared memory (`SIZE`: 256MiB, 1GiB, or bytes)")
 	quick := cmd.fs.Bool("quick", false, "shorten the waits 20 times (for tests)")
 	pos, err := cmd.parse(args, out)
 	if err != nil {
@@ -61,9 +63,11 @@ type demoOptions struct {
 	quick    bool // scale every sleep down 20×
 }
 
-// demo follows Ray's "Remote Objects" tutorial step by step. Where Ray runs a
-// remote task, the demo runs a goroutine that fills a pending object (Create, then
-// Seal): the ref exists before its value, as a task's result does.
+// demo follows Ray's "Remote Objects" tutorial step by step on node 1 of an
+// in-process cluster, then shows what a cluster adds: a ref put on one node and
+// got on another. Where Ray runs a remote task, the demo runs a goroutine that
+// fills a pending object (Create, then Seal): the ref exists before its value,
+// as a task's result does.
 func demo(ctx context.Context, out io.Writer, opt demoOptions) error {
 	start := time.Now()
 	scale := func(d time.Duration) time.Duration {
@@ -75,15 +79,24 @@ func demo(ctx context.Context, out io.Writer, opt demoOptions) error {
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	section := func(title string) { say("\n## %s", title) }
 
-	st, err := engine.Open(engine.Config{Capacity: opt.capacity})
+	// The nodes' log lines (warnings and errors only) come from their goroutines.
+	lw := &lockedWriter{w: out}
+	out = lw
+	c, err := openDemoCluster(ctx, opt.capacity, lw)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer c.Close()
+	// The walkthrough runs on node 1's store; the cluster section uses all three.
+	st := c.nodes[0].Local()
 	cfg := st.Config()
-	say("# trove demo: Ray's remote objects, on an embedded store")
-	say("store: node %s, %s of shared memory, objects over %s kept there, smaller ones inline",
-		st.Node(), trove.HumanBytes(cfg.Capacity), trove.HumanBytes(cfg.InlineThreshold))
+	say("# trove demo: Ray's remote objects, on a cluster of %d nodes in this process", len(c.nodes))
+	say("each node: its own store of %s shared memory (objects over %s kept there, smaller ones inline), on 127.0.0.1",
+		trove.HumanBytes(cfg.Capacity), trove.HumanBytes(cfg.InlineThreshold))
+	say("the nodes run Insecure (self-signed TLS that checks no one, unauthenticated gossip): fine for a laptop demo,\n" +
+		"never for a real cluster, whose nodes get certificates from `trove cert create-ca` / `create-node` (troved -certs-dir)")
+	printMembers(out, c.nodes[0])
+	say("the walkthrough below runs on %s (node ID %s); the cluster section after it uses all three", c.nodes[0].Name(), st.Node())
 
 	// --- Single object refs ------------------------------------------------------
 	section("Single object refs: put / get")
@@ -306,19 +319,28 @@ func demo(ctx context.Context, out io.Writer, opt demoOptions) error {
 	view.Release()
 	bigRef.Drop()
 
-	// --- Stats ---------------------------------------------------------------------
-	section("Store statistics (every ref dropped, every view released)")
-	st.WaitIdle()
-	s := st.Stats()
-	say("objects=%d bytes=%s pinned=%d views=%d arena used=%s of %s (populated %s) puts=%d gets=%d frees=%d",
-		s.Objects, trove.HumanBytes(s.ObjectBytes), s.PinnedObjects, s.Views, trove.HumanBytes(s.Used),
-		trove.HumanBytes(s.Capacity), trove.HumanBytes(s.Populated), s.Puts, s.Gets, s.Frees)
-	if s.Objects != 0 || s.Used != 0 || s.Views != 0 {
-		return fmt.Errorf("store not empty at the end: %+v", s)
-	}
-	if err := st.Check(); err != nil {
+	// --- The cluster -----------------------------------------------------------------
+	section(fmt.Sprintf("Across the cluster: put on one node, get on another (%d nodes)", len(c.nodes)))
+	if err := clusterExample(ctx, c, say, scale, opt.quick, opt.capacity); err != nil {
 		return err
 	}
+
+	// --- Stats ---------------------------------------------------------------------
+	section("Store statistics on every node (every ref dropped, every view released)")
+	if err := c.waitDrained(ctx); err != nil {
+		return err
+	}
+	for _, n := range c.nodes {
+		s := n.Local().Stats()
+		say("%s: objects=%d bytes=%s pinned=%d views=%d arena used=%s of %s (populated %s) puts=%d gets=%d fetches=%d frees=%d",
+			n.Name(), s.Objects, trove.HumanBytes(s.ObjectBytes), s.PinnedObjects, s.Views, trove.HumanBytes(s.Used),
+			trove.HumanBytes(s.Capacity), trove.HumanBytes(s.Populated), s.Puts, s.Gets, s.Fetches, s.Frees)
+		if err := n.Local().Check(); err != nil {
+			return fmt.Errorf("%s: %w", n.Name(), err)
+		}
+	}
+	say("members as %s sees them (the used figures are gossiped, so they lag the stores above):", c.nodes[0].Name())
+	printMembers(out, c.nodes[0])
 	say("\nall freed; demo finished in %v", time.Since(start).Round(time.Millisecond))
 	return nil
 }
