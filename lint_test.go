@@ -38,7 +38,7 @@ var layering = map[string]struct {
 	// cluster builds the cluster on the engine and the transport.
 	"cluster": {allowed: []string{"", "engine", "net/quic"}},
 	// the benchmarks and tools use what a user would: the store and its clients.
-	"tools/loadgen": {allowed: []string{"", "engine", "net/ipc"}},
+	"tools/loadgen": {allowed: []string{"", "engine", "net/ipc", "cluster"}},
 	// the metamorphic test drives the in-process store as a user does.
 	"fuzz": {allowed: []string{"", "engine", "zerocopy"}, noNet: true},
 }

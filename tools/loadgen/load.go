@@ -28,6 +28,11 @@ type loadConfig struct {
 	OpTimeout   time.Duration
 	WaitRefs    int    // refs per Wait (num_returns is 1)
 	Seed        uint64 // seeds the op choices and the payloads
+	// Cluster: the targets are nodes of one cluster. Worker i puts through
+	// target i mod N; its gets and waits go to the other targets, which are
+	// passed the refs by ID (Borrow), as another process on another node
+	// would be, so every get of a large object is a transfer between nodes.
+	Cluster bool
 }
 
 func (c loadConfig) validate() error {
@@ -105,10 +110,11 @@ const (
 var errClassNames = [numErrClasses]string{"verify", "timeout", "other"}
 
 type worker struct {
-	id  int
-	r   *runner
-	st  trove.Store
-	rng *rand.Rand
+	id   int
+	r    *runner
+	st   trove.Store // where it puts
+	home int         // st's index in r.targets
+	rng  *rand.Rand
 
 	// The ring of live refs, oldest first: ring[head], ring[(head+1)%len], ...
 	ring      []entry
@@ -126,6 +132,19 @@ type worker struct {
 	bytes [numOps]atomic.Int64
 	errs  [numOps][numErrClasses]atomic.Int64
 	_     [64]byte // keep workers' counters off each other's cache lines
+
+	// Per target, in cluster mode only (nil otherwise): the same figures by
+	// the node an op ran on. Written by the worker only, read after the run.
+	per []perTarget
+}
+
+// perTarget is a worker's figures of the ops it ran on one target. Its
+// histograms keep two significant digits (the totals keep three): a worker
+// has one per target and op kind.
+type perTarget struct {
+	hist  [numOps]*hdrhistogram.Histogram
+	bytes [numOps]int64
+	errs  [numOps]int64
 }
 
 type entry struct {
@@ -140,6 +159,9 @@ func newRunner(cfg loadConfig, targets []target, errOut io.Writer) (*runner, err
 	}
 	if len(targets) == 0 {
 		return nil, errors.New("no target store")
+	}
+	if cfg.Cluster && len(targets) < 2 {
+		return nil, fmt.Errorf("cluster mode needs at least 2 nodes, have %d: give -cluster one -socket per node, or use -embedded-cluster 3", len(targets))
 	}
 	r := &runner{cfg: cfg, targets: targets, errOut: errOut, start: time.Now()}
 	for _, s := range cfg.Sizes {
@@ -158,6 +180,7 @@ func newRunner(cfg loadConfig, targets []target, errOut io.Writer) (*runner, err
 			id:       i,
 			r:        r,
 			st:       targets[i%len(targets)].Store,
+			home:     i % len(targets),
 			rng:      rand.New(rand.NewPCG(cfg.Seed, uint64(i))),
 			budget:   budget,
 			seedBase: mix64(cfg.Seed ^ uint64(i+1)<<40),
@@ -165,6 +188,14 @@ func newRunner(cfg loadConfig, targets []target, errOut io.Writer) (*runner, err
 		}
 		for k := range w.hist {
 			w.hist[k] = hdrhistogram.New(1, r.latMax, 3)
+		}
+		if cfg.Cluster {
+			w.per = make([]perTarget, len(targets))
+			for t := range w.per {
+				for k := range numOps {
+					w.per[t].hist[k] = hdrhistogram.New(1, r.latMax, 2)
+				}
+			}
 		}
 		r.workers = append(r.workers, w)
 	}
@@ -259,47 +290,108 @@ func (w *worker) put(ctx context.Context) {
 	lat := time.Since(t0)
 	cancel()
 	if err != nil {
-		w.fail(ctx, opPut, fmt.Errorf("put of %s: %w", trove.HumanBytes(size), err))
+		w.fail(ctx, opPut, w.home, fmt.Errorf("put of %s%s: %w", trove.HumanBytes(size), w.on(w.home), err))
 		return
 	}
-	w.record(opPut, lat, size)
+	w.record(opPut, w.home, lat, size)
 	w.push(entry{ref: ref, size: size, seed: seed})
 }
 
+// peer picks the target a get or wait runs on: in cluster mode any but the
+// worker's own, so that the ref crosses nodes; otherwise the worker's own.
+func (w *worker) peer() int {
+	if !w.r.cfg.Cluster {
+		return w.home
+	}
+	n := len(w.r.targets)
+	return (w.home + 1 + w.rng.IntN(n-1)) % n
+}
+
+// on names target t for an error message in cluster mode ("" otherwise: the
+// report lists the targets).
+func (w *worker) on(t int) string {
+	if !w.r.cfg.Cluster {
+		return ""
+	}
+	return " on " + w.r.targets[t].Name
+}
+
+// borrow returns the refs a get or wait uses on target t: in cluster mode new
+// handles there, borrowed by ID, which the caller MUST drop with drop;
+// otherwise refs themselves, and a drop that does nothing.
+func (w *worker) borrow(t int, refs []trove.Ref) (out []trove.Ref, drop func(), err error) {
+	if !w.r.cfg.Cluster {
+		return refs, func() {}, nil
+	}
+	st := w.r.targets[t].Store
+	out = make([]trove.Ref, 0, len(refs))
+	drop = func() {
+		for _, r := range out {
+			r.Drop()
+		}
+	}
+	for _, r := range refs {
+		b, err := st.Borrow(r.ID())
+		if err != nil {
+			drop()
+			return nil, func() {}, fmt.Errorf("borrow of object %s: %w", r.ID(), err)
+		}
+		out = append(out, b)
+	}
+	return out, drop, nil
+}
+
+// get reads one of the worker's objects back and verifies it. In cluster
+// mode the latency includes the Borrow by ID on the getting node (its
+// registration with the owner) and the transfer.
 func (w *worker) get(ctx context.Context) {
 	e := w.at(w.rng.IntN(w.n))
+	t := w.peer()
+	st := w.r.targets[t].Store
 	opCtx, cancel := context.WithTimeout(ctx, w.r.cfg.OpTimeout)
 	t0 := time.Now()
-	obj, err := w.st.Get(opCtx, e.ref)
+	refs, drop, err := w.borrow(t, []trove.Ref{e.ref})
+	var obj *trove.Object
+	if err == nil {
+		obj, err = st.Get(opCtx, refs[0])
+	}
 	lat := time.Since(t0)
 	cancel()
 	if err != nil {
-		w.fail(ctx, opGet, fmt.Errorf("get of object %s (%s): %w", e.ref.ID(), trove.HumanBytes(e.size), err))
+		drop()
+		w.fail(ctx, opGet, t, fmt.Errorf("get of object %s (%s)%s: %w", e.ref.ID(), trove.HumanBytes(e.size), w.on(t), err))
 		return
 	}
 	verr := verifyPayload(obj.Bytes(), e.size, e.seed)
 	obj.Release()
+	drop()
 	if verr != nil {
-		w.count(opGet, errVerify, fmt.Errorf("MISMATCH: get of object %s (%s): %w", e.ref.ID(), trove.HumanBytes(e.size), verr))
+		w.count(opGet, t, errVerify, fmt.Errorf("MISMATCH: get of object %s (%s)%s: %w", e.ref.ID(), trove.HumanBytes(e.size), w.on(t), verr))
 		return
 	}
-	w.record(opGet, lat, e.size)
+	w.record(opGet, t, lat, e.size)
 }
 
 func (w *worker) wait(ctx context.Context) {
 	k := min(w.r.cfg.WaitRefs, w.n)
 	start := w.rng.IntN(w.n)
-	refs := make([]trove.Ref, k) // k consecutive entries of the ring: distinct objects
-	for i := range refs {
-		refs[i] = w.at((start + i) % w.n).ref
+	own := make([]trove.Ref, k) // k consecutive entries of the ring: distinct objects
+	for i := range own {
+		own[i] = w.at((start + i) % w.n).ref
 	}
+	t := w.peer()
 	opCtx, cancel := context.WithTimeout(ctx, w.r.cfg.OpTimeout)
 	t0 := time.Now()
-	ready, pending, err := w.st.Wait(opCtx, refs, 1)
+	refs, drop, err := w.borrow(t, own)
+	var ready, pending []trove.Ref
+	if err == nil {
+		ready, pending, err = w.r.targets[t].Store.Wait(opCtx, refs, 1)
+	}
 	lat := time.Since(t0)
 	cancel()
+	defer drop()
 	if err != nil {
-		w.fail(ctx, opWait, fmt.Errorf("wait on %d objects from %s: %w", k, refs[0].ID(), err))
+		w.fail(ctx, opWait, t, fmt.Errorf("wait on %d objects from %s%s: %w", k, own[0].ID(), w.on(t), err))
 		return
 	}
 	// Every object here is sealed: Wait must report exactly one ready, from refs.
@@ -313,34 +405,43 @@ func (w *worker) wait(ctx context.Context) {
 		}
 	}
 	if bad {
-		w.count(opWait, errVerify, fmt.Errorf("MISMATCH: wait on %d sealed objects from %s with num_returns 1 returned %d ready, %d pending", k, refs[0].ID(), len(ready), len(pending)))
+		w.count(opWait, t, errVerify, fmt.Errorf("MISMATCH: wait on %d sealed objects from %s%s with num_returns 1 returned %d ready, %d pending", k, own[0].ID(), w.on(t), len(ready), len(pending)))
 		return
 	}
-	w.record(opWait, lat, 0)
+	w.record(opWait, t, lat, 0)
 }
 
-func (w *worker) record(k opKind, lat time.Duration, size int64) {
+// record counts a successful op of kind k on target t.
+func (w *worker) record(k opKind, t int, lat time.Duration, size int64) {
 	ns := min(max(int64(lat), 1), w.r.latMax)
 	_ = w.hist[k].RecordValue(ns) // in range by construction
 	w.done[k].Add(1)
 	w.bytes[k].Add(size)
+	if w.per != nil {
+		_ = w.per[t].hist[k].RecordValue(ns)
+		w.per[t].bytes[k] += size
+	}
 }
 
 // fail counts a failed op. ctx is the run's context (the op's parent): if it was
 // cancelled (a second SIGINT), the op was cut short on purpose and is not an error.
-func (w *worker) fail(ctx context.Context, k opKind, err error) {
+func (w *worker) fail(ctx context.Context, k opKind, t int, err error) {
 	switch {
 	case ctx.Err() != nil:
 		w.r.errAborted.Add(1)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, trove.ErrGetTimeout):
-		w.count(k, errTimeout, err)
+		w.count(k, t, errTimeout, err)
 	default:
-		w.count(k, errOther, err)
+		w.count(k, t, errOther, err)
 	}
 }
 
-func (w *worker) count(k opKind, c errClass, err error) {
+// count counts a failed op of kind k on target t.
+func (w *worker) count(k opKind, t int, c errClass, err error) {
 	w.errs[k][c].Add(1)
+	if w.per != nil {
+		w.per[t].errs[k]++
+	}
 	r := w.r
 	r.errMu.Lock()
 	defer r.errMu.Unlock()

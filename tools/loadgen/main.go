@@ -36,12 +36,13 @@ func signals() <-chan os.Signal {
 type options struct {
 	load loadConfig
 
-	sockets     listFlag
-	embedded    bool
-	capacity    bytesFlag
-	inline      signedBytesFlag
-	spillDirs   listFlag
-	dialTimeout time.Duration
+	sockets         listFlag
+	embedded        bool
+	embeddedCluster int // nodes of an in-process cluster (0: none)
+	capacity        bytesFlag
+	inline          signedBytesFlag
+	spillDirs       listFlag
+	dialTimeout     time.Duration
 
 	quiet       bool
 	jsonStdout  bool
@@ -65,13 +66,16 @@ func parseOptions(args []string, stdout, stderr io.Writer) (*options, error) {
 	printUsage := func() {
 		fs.SetOutput(stdout)
 		defer fs.SetOutput(io.Discard)
-		fmt.Fprintf(stdout, `usage: loadgen [-socket PATH]... [-embedded] [flags]
+		fmt.Fprintf(stdout, `usage: loadgen [-socket PATH]... [-embedded] [-cluster] [-embedded-cluster N] [flags]
 
 Puts load on trove daemons (one client per -socket, workers round-robin over
 them) or on an in-process store (-embedded), verifies every byte it reads back,
-and reports throughput, latency percentiles and errors. Exit status: 0 no
-errors, 1 any error or mismatch, or a store that could not be reached, 2 bad
-flags.
+and reports throughput, latency percentiles and errors. With -cluster the
+daemons are nodes of one cluster: worker i puts through node i mod N and gets
+and waits on the others, passing refs by ID, and the report has a row per
+node; -embedded-cluster N does the same on N nodes in this process. Exit
+status: 0 no errors, 1 any error or mismatch, or a store that could not be
+reached, 2 bad flags.
 
 A SIZE is a number of bytes with an optional unit, B, KiB, MiB, GiB, TiB (also
 K, M, G, T) or decimal KB, MB, GB, TB; a DURATION is Go's (500ms, 10s, 1m30s).
@@ -85,7 +89,9 @@ flags:
 	var seed uint64
 	fs.Var(&o.sockets, "socket", "a daemon's unix socket `PATH`; repeatable or comma-separated (default: $TROVE_SOCKET, else troved's default, unless -embedded)")
 	fs.BoolVar(&o.embedded, "embedded", false, "also (or, without -socket, only) run against an in-process engine store")
-	fs.Var(&o.capacity, "capacity", "the embedded store's shared memory, a `SIZE` (default: the engine's, 30% of RAM)")
+	fs.BoolVar(&o.load.Cluster, "cluster", false, "the -socket daemons are nodes of one cluster (one socket per node, at least 2): put on one node, get and wait on the others (refs passed by ID), report per node")
+	fs.IntVar(&o.embeddedCluster, "embedded-cluster", 0, "run against an in-process cluster of `N` nodes (at least 2; Insecure, on 127.0.0.1), as -cluster does against daemons; -capacity, -inline-threshold and -spill-dir apply to each node (default capacity 256MiB each)")
+	fs.Var(&o.capacity, "capacity", "the embedded store's shared memory, a `SIZE` (default: the engine's, 30% of RAM; each -embedded-cluster node: 256MiB)")
 	fs.Var(&o.inline, "inline-threshold", "the embedded store's largest object kept in the Go heap, a `SIZE` (0: the engine's default, -1: none)")
 	fs.Var(&o.spillDirs, "spill-dir", "a `DIR` the embedded store spills to; repeatable (default: the engine's, under the OS temp dir)")
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", 0, "how long (a `DURATION`) to keep dialling a daemon that is not up yet (0: fail at once if none is listening)")
@@ -134,7 +140,19 @@ flags:
 	if o.statusEvery <= 0 {
 		return fail(fmt.Errorf("-status-every %v: need a positive interval", o.statusEvery))
 	}
-	if !o.embedded && len(o.sockets) == 0 {
+	switch {
+	case o.embeddedCluster < 0 || o.embeddedCluster == 1:
+		return fail(fmt.Errorf("-embedded-cluster %d: need at least 2 nodes (0: none)", o.embeddedCluster))
+	case o.embeddedCluster > 0 && (o.embedded || len(o.sockets) > 0):
+		return fail(errors.New("-embedded-cluster runs on its own nodes: drop -socket and -embedded, or use -cluster with the sockets of a cluster's daemons"))
+	case o.embeddedCluster > 0:
+		o.load.Cluster = true
+	case o.load.Cluster && o.embedded:
+		return fail(errors.New("-cluster with -embedded: the embedded store is no node of a cluster; use -embedded-cluster N for an in-process cluster"))
+	case o.load.Cluster && len(o.sockets) < 2:
+		return fail(fmt.Errorf("-cluster needs the sockets of at least 2 nodes of one cluster (repeat -socket, or comma-separate them), got %d; or use -embedded-cluster N", len(o.sockets)))
+	}
+	if !o.embedded && o.embeddedCluster == 0 && len(o.sockets) == 0 {
 		o.sockets = listFlag{defaultSocket()}
 	}
 	return o, nil

@@ -22,6 +22,19 @@ type Report struct {
 	Ops            OpsReport    `json:"ops"`
 	Errors         ErrorReport  `json:"errors"`
 	Stores         []StoreState `json:"stores,omitempty"`
+	// Nodes (cluster mode only) has a row per node: the puts through it, and
+	// the gets and waits on it of refs other nodes own.
+	Nodes []NodeReport `json:"nodes,omitempty"`
+}
+
+// NodeReport is one node's share of a cluster-mode run. Its latencies keep two
+// significant digits.
+type NodeReport struct {
+	Target string   `json:"target"`
+	Put    OpReport `json:"put"`  // puts through this node: it owns those objects
+	Get    OpReport `json:"get"`  // gets here of objects other nodes own (Borrow by ID, Get: a transfer), verified
+	Wait   OpReport `json:"wait"` // waits here on refs other nodes own
+	Errors int64    `json:"errors"`
 }
 
 // ReportConfig echoes the settings of the run.
@@ -35,6 +48,7 @@ type ReportConfig struct {
 	OpTimeoutSecs   float64        `json:"op_timeout_seconds"`
 	WaitRefs        int            `json:"wait_refs"`
 	Seed            uint64         `json:"seed"`
+	Cluster         bool           `json:"cluster,omitempty"`
 }
 
 // OpsReport has a row per op kind and one for all of them.
@@ -125,6 +139,7 @@ func (r *runner) report(elapsed time.Duration, stoppedBy string) *Report {
 			OpTimeoutSecs:   r.cfg.OpTimeout.Seconds(),
 			WaitRefs:        r.cfg.WaitRefs,
 			Seed:            r.cfg.Seed,
+			Cluster:         r.cfg.Cluster,
 		},
 	}
 	for _, t := range r.targets {
@@ -160,12 +175,40 @@ func (r *runner) report(elapsed time.Duration, stoppedBy string) *Report {
 		rep.Ops.Total.Errors += o.Errors
 	}
 	fillOp(&rep.Ops.Total, all, secs)
+	if r.cfg.Cluster {
+		rep.Nodes = r.nodeReports(secs)
+	}
 	rep.Errors.Total = rep.Ops.Total.Errors
 	rep.Errors.Aborted = r.errAborted.Load()
 	r.errMu.Lock()
 	rep.Errors.Samples = append([]string(nil), r.samples...)
 	r.errMu.Unlock()
 	return rep
+}
+
+// nodeReports merges the workers' per-target figures into a row per node.
+func (r *runner) nodeReports(secs float64) []NodeReport {
+	out := make([]NodeReport, len(r.targets))
+	for t := range out {
+		n := &out[t]
+		n.Target = r.targets[t].Name
+		for k := range numOps {
+			h := hdrhistogram.New(1, r.latMax, 2)
+			o := n.op(k)
+			for _, w := range r.workers {
+				h.Merge(w.per[t].hist[k])
+				o.Bytes += w.per[t].bytes[k]
+				o.Errors += w.per[t].errs[k]
+			}
+			fillOp(o, h, secs)
+			n.Errors += o.Errors
+		}
+	}
+	return out
+}
+
+func (n *NodeReport) op(k opKind) *OpReport {
+	return [numOps]*OpReport{&n.Put, &n.Get, &n.Wait}[k]
 }
 
 func fillOp(o *OpReport, h *hdrhistogram.Histogram, secs float64) {
@@ -234,6 +277,19 @@ func (rep *Report) writeTable(w io.Writer) error {
 	b.WriteString("\n")
 	for _, s := range e.Samples {
 		fmt.Fprintf(&b, "  %s\n", s)
+	}
+	if len(rep.Nodes) > 0 {
+		b.WriteString("per node: puts through it; gets (Borrow by ID, then Get: a transfer) and waits on it of refs other nodes own\n")
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "node\tputs\tput bytes/s\tgets\tget bytes\tget bytes/s\tget p50\tget p99\twaits\twait p50\terrors\t")
+		for _, n := range rep.Nodes {
+			fmt.Fprintf(tw, "%s\t%d\t%s/s\t%d\t%s\t%s/s\t%s\t%s\t%d\t%s\t%d\t\n", n.Target,
+				n.Put.Count, trove.HumanBytes(int64(n.Put.BytesPerSec)),
+				n.Get.Count, trove.HumanBytes(n.Get.Bytes), trove.HumanBytes(int64(n.Get.BytesPerSec)),
+				fmtNs(n.Get.Latency.P50, n.Get.Count), fmtNs(n.Get.Latency.P99, n.Get.Count),
+				n.Wait.Count, fmtNs(n.Wait.Latency.P50, n.Wait.Count), n.Errors)
+		}
+		tw.Flush()
 	}
 	for _, s := range rep.Stores {
 		if s.Error != "" {

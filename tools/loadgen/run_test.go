@@ -314,6 +314,10 @@ func TestMainErrors(t *testing.T) {
 		{[]string{"-embedded", "-sizes", "1KiB,"}, exitUsage, []string{`-sizes "1KiB,": item 2 is empty`}, nil},
 		{[]string{"-embedded", "-mix", "put:1,"}, exitUsage, []string{`-mix "put:1,": item 2 is empty`}, nil},
 		{[]string{"-nope"}, exitUsage, []string{"flag provided but not defined: -nope (loadgen -h lists the flags)"}, nil},
+		{[]string{"-cluster", "-embedded"}, exitUsage, []string{"-cluster with -embedded", "use -embedded-cluster N"}, nil},
+		{[]string{"-cluster", "-socket", missing}, exitUsage, []string{"-cluster needs the sockets of at least 2 nodes of one cluster", "got 1"}, nil},
+		{[]string{"-embedded-cluster", "1"}, exitUsage, []string{"-embedded-cluster 1: need at least 2 nodes"}, nil},
+		{[]string{"-embedded-cluster", "3", "-socket", missing}, exitUsage, []string{"-embedded-cluster runs on its own nodes"}, nil},
 	}
 	for _, tc := range tests {
 		args := append(tc.args, "-ops", "10", "-quiet", "-capacity", "8MiB", "-spill-dir", dir)

@@ -21,7 +21,8 @@ type closingStore interface {
 type openTarget struct {
 	target
 	closer closingStore
-	state  func(ctx context.Context) StoreState // its figures after the run (refs all dropped)
+	state  func(ctx context.Context) StoreState      // its figures after the run (refs all dropped)
+	node   func(ctx context.Context) (string, error) // daemons only: the node ID its objects' IDs carry
 }
 
 type targetSet []openTarget
@@ -64,6 +65,20 @@ func openTargets(ctx context.Context, o *options, stderr io.Writer) (targetSet, 
 			return nil, nil, err
 		}
 		ts = append(ts, t)
+	}
+	if o.load.Cluster && o.embeddedCluster == 0 {
+		if err := checkClusterSockets(ctx, ts); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+	}
+	if o.embeddedCluster > 0 {
+		nodes, err := embeddedCluster(ctx, o, o.embeddedCluster, stderr)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		ts = append(ts, nodes...)
 	}
 	if o.embedded {
 		t, err := embeddedTarget(engine.Config{

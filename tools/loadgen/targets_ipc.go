@@ -54,6 +54,12 @@ func dialTarget(ctx context.Context, path string, wait time.Duration) (openTarge
 		target: target{Name: path, Store: c},
 		closer: c,
 		state:  func(ctx context.Context) StoreState { return settledState(ctx, c, path) },
+		node: func(ctx context.Context) (string, error) {
+			ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+			defer cancel()
+			st, err := c.Status(ctx)
+			return st.Daemon.Node, err
+		},
 	}, nil
 }
 
