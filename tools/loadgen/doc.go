@@ -4,15 +4,23 @@
 // It owns the load generator only: flag parsing, the op mix, the per-worker rings
 // of live refs that form the working set, the self-verifying payload format, the
 // progress display and the final report (a text table, or JSON with -json). It
-// holds no store logic; it talks to daemons through net/ipc clients and, with
-// -embedded, to an in-process engine.Store, both through the trove.Store interface.
+// holds no store logic; it talks to daemons through net/ipc clients, with
+// -embedded to an in-process engine.Store, and with -embedded-cluster N to N
+// in-process cluster.Nodes, all through the trove.Store interface. With
+// -cluster (implied by -embedded-cluster) the targets are nodes of one
+// cluster: worker i puts through node i mod N and runs its gets and waits on
+// the other nodes, on refs borrowed there by ID, and the report has a row per
+// node.
 //
 //	loadgen -socket /run/trove/troved.sock -duration 30s -concurrency 16 \
 //	    -sizes 1KiB:70,1MiB:25,16MiB:5 -mix put:40,get:50,wait:10 -working-set 2GiB
 //	loadgen -embedded -capacity 256MiB -ops 100000 -json
+//	loadgen -cluster -socket /run/a/troved.sock,/run/b/troved.sock,/run/c/troved.sock -duration 30s
+//	loadgen -embedded-cluster 3 -ops 20000
 //
-// Invariants: every view it Gets is Released before the next op of its worker;
-// every ref it Puts is dropped by the end of the run (drop-oldest as the working
+// Invariants: every view it Gets is Released before the next op of its worker,
+// and every ref it borrows on another node is dropped then too; every ref it
+// Puts is dropped by the end of the run (drop-oldest as the working
 // set overflows, the rest when the run ends); clients are closed last. Every Get
 // is verified (header magic, size, seed, CRC-32C of the body): a mismatch is an
 // error naming the object ID, and any error makes the exit status 1, as does a
