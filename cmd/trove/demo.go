@@ -29,7 +29,7 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 			"result; exits 1 if one is wrong. It prints prose for people: no --json.")
 	capacity := sizeFlag(256 << 20)
 	cmd.fs.Var(&capacity, "capacity", "each node's shared memory (`SIZE`: 256MiB, 1GiB, or bytes)")
-	quick := cmd.fs.Bool("quick", false, "shorten the waits 20 times (for tests)")
+	quick := cmd.fs.Bool("quick", false, "shorten the waits 20 times and the timed transfer to 4 MiB (for tests)")
 	pos, err := cmd.parse(args, out)
 	if err != nil {
 		return err
@@ -60,7 +60,7 @@ func (f *sizeFlag) Set(s string) error {
 
 type demoOptions struct {
 	capacity int64
-	quick    bool // scale every sleep down 20×
+	quick    bool // scale every sleep down 20×, and the timed transfer to 4 MiB
 }
 
 // demo follows Ray's "Remote Objects" tutorial step by step on node 1 of an
@@ -68,7 +68,7 @@ type demoOptions struct {
 // got on another. Where Ray runs a remote task, the demo runs a goroutine that
 // fills a pending object (Create, then Seal): the ref exists before its value,
 // as a task's result does.
-func demo(ctx context.Context, out io.Writer, opt demoOptions) error {
+func demo(ctx context.Context, out io.Writer, opt demoOptions) (err error) {
 	start := time.Now()
 	scale := func(d time.Duration) time.Duration {
 		if opt.quick {
@@ -86,7 +86,11 @@ func demo(ctx context.Context, out io.Writer, opt demoOptions) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() {
+		if cerr := c.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("demo: closing the cluster: %w", cerr))
+		}
+	}()
 	// The walkthrough runs on node 1's store; the cluster section uses all three.
 	st := c.nodes[0].Local()
 	cfg := st.Config()
