@@ -19,6 +19,20 @@ type statusJSON struct {
 	Store   storeJSON    `json:"store"`
 	Server  serverJSON   `json:"server"`
 	Clients []clientJSON `json:"clients"`
+	// Members is the cluster's members when the daemon is a cluster node
+	// (troved -listen); absent for a single-node daemon.
+	Members []memberJSON `json:"members,omitempty"`
+}
+
+type memberJSON struct {
+	Name     string    `json:"name"`
+	ID       string    `json:"id"`
+	Addr     string    `json:"addr"`
+	State    string    `json:"state"`
+	Capacity int64     `json:"capacity"`
+	Used     int64     `json:"used"`
+	Updated  time.Time `json:"updated"`
+	Self     bool      `json:"self"`
 }
 
 type daemonJSON struct {
@@ -113,6 +127,10 @@ func newStatusJSON(st ipc.Status, now time.Time) statusJSON {
 	for _, c := range st.Clients {
 		out.Clients = append(out.Clients, clientJSON{ID: c.ID, PID: c.PID, Name: c.Name, Connected: c.Connected,
 			Refs: c.Refs, Views: c.Views, Builders: c.Builders})
+	}
+	for _, m := range st.Members {
+		out.Members = append(out.Members, memberJSON{Name: m.Name, ID: m.ID, Addr: m.Addr, State: m.State,
+			Capacity: m.Capacity, Used: m.Used, Updated: m.Updated, Self: m.Self})
 	}
 	return out
 }

@@ -17,6 +17,29 @@ type Status struct {
 	Store   engine.Stats
 	Server  ServerStats
 	Clients []ClientInfo
+	// Members lists the cluster's members when the daemon is a cluster node
+	// (ServerConfig.Cluster); nil for a single-node daemon. Added in the same
+	// protocol version: an older client ignores it.
+	Members []MemberInfo `cbor:",omitempty"`
+}
+
+// MemberInfo is one cluster member as the daemon's node sees it.
+type MemberInfo struct {
+	Name     string
+	ID       string // its node ID, the owner part of the object IDs it mints
+	Addr     string // its cluster address, host:port
+	State    string // alive, suspect, dead or left
+	Capacity int64
+	Used     int64
+	Updated  time.Time // when this view of the member last changed
+	Self     bool      // the daemon's own node
+}
+
+// Cluster is what the server of a cluster node's store asks of the cluster
+// (troved passes its cluster.Node through an adapter; ipc does not import
+// cluster).
+type Cluster interface {
+	Members() []MemberInfo
 }
 
 // DaemonInfo identifies the daemon.
@@ -82,6 +105,9 @@ func (s *Server) status() Status {
 		Daemon: DaemonInfo{PID: os.Getpid(), Version: s.cfg.Version, Started: s.started, Node: s.st.Node().String()},
 		Store:  s.st.Stats(),
 		Server: s.Stats(),
+	}
+	if s.cfg.Cluster != nil {
+		st.Members = s.cfg.Cluster.Members()
 	}
 	s.mu.Lock()
 	st.Daemon.Socket = s.mu.path
