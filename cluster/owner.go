@@ -283,6 +283,14 @@ func (h *handler) HandleRequest(ctx context.Context, peer quic.Peer, op quic.Op,
 	if f := n.stall.Load(); f != nil {
 		(*f)(ctx)
 	}
+	if op == opObjects {
+		_, limit, err := decodeListRequest(body)
+		if err != nil {
+			return reply, fmt.Errorf("from %s (%s): %w", peer.Name, peer.Addr, err)
+		}
+		total, es := n.localObjects(limit)
+		return appendListReply(reply, total, es), nil
+	}
 	req, err := decodeRequest(op, body, nil)
 	if err != nil {
 		return reply, fmt.Errorf("from %s (%s): %w", peer.Name, peer.Addr, err)

@@ -448,3 +448,66 @@ func TestClusterProcesses(t *testing.T) {
 	waitMembers(t, c, "node-c")
 	requireZero(t, c)
 }
+
+// TestClusterCerts runs two nodes with credentials made by `trove cert`, gets
+// an object across them, and shows that a node whose certificate another CA
+// signed cannot join: troved fails at start, and the members never list it.
+func TestClusterCerts(t *testing.T) {
+	troved, trove := binaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	root := t.TempDir()
+	cert := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command(trove, append([]string{"cert"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("trove cert %v: %v\n%s", args, err, out)
+		}
+	}
+	cert("create-ca", "-dir", filepath.Join(root, "ca"))
+	cert("create-ca", "-dir", filepath.Join(root, "other-ca"))
+	for _, n := range []string{"node-a", "node-b"} {
+		cert("create-node", "-ca-dir", filepath.Join(root, "ca"), "-dir", filepath.Join(root, n), "-name", n, "-host", "127.0.0.1")
+	}
+	cert("create-node", "-ca-dir", filepath.Join(root, "other-ca"), "-dir", filepath.Join(root, "node-x"), "-name", "node-x", "-host", "127.0.0.1")
+
+	a := startNode(t, troved, "node-a", "", "-certs-dir", filepath.Join(root, "node-a"))
+	b := startNode(t, troved, "node-b", a.addr, "-certs-dir", filepath.Join(root, "node-b"))
+	waitMembers(t, a, "node-a", "node-b")
+	ca, cb := a.dial(t), b.dial(t)
+	want := pattern(3<<20, 9)
+	r, err := ca.Put(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, err := cb.Borrow(r.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(getBytes(t, ctx, cb, br), want) {
+		t.Fatal("bytes differ across nodes with certificates")
+	}
+	br.Drop()
+	r.Drop()
+
+	x, lines := launch(t, troved, "node-x", a.addr, "-certs-dir", filepath.Join(root, "node-x"))
+	for line := range lines {
+		if clusterLine.MatchString(line) {
+			t.Fatalf("a node of another CA came up: %q", line)
+		}
+	}
+	<-x.exited
+	var ee *exec.ExitError
+	if !errors.As(x.exitErr, &ee) || ee.ExitCode() != 1 || !strings.Contains(x.stderr.String(), "join") {
+		t.Fatalf("troved with another CA's certificate: %v, want exit status 1 saying it could not join\n%s", x.exitErr, x.stderr.String())
+	}
+	for _, p := range []*proc{a, b} {
+		st := waitMembers(t, p, "node-a", "node-b")
+		for _, m := range st.Members {
+			if m.Name == "node-x" {
+				t.Fatalf("%s lists the outsider: %+v", p.name, m)
+			}
+		}
+		requireZero(t, p)
+	}
+}
