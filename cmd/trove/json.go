@@ -218,3 +218,42 @@ type dropJSON struct {
 	ID      string `json:"id"`
 	Dropped bool   `json:"dropped"`
 }
+
+// clusterMemoryJSON is `trove memory -cluster --json`.
+type clusterMemoryJSON struct {
+	Nodes []nodeMemoryJSON `json:"nodes"`
+}
+
+type nodeMemoryJSON struct {
+	Name        string              `json:"name"`
+	ID          string              `json:"id"`
+	Addr        string              `json:"addr"`
+	Self        bool                `json:"self"`
+	Objects     int                 `json:"objects"`
+	ListedBytes int64               `json:"listed_bytes"`
+	Error       string              `json:"error,omitempty"`
+	Listed      []clusterObjectJSON `json:"listed"`
+}
+
+type clusterObjectJSON struct {
+	ID    string `json:"id"`
+	Size  int64  `json:"size"`
+	Copy  bool   `json:"copy"`
+	Refs  int    `json:"refs"`
+	Pins  int    `json:"pins"`
+	Where string `json:"where"`
+}
+
+func newClusterMemoryJSON(rep ipc.ClusterMemory) clusterMemoryJSON {
+	out := clusterMemoryJSON{Nodes: []nodeMemoryJSON{}}
+	for _, n := range rep.Nodes {
+		nj := nodeMemoryJSON{Name: n.Name, ID: n.ID, Addr: n.Addr, Self: n.Self, Objects: n.Total,
+			ListedBytes: n.Bytes, Error: n.Err, Listed: []clusterObjectJSON{}}
+		for _, o := range n.Objects {
+			nj.Listed = append(nj.Listed, clusterObjectJSON{ID: o.ID, Size: o.Size, Copy: o.Copy, Refs: o.Refs, Pins: o.Pins,
+				Where: token(o.Where)})
+		}
+		out.Nodes = append(out.Nodes, nj)
+	}
+	return out
+}

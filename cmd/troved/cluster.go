@@ -81,3 +81,24 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(&s))
 	}
 }
+
+func (v clusterView) Objects(ctx context.Context, limit int) (ipc.ClusterMemory, error) {
+	list, err := v.n.ClusterObjects(ctx, min(limit, cluster.MaxListing))
+	if err != nil {
+		return ipc.ClusterMemory{}, err
+	}
+	var rep ipc.ClusterMemory
+	for _, no := range list {
+		nm := ipc.NodeMemory{Name: no.Member.Name, ID: no.Member.ID.String(), Addr: no.Member.Addr,
+			Self: no.Member.ID == v.n.ID(), Total: no.Total}
+		if no.Err != nil {
+			nm.Err = no.Err.Error()
+		}
+		for _, e := range no.Objects {
+			nm.Bytes += e.Size
+			nm.Objects = append(nm.Objects, ipc.ClusterObject{ID: e.ID.String(), Size: e.Size, Refs: e.Refs, Pins: e.Pins, Copy: e.Copy, Where: e.Where})
+		}
+		rep.Nodes = append(rep.Nodes, nm)
+	}
+	return rep, nil
+}

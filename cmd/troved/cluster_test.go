@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,6 +195,18 @@ func (p *proc) kill9(t *testing.T) {
 	<-p.exited
 }
 
+// statusID is p's node ID as its status says.
+func (p *proc) statusID(t *testing.T) string {
+	t.Helper()
+	c := p.dial(t)
+	defer c.Close()
+	st, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Daemon.Node
+}
+
 func (p *proc) dial(t *testing.T) *ipc.Client {
 	t.Helper()
 	c, err := ipc.Dial(p.sock)
@@ -312,7 +326,7 @@ type box struct {
 // (a borrower's Get of what it never fetched fails with ErrOwnerDied). The
 // survivor ends at zero.
 func TestClusterProcesses(t *testing.T) {
-	troved, _ := binaries(t)
+	troved, troveCLI := binaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	a := startNode(t, troved, "node-a", "")
@@ -349,6 +363,52 @@ func TestClusterProcesses(t *testing.T) {
 	}
 	if got := b.metric(t, "trove_cluster_pulls_total"); got != 1 {
 		t.Errorf("B's pulls: %v, want 1", got)
+	}
+
+	// trove status lists the members; trove memory -cluster every node's
+	// objects: A's primaries, B's copies.
+	cli := func(p *proc, args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command(troveCLI, append(args, "-socket", p.sock)...).Output()
+		if err != nil {
+			t.Fatalf("trove %v on %s: %v\n%s", args, p.name, err, out)
+		}
+		return out
+	}
+	status := string(cli(c, "status"))
+	for _, want := range []string{"cluster   3 members", "NAME", "node-a", "node-b", "node-c  " + c.statusID(t), "alive", "(this node)"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("trove status on C lacks %q:\n%s", want, status)
+		}
+	}
+	var mem struct {
+		Nodes []struct {
+			Name    string `json:"name"`
+			Objects int    `json:"objects"`
+			Listed  []struct {
+				ID   string `json:"id"`
+				Size int64  `json:"size"`
+				Copy bool   `json:"copy"`
+			} `json:"listed"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(cli(c, "memory", "-cluster", "--json"), &mem); err != nil {
+		t.Fatal(err)
+	}
+	if len(mem.Nodes) != 3 || mem.Nodes[0].Name != "node-a" || mem.Nodes[1].Name != "node-b" || mem.Nodes[2].Name != "node-c" {
+		t.Fatalf("trove memory -cluster: %+v", mem)
+	}
+	if na := mem.Nodes[0]; na.Objects != 2 || len(na.Listed) != 2 || na.Listed[0].ID != rl.ID().String() || na.Listed[0].Copy || na.Listed[1].ID != rs.ID().String() {
+		t.Errorf("node-a's objects: %+v", na)
+	}
+	if nb := mem.Nodes[1]; nb.Objects != 2 || len(nb.Listed) != 2 || !nb.Listed[0].Copy || nb.Listed[0].Size != int64(len(large)) {
+		t.Errorf("node-b's objects: %+v", nb)
+	}
+	if nc := mem.Nodes[2]; nc.Objects != 0 {
+		t.Errorf("node-c's objects: %+v", nc)
+	}
+	if table := string(cli(a, "memory", "-cluster")); !strings.Contains(table, "NODE") || !strings.Contains(table, "copy") || !strings.Contains(table, "this node") {
+		t.Errorf("trove memory -cluster's table:\n%s", table)
 	}
 
 	// Nested refs: a value on B holding A's small object; C reads it and
@@ -399,6 +459,7 @@ func TestClusterProcesses(t *testing.T) {
 		served = b.metric(t, "trove_cluster_bytes_out_total")
 	}
 	b.kill9(t)
+	runtime.KeepAlive(bl) // B held its copy until it died
 	if served == 0 || served >= float64(len(large)) {
 		t.Logf("B had served %v of %d bytes when killed: the kill was not mid-pull this run", served, len(large))
 	}
@@ -442,6 +503,8 @@ func TestClusterProcesses(t *testing.T) {
 	}
 	cp.Drop()
 	cl2.Drop()
+	runtime.KeepAlive(rs) // A held them until it died
+	runtime.KeepAlive(rl)
 	if err := cc.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -40,6 +41,32 @@ type MemberInfo struct {
 // cluster).
 type Cluster interface {
 	Members() []MemberInfo
+	// Objects lists every alive member's objects, at most limit per node.
+	Objects(ctx context.Context, limit int) (ClusterMemory, error)
+}
+
+// ClusterMemory is `trove memory -cluster`: every member's objects.
+type ClusterMemory struct {
+	Nodes []NodeMemory
+}
+
+// NodeMemory is one member's objects, largest first.
+type NodeMemory struct {
+	Name, ID, Addr string
+	Self           bool
+	Total          int   // objects on the node; more than len(Objects) when the limit cut the list
+	Bytes          int64 // of the objects listed
+	Objects        []ClusterObject
+	Err            string // why the member could not be asked ("" if it was)
+}
+
+// ClusterObject is one object a member holds.
+type ClusterObject struct {
+	ID         string
+	Size       int64
+	Refs, Pins int
+	Copy       bool   // a secondary copy of an object another node owns
+	Where      string // heap, memory, spilled, mapped from disk, or -
 }
 
 // DaemonInfo identifies the daemon.

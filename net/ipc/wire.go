@@ -47,11 +47,12 @@ const (
 	opKeep
 	opUnkeep
 	opSync
+	opClusterMemory
 	opMax // not an op: one past the last
 )
 
 var opNames = [...]string{"?", "reply", "hello", "put", "create", "seal", "abort", "get", "wait",
-	"borrow", "release", "release-view", "cancel", "status", "memory", "keep", "unkeep", "sync"}
+	"borrow", "release", "release-view", "cancel", "status", "memory", "keep", "unkeep", "sync", "cluster-memory"}
 
 func (o op) String() string {
 	if int(o) < len(opNames) {
