@@ -147,7 +147,9 @@ func (n *Node) localObjects(limit int) (int, []ObjectEntry) {
 	for info := range n.local.Objects() {
 		es = append(es, ObjectEntry{ID: info.ID, Size: info.Size, Refs: info.Refs, Pins: info.Pins, Copy: info.Secondary, Where: info.Where})
 	}
-	slices.SortFunc(es, func(a, b ObjectEntry) int { return cmp.Or(cmp.Compare(b.Size, a.Size), bytes.Compare(a.ID[:], b.ID[:])) })
+	slices.SortFunc(es, func(a, b ObjectEntry) int {
+		return cmp.Or(cmp.Compare(b.Size, a.Size), bytes.Compare(a.ID[:], b.ID[:]))
+	})
 	return len(es), es[:min(len(es), limit)]
 }
 
