@@ -38,7 +38,8 @@ FUZZ_TARGETS := alloc:FuzzAllocFree zerocopy:FuzzParseFrame .:FuzzDecodeValue .:
 	net/quic:FuzzDecode net/quic:FuzzServeStream net/quic:FuzzReadReply \
 	fuzz:FuzzMetamorphic \
 	net/quic:FuzzReadPacket cluster:FuzzNodeMeta cluster:FuzzSnoop \
-	cluster:FuzzDecodeRequest cluster:FuzzDecodeLocateReply
+	cluster:FuzzDecodeRequest cluster:FuzzDecodeLocateReply \
+	cluster:FuzzDecodeListing
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 

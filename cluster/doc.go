@@ -31,6 +31,12 @@
 //     sent to the owner in one batch per owner (opUpdate), retried until the
 //     owner takes it or is declared dead.
 //
+// # Inspection
+//
+// Stats (stats.go) counts a node's remote gets, pulls and bytes in and out;
+// ClusterObjects (listing.go) asks every alive member for its object listing
+// (opObjects), bounded by a limit per node, for `trove memory -cluster`.
+//
 // # Membership
 //
 // membership.go: hashicorp/memberlist's SWIM failure detection and gossip,

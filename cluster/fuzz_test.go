@@ -67,3 +67,36 @@ func FuzzDecodeLocateReply(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeListing: any listing request or reply a peer sends decodes within
+// its bounds or fails cleanly, and a decoded one re-encodes to itself.
+func FuzzDecodeListing(f *testing.F) {
+	from, id := trove.NewNodeID(), trove.NewObjectID(trove.NewNodeID(), 7)
+	f.Add(appendListRequest(nil, from, 100), appendListReply(nil, 3, []ObjectEntry{
+		{ID: id, Size: 1 << 20, Refs: 2, Pins: 1, Where: "memory"},
+		{ID: id, Size: 10, Refs: 1, Copy: true, Where: "heap"},
+	}))
+	f.Add(appendListRequest(nil, from, MaxListing), appendListReply(nil, 0, nil))
+	f.Add([]byte{wireVersion}, []byte{wireVersion, 0x80})
+	f.Fuzz(func(t *testing.T, req, rep []byte) {
+		if from, limit, err := decodeListRequest(req); err == nil {
+			if limit < 1 || limit > MaxListing {
+				t.Fatalf("limit %d decoded", limit)
+			}
+			if again := appendListRequest(nil, from, limit); !bytes.Equal(again, req) {
+				t.Fatalf("request re-encodes as %x, was %x", again, req)
+			}
+		}
+		const limit = 50
+		total, es, err := decodeListReply(rep, limit)
+		if err != nil {
+			return
+		}
+		if len(es) > limit || total < len(es) {
+			t.Fatalf("%d entries of %d decoded, limit %d", len(es), total, limit)
+		}
+		if again := appendListReply(nil, total, es); !bytes.Equal(again, rep) {
+			t.Fatalf("reply re-encodes as %x, was %x", again, rep)
+		}
+	})
+}

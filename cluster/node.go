@@ -36,6 +36,8 @@ type Node struct {
 	// node that does not answer.
 	stall atomic.Pointer[func(ctx context.Context)]
 
+	ctr counters // Stats
+
 	own  ownerTable // objects this node owns that other nodes borrow
 	bor  borrowTable
 	outq updateQueue

@@ -283,6 +283,14 @@ func (h *handler) HandleRequest(ctx context.Context, peer quic.Peer, op quic.Op,
 	if f := n.stall.Load(); f != nil {
 		(*f)(ctx)
 	}
+	if op == opObjects {
+		_, limit, err := decodeListRequest(body)
+		if err != nil {
+			return reply, fmt.Errorf("from %s (%s): %w", peer.Name, peer.Addr, err)
+		}
+		total, es := n.localObjects(limit)
+		return appendListReply(reply, total, es), nil
+	}
 	req, err := decodeRequest(op, body, nil)
 	if err != nil {
 		return reply, fmt.Errorf("from %s (%s): %w", peer.Name, peer.Addr, err)
@@ -336,6 +344,7 @@ func (n *Node) serveLocate(ctx context.Context, id trove.ObjectID, reply []byte)
 	}
 	defer obj.Release()
 	if int64(obj.Size()) <= n.inlineMax {
+		n.ctr.bytesOut.Add(int64(obj.Size()))
 		return appendInlineReply(reply, obj.Bytes()), nil
 	}
 	var ids [8]trove.NodeID
@@ -367,6 +376,7 @@ func (h *handler) ServeChunk(ctx context.Context, peer quic.Peer, id trove.Objec
 	if off < 0 || size < 0 || off > int64(len(b)) || size > int64(len(b))-off {
 		return fmt.Errorf("chunk [%d, +%d) of %s is outside its %d bytes: %w", off, size, id, len(b), trove.ErrUnknownObject)
 	}
-	_, err = w.Write(b[off : off+size])
+	k, err := w.Write(b[off : off+size])
+	n.ctr.bytesOut.Add(int64(k))
 	return err
 }

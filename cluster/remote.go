@@ -31,8 +31,14 @@ const maxObjectSize = 1 << 62
 // Small objects are not kept in a separate cache: their copies are arena
 // copies like large ones (engine.CreateCopy says why), evicted under pressure
 // and fetched again.
-func (r *remote) Fetch(ctx context.Context, id trove.ObjectID, st *engine.Store) error {
+func (r *remote) Fetch(ctx context.Context, id trove.ObjectID, st *engine.Store) (err error) {
 	n := (*Node)(r)
+	n.ctr.remoteGets.Add(1)
+	defer func() {
+		if err != nil {
+			n.ctr.fetchErrors.Add(1)
+		}
+	}()
 	m, err := n.owner(id, "get")
 	if err != nil {
 		return err
@@ -60,11 +66,16 @@ func (r *remote) Fetch(ctx context.Context, id trove.ObjectID, st *engine.Store)
 	}
 	defer b.Ref().Drop()
 	if loc.holders == nil {
+		n.ctr.remoteInline.Add(1)
 		copy(b.Bytes(), loc.inline)
-	} else if err := n.pull(ctx, m, id, loc.holders, b.Bytes()); err != nil {
-		b.Abort()
-		return err
+	} else {
+		n.ctr.pulls.Add(1)
+		if err := n.pull(ctx, m, id, loc.holders, b.Bytes()); err != nil {
+			b.Abort()
+			return err
+		}
 	}
+	n.ctr.bytesIn.Add(loc.size)
 	if err := b.Seal(); err != nil {
 		return err
 	}

@@ -6,12 +6,16 @@
 //	trove put FILE|-           store a file (or stdin); prints the object ID
 //	trove get ID [-o FILE]     write the object's bytes to stdout or FILE
 //	trove drop ID              let the daemon free what put stored
+//	trove memory -cluster      every object on every node of the daemon's cluster
+//	trove cert create-ca -dir D                                   a cluster's CA
+//	trove cert create-node -ca-dir D -dir N -name NAME -host H... a node's credentials
 //
 // The demo needs no daemon and no flags: it opens an in-process store (package
 // engine), runs each step of the tutorial against it, prints what happens, and
 // checks every result, exiting non-zero if one is wrong.
 //
-// The other commands are clients of the node's daemon (cmd/troved) over its unix
+// cert needs no daemon either: it calls cluster.CreateCA and
+// cluster.CreateNodeCert. The other commands are clients of the node's daemon (cmd/troved) over its unix
 // socket (package net/ipc): -socket, default ipc.DefaultSocket() (which honours
 // $TROVE_SOCKET), and --json to print machine-readable output. A process's refs
 // and views die with it, so `trove put` asks the daemon to keep the object

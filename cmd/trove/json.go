@@ -19,6 +19,20 @@ type statusJSON struct {
 	Store   storeJSON    `json:"store"`
 	Server  serverJSON   `json:"server"`
 	Clients []clientJSON `json:"clients"`
+	// Members is the cluster's members when the daemon is a cluster node
+	// (troved -listen); absent for a single-node daemon.
+	Members []memberJSON `json:"members,omitempty"`
+}
+
+type memberJSON struct {
+	Name     string    `json:"name"`
+	ID       string    `json:"id"`
+	Addr     string    `json:"addr"`
+	State    string    `json:"state"`
+	Capacity int64     `json:"capacity"`
+	Used     int64     `json:"used"`
+	Updated  time.Time `json:"updated"`
+	Self     bool      `json:"self"`
 }
 
 type daemonJSON struct {
@@ -114,6 +128,10 @@ func newStatusJSON(st ipc.Status, now time.Time) statusJSON {
 		out.Clients = append(out.Clients, clientJSON{ID: c.ID, PID: c.PID, Name: c.Name, Connected: c.Connected,
 			Refs: c.Refs, Views: c.Views, Builders: c.Builders})
 	}
+	for _, m := range st.Members {
+		out.Members = append(out.Members, memberJSON{Name: m.Name, ID: m.ID, Addr: m.Addr, State: m.State,
+			Capacity: m.Capacity, Used: m.Used, Updated: m.Updated, Self: m.Self})
+	}
 	return out
 }
 
@@ -199,4 +217,43 @@ type getJSON struct {
 type dropJSON struct {
 	ID      string `json:"id"`
 	Dropped bool   `json:"dropped"`
+}
+
+// clusterMemoryJSON is `trove memory -cluster --json`.
+type clusterMemoryJSON struct {
+	Nodes []nodeMemoryJSON `json:"nodes"`
+}
+
+type nodeMemoryJSON struct {
+	Name        string              `json:"name"`
+	ID          string              `json:"id"`
+	Addr        string              `json:"addr"`
+	Self        bool                `json:"self"`
+	Objects     int                 `json:"objects"`
+	ListedBytes int64               `json:"listed_bytes"`
+	Error       string              `json:"error,omitempty"`
+	Listed      []clusterObjectJSON `json:"listed"`
+}
+
+type clusterObjectJSON struct {
+	ID    string `json:"id"`
+	Size  int64  `json:"size"`
+	Copy  bool   `json:"copy"`
+	Refs  int    `json:"refs"`
+	Pins  int    `json:"pins"`
+	Where string `json:"where"`
+}
+
+func newClusterMemoryJSON(rep ipc.ClusterMemory) clusterMemoryJSON {
+	out := clusterMemoryJSON{Nodes: []nodeMemoryJSON{}}
+	for _, n := range rep.Nodes {
+		nj := nodeMemoryJSON{Name: n.Name, ID: n.ID, Addr: n.Addr, Self: n.Self, Objects: n.Total,
+			ListedBytes: n.Bytes, Error: n.Err, Listed: []clusterObjectJSON{}}
+		for _, o := range n.Objects {
+			nj.Listed = append(nj.Listed, clusterObjectJSON{ID: o.ID, Size: o.Size, Copy: o.Copy, Refs: o.Refs, Pins: o.Pins,
+				Where: token(o.Where)})
+		}
+		out.Nodes = append(out.Nodes, nj)
+	}
+	return out
 }

@@ -31,8 +31,9 @@ commands:
   put      store a file (or - for stdin) in the daemon; prints its object ID
   get      write an object's bytes to stdout, or to -o FILE
   drop     let the daemon free an object trove put stored
+  cert     make a cluster's credentials: create-ca, create-node (no daemon needed)
 
-Every command but demo talks to troved on -socket (default $TROVE_SOCKET, else
+Every command but demo and cert talks to troved on -socket (default $TROVE_SOCKET, else
 $XDG_RUNTIME_DIR/trove/troved.sock, else /tmp/trove-$UID/troved.sock) and
 prints JSON with --json, errors included. Run trove <command> -h for a
 command's flags. Exit status: 0 done, 1 failed, 2 bad flags or arguments.
@@ -117,10 +118,12 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, out io.Writer) e
 		return cmdGet(ctx, args[1:], out)
 	case "drop":
 		return cmdDrop(ctx, args[1:], out)
+	case "cert":
+		return cmdCert(ctx, args[1:], out)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(out, usage)
 		return nil
 	default:
-		return usagef("unknown command %q: want demo, status, memory, put, get or drop (trove help lists them)", args[0])
+		return usagef("unknown command %q: want demo, status, memory, put, get, drop or cert (trove help lists them)", args[0])
 	}
 }

@@ -11,15 +11,19 @@ import (
 	"text/tabwriter"
 
 	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/cluster"
 	"github.com/trovedb/trove/net/ipc"
 )
 
 // cmdMemory is `trove memory`, the analogue of `ray memory`: every object the
 // daemon holds, one row per holder, grouped by owner, then totals.
 func cmdMemory(ctx context.Context, args []string, out io.Writer) error {
-	cmd, df := newDaemonCommand("memory", "memory [-sort owner|size|id] [-limit N] [-socket PATH] [--json]",
+	cmd, df := newDaemonCommand("memory", "memory [-sort owner|size|id] [-limit N] [-cluster] [-socket PATH] [--json]",
 		"Lists every object the daemon holds, one row per holder (a process's refs, its views, the\n"+
-			"objects that contain it, the daemon keeping it for trove put), then totals per owner.")
+			"objects that contain it, the daemon keeping it for trove put), then totals per owner.\n"+
+			"With -cluster (a cluster node's daemon, troved -listen), lists every member's objects,\n"+
+			"largest first, at most -limit per node, with a NODE column and totals per node.")
+	clusterWide := cmd.fs.Bool("cluster", false, "list the objects of every node of the daemon's cluster (-limit: per node)")
 	sortBy := cmd.fs.String("sort", "owner", "the `ORDER` of rows: owner (grouped, largest first), size (largest first) or id")
 	limit := cmd.fs.Int("limit", 100, "show at most `N` rows of the table (0: all); totals, and --json, cover every row")
 	pos, err := cmd.parse(args, out)
@@ -41,6 +45,9 @@ func cmdMemory(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer c.Close()
+	if *clusterWide {
+		return clusterMemory(ctx, c, *limit, df.json, out)
+	}
 	rep, err := c.Memory(ctx)
 	if err != nil {
 		return fmt.Errorf("memory: %w", err)
@@ -139,4 +146,58 @@ func printMemory(out io.Writer, rep ipc.MemoryReport, limit int) {
 	t := rep.Totals
 	fmt.Fprintf(out, "\ntotal: %s, %s: %s in memory, %s spilled, %s pinned (%s)\n",
 		plural(t.Objects, "object"), hb(t.Bytes), hb(t.InMemory), hb(t.Spilled), hb(t.Pinned), plural(t.Rows, "row"))
+}
+
+// clusterMemory is `trove memory -cluster`: every member's objects, at most
+// limit per node (0: as many as a node lists, cluster.MaxListing).
+func clusterMemory(ctx context.Context, c *ipc.Client, limit int, asJSON bool, out io.Writer) error {
+	if limit == 0 || limit > cluster.MaxListing {
+		limit = cluster.MaxListing
+	}
+	rep, err := c.ClusterMemory(ctx, limit)
+	if err != nil {
+		return fmt.Errorf("memory -cluster: %w", err)
+	}
+	if asJSON {
+		return printJSON(out, newClusterMemoryJSON(rep))
+	}
+	printClusterMemory(out, rep)
+	return nil
+}
+
+func printClusterMemory(out io.Writer, rep ipc.ClusterMemory) {
+	hb := trove.HumanBytes
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tOBJECT ID\tSIZE\tCOPY\tREFS\tPINS\tWHERE")
+	rows := 0
+	for _, n := range rep.Nodes {
+		for _, o := range n.Objects {
+			cp := "primary"
+			if o.Copy {
+				cp = "copy"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", n.Name, o.ID, hb(o.Size), cp, o.Refs, o.Pins, o.Where)
+			rows++
+		}
+	}
+	if rows > 0 {
+		w.Flush()
+		fmt.Fprintln(out)
+	}
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tADDR\tOBJECTS\tLISTED\tLISTED SIZE\tNOTE")
+	for _, n := range rep.Nodes {
+		note := ""
+		switch {
+		case n.Err != "":
+			note = "could not be asked: " + n.Err
+		case n.Total > len(n.Objects):
+			note = fmt.Sprintf("%d not listed; raise -limit", n.Total-len(n.Objects))
+		}
+		if n.Self {
+			note = strings.TrimPrefix(note+"; this node", "; ")
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\n", n.Name, n.Addr, n.Total, len(n.Objects), hb(n.Bytes), note)
+	}
+	w.Flush()
 }

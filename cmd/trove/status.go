@@ -60,8 +60,12 @@ func printStatus(out io.Writer, st ipc.Status, now time.Time) {
 	fmt.Fprintf(w, "spilled\t%s, %s, in %s (%s on disk)\n", plural(s.SpilledObjects, "object"), hb(s.SpilledBytes), plural(s.SpillFiles, "file"), hb(s.SpillDiskBytes))
 	fmt.Fprintf(w, "activity\t%d puts, %d gets, %d frees, %d spills, %d restores, %d evictions\n", s.Puts, s.Gets, s.Frees, s.Spills, s.Restores, s.Evictions)
 	fmt.Fprintf(w, "kept\t%s (by trove put, until trove drop)\n", plural(st.Server.Kept, "object"))
+	if st.Members != nil {
+		fmt.Fprintf(w, "cluster\t%s\n", plural(len(st.Members), "member"))
+	}
 	fmt.Fprintf(w, "clients\t%d\n", len(st.Clients))
 	w.Flush()
+	printMembers(out, st.Members, now)
 	if len(st.Clients) == 0 {
 		return
 	}
@@ -74,6 +78,24 @@ func printStatus(out io.Writer, st ipc.Status, now time.Time) {
 		}
 		fmt.Fprintf(w, "  %d\t%s\t%d\t%d\t%d\t%s (%s ago)%s\n", ci.PID, ci.Name, ci.Refs, ci.Views, ci.Builders,
 			ci.Connected.Local().Format(time.DateTime), uptime(now.Sub(ci.Connected)), self)
+	}
+	w.Flush()
+}
+
+// printMembers is the members table of a cluster node's status.
+func printMembers(out io.Writer, ms []ipc.MemberInfo, now time.Time) {
+	if len(ms) == 0 {
+		return
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "  NAME\tID\tADDR\tSTATE\tCAPACITY\tUSED\tUPDATED")
+	for _, m := range ms {
+		self := ""
+		if m.Self {
+			self = "  (this node)"
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s ago%s\n", m.Name, m.ID, m.Addr, m.State,
+			trove.HumanBytes(m.Capacity), trove.HumanBytes(m.Used), uptime(now.Sub(m.Updated)), self)
 	}
 	w.Flush()
 }

@@ -35,6 +35,16 @@ type config struct {
 	Prefault      bool
 	ShutdownGrace time.Duration
 	ConfigFile    string // "" if none
+
+	// A cluster node when Listen is set (else the single-node daemon).
+	Listen   string
+	Join     []string
+	CertsDir string
+	Insecure bool
+	Name     string
+	// Membership and request timing (zero: the cluster's defaults).
+	ProbeInterval, ProbeTimeout, GossipInterval, RequestTimeout time.Duration
+	SuspicionMult                                               int
 }
 
 // setting is one configuration key: its flag, environment variable and config
@@ -57,6 +67,16 @@ var settings = []setting{
 	{key: "log-level", env: "TROVE_LOG_LEVEL", def: "info", usage: "log `LEVEL`: debug, info, warn or error"},
 	{key: "log-format", env: "TROVE_LOG_FORMAT", def: "text", usage: "log `FORMAT` on stderr: text or json"},
 	{key: "prefault", env: "TROVE_PREFAULT", def: "false", bool: true, usage: "populate the whole arena at start (slower start, no page faults later)"},
+	{key: "listen", env: "TROVE_LISTEN", usage: "run a cluster node on this UDP `HOST:PORT` (port 0 picks one); without it troved is a single-node store"},
+	{key: "join", env: "TROVE_JOIN", multi: true, usage: "an `ADDR` (host:port) of any cluster member to join; repeat, or give a comma list (default: start a cluster)"},
+	{key: "certs-dir", env: "TROVE_CERTS_DIR", usage: "the node's credentials `DIR` (ca.crt, node.crt, node.key: trove cert create-node); -listen needs it or -insecure"},
+	{key: "insecure", env: "TROVE_INSECURE", def: "false", bool: true, usage: "run the cluster node without certificates: unauthenticated peers and gossip (a laptop only)"},
+	{key: "name", env: "TROVE_NAME", usage: "the node's `NAME` in the cluster (default: the certificate's name, or host-pid with -insecure)"},
+	{key: "probe-interval", env: "TROVE_PROBE_INTERVAL", usage: "membership: how often (a `DURATION`) a member is probed (default: the cluster's, dead within ~6 s)"},
+	{key: "probe-timeout", env: "TROVE_PROBE_TIMEOUT", usage: "membership: how long (a `DURATION`) a probe waits for its answer"},
+	{key: "gossip-interval", env: "TROVE_GOSSIP_INTERVAL", usage: "membership: how often (a `DURATION`) gossip is sent"},
+	{key: "suspicion-mult", env: "TROVE_SUSPICION_MULT", usage: "membership: suspicion timeout as a multiple (a `NUMBER`) of the probe interval"},
+	{key: "request-timeout", env: "TROVE_REQUEST_TIMEOUT", usage: "bound (a `DURATION`) on a control request to another node (default 5s)"},
 	{key: "shutdown-grace", env: "TROVE_SHUTDOWN_GRACE", def: "10s", usage: "how long (a `DURATION`: 10s, 500ms) requests in progress may run after SIGTERM before they are failed"},
 }
 
@@ -277,6 +297,63 @@ func parseConfig(cfg config, vals map[string]value) (config, error) {
 	}
 	if cfg.ShutdownGrace < 0 {
 		return config{}, bad("shutdown-grace", errors.New("must not be negative"))
+	}
+	return parseCluster(cfg, vals, bad)
+}
+
+// parseCluster parses the cluster settings into cfg.
+func parseCluster(cfg config, vals map[string]value, bad func(string, error) error) (config, error) {
+	var err error
+	cfg.Listen = strings.TrimSpace(vals["listen"].text)
+	if v, ok := vals["join"]; ok {
+		for _, a := range strings.Split(v.text, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.Join = append(cfg.Join, a)
+			}
+		}
+	}
+	cfg.CertsDir = vals["certs-dir"].text
+	cfg.Name = vals["name"].text
+	if cfg.Insecure, err = strconv.ParseBool(vals["insecure"].text); err != nil {
+		return config{}, bad("insecure", errors.New("want true or false"))
+	}
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{{"probe-interval", &cfg.ProbeInterval}, {"probe-timeout", &cfg.ProbeTimeout},
+		{"gossip-interval", &cfg.GossipInterval}, {"request-timeout", &cfg.RequestTimeout}} {
+		v, ok := vals[d.key]
+		if !ok || v.text == "" {
+			continue
+		}
+		if *d.dst, err = time.ParseDuration(v.text); err != nil || *d.dst <= 0 {
+			return config{}, bad(d.key, errors.New(`want a positive duration such as "1s" or "200ms"`))
+		}
+	}
+	if v, ok := vals["suspicion-mult"]; ok && v.text != "" {
+		if cfg.SuspicionMult, err = strconv.Atoi(v.text); err != nil || cfg.SuspicionMult <= 0 {
+			return config{}, bad("suspicion-mult", errors.New("want a positive whole number"))
+		}
+	}
+	if cfg.Listen == "" {
+		for _, k := range []string{"join", "certs-dir", "name", "probe-interval", "probe-timeout", "gossip-interval", "suspicion-mult", "request-timeout"} {
+			if v, ok := vals[k]; ok && v.text != "" {
+				return config{}, fmt.Errorf("%s (from %s) is a cluster setting: give -listen HOST:PORT too, or drop it", k, v.source)
+			}
+		}
+		if cfg.Insecure {
+			return config{}, fmt.Errorf("insecure (from %s) is a cluster setting: give -listen HOST:PORT too, or drop it", vals["insecure"].source)
+		}
+		return cfg, nil
+	}
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		return config{}, bad("listen", fmt.Errorf("want host:port, such as 127.0.0.1:7100: %w", err))
+	}
+	switch {
+	case cfg.CertsDir == "" && !cfg.Insecure:
+		return config{}, errors.New("-listen runs a cluster node, which needs credentials: give -certs-dir DIR (made by trove cert create-node), or -insecure for an unauthenticated cluster on a laptop")
+	case cfg.CertsDir != "" && cfg.Insecure:
+		return config{}, errors.New("both -certs-dir and -insecure given: choose one")
 	}
 	return cfg, nil
 }

@@ -132,6 +132,13 @@ func TestConfigErrors(t *testing.T) {
 		{"bad grace", []string{"-shutdown-grace", "10"}, nil, []string{`"10s"`}},
 		{"stray argument", []string{"serve"}, nil, []string{`unexpected argument "serve"`}},
 		{"unknown flag", []string{"-capacty", "1GiB"}, nil, []string{"flag provided but not defined"}},
+		{"join without listen", []string{"-join", "127.0.0.1:7100"}, nil, []string{"join (from flag -join) is a cluster setting", "-listen"}},
+		{"insecure without listen", nil, map[string]string{"TROVE_INSECURE": "true"}, []string{"insecure (from $TROVE_INSECURE)", "-listen"}},
+		{"listen without credentials", []string{"-listen", "127.0.0.1:0"}, nil, []string{"-certs-dir", "-insecure", "trove cert create-node"}},
+		{"listen with both", []string{"-listen", "127.0.0.1:0", "-insecure", "-certs-dir", "/x"}, nil, []string{"choose one"}},
+		{"listen without port", []string{"-listen", "127.0.0.1", "-insecure"}, nil, []string{`listen "127.0.0.1" (from flag -listen)`, "host:port"}},
+		{"bad probe interval", []string{"-listen", ":0", "-insecure", "-probe-interval", "fast"}, nil, []string{`probe-interval "fast"`, "positive duration"}},
+		{"bad suspicion mult", []string{"-listen", ":0", "-insecure", "-suspicion-mult", "0"}, nil, []string{"suspicion-mult", "positive whole number"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,6 +152,26 @@ func TestConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConfigCluster: -listen with its settings makes a cluster node's config.
+func TestConfigCluster(t *testing.T) {
+	cfg, err := loadConfig([]string{"-listen", "127.0.0.1:7100", "-join", "127.0.0.1:7101,127.0.0.1:7102", "-join", "127.0.0.1:7103",
+		"-certs-dir", "/etc/trove/node", "-name", "n1", "-probe-interval", "100ms", "-probe-timeout", "50ms",
+		"-gossip-interval", "20ms", "-suspicion-mult", "2", "-request-timeout", "2s"}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:7100" || !slices.Equal(cfg.Join, []string{"127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"}) ||
+		cfg.CertsDir != "/etc/trove/node" || cfg.Insecure || cfg.Name != "n1" || cfg.ProbeInterval != 100*time.Millisecond ||
+		cfg.ProbeTimeout != 50*time.Millisecond || cfg.GossipInterval != 20*time.Millisecond || cfg.SuspicionMult != 2 ||
+		cfg.RequestTimeout != 2*time.Second {
+		t.Fatalf("cluster config: %+v", cfg)
+	}
+	cfg, err = loadConfig(nil, envOf(nil), io.Discard)
+	if err != nil || cfg.Listen != "" || cfg.Join != nil || cfg.Insecure {
+		t.Fatalf("no -listen: %+v, %v; want the single-node daemon", cfg, err)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/cluster"
 	"github.com/trovedb/trove/engine"
 	"github.com/trovedb/trove/net/ipc"
 )
@@ -49,12 +50,27 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	if err := checkSpillDirs(cfg); err != nil {
 		return err
 	}
-	st, err := engine.Open(engine.Config{Capacity: cfg.Capacity, SpillDirs: cfg.SpillDirs, PrefaultAll: cfg.Prefault})
-	if err != nil {
-		return openError(cfg, err)
+	ecfg := engine.Config{Capacity: cfg.Capacity, SpillDirs: cfg.SpillDirs, PrefaultAll: cfg.Prefault}
+	var (
+		st        *engine.Store
+		node      *cluster.Node
+		closeNode func() error
+	)
+	if cfg.Listen == "" {
+		if st, err = engine.Open(ecfg); err != nil {
+			return openError(cfg, err)
+		}
+		closeNode = st.Close
+	} else {
+		if node, err = openNode(ctx, cfg, ecfg, logger); err != nil {
+			return err
+		}
+		st, closeNode = node.Local(), node.Close // Close leaves the cluster, then closes the store
+		logger.Info("cluster node up", "name", node.Name(), "addr", node.Addr(), "join", cfg.Join,
+			"members", len(node.Members()), "insecure", cfg.Insecure, "certs_dir", cfg.CertsDir)
 	}
 	defer func() {
-		if cerr := st.Close(); cerr != nil {
+		if cerr := closeNode(); cerr != nil {
 			logger.Error("closing the store", "err", cerr)
 			err = errors.Join(err, fmt.Errorf("close the store: %w", cerr))
 			return
@@ -72,7 +88,11 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			"kept_unproven", left.Kept, "err", left.Err)
 	}
 
-	srv := ipc.NewServer(st, ipc.ServerConfig{Logger: logger, Version: version})
+	icfg := ipc.ServerConfig{Logger: logger, Version: version}
+	if node != nil {
+		icfg.Cluster = clusterView{node}
+	}
+	srv := ipc.NewServer(st, icfg)
 
 	// HTTP before the socket, so that a refused address leaves no socket behind.
 	var (
@@ -86,11 +106,15 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			return fmt.Errorf("metrics and pprof on %s: %w (choose another -http, or -http off)", cfg.HTTP, err)
 		}
 		reg := prometheus.NewRegistry()
-		for _, c := range []prometheus.Collector{
+		cs := []prometheus.Collector{
 			newCollector(st, srv, version),
 			collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		} {
+		}
+		if node != nil {
+			cs = append(cs, clusterCollector{node})
+		}
+		for _, c := range cs {
 			if err := reg.Register(c); err != nil {
 				hl.Close()
 				return fmt.Errorf("metrics: %w", err)
@@ -125,6 +149,11 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("listening", "socket", cfg.Socket, "pid", os.Getpid(), "version", version)
 	fmt.Fprintf(stdout, "troved: listening on unix://%s (%s)\n", cfg.Socket, metrics)
+	if node != nil {
+		// Scripts (and tests) read the node's cluster address (what others
+		// -join) from this second line.
+		fmt.Fprintf(stdout, "troved: cluster node %s on %s\n", node.Name(), node.Addr())
+	}
 
 	// Serve until told to stop, or until a server fails.
 	var failure error

@@ -6,6 +6,7 @@
 //	troved                               # embedded defaults: 30% of RAM, default socket
 //	troved -capacity 4GiB -spill-dir /mnt/a -spill-dir /mnt/b
 //	TROVE_SOCKET=/run/trove.sock troved -http off
+//	troved -listen 10.0.0.1:7100 -join 10.0.0.2:7100 -certs-dir /etc/trove/node   # a cluster node
 //
 // # Configuration
 //
@@ -27,6 +28,33 @@
 // Once listening, troved prints one line on stdout for scripts to wait on:
 //
 //	troved: listening on unix:///run/user/1000/trove/troved.sock (metrics http://127.0.0.1:9464/metrics)
+//
+// # A cluster node
+//
+// With -listen HOST:PORT troved runs a cluster node (package cluster) rather
+// than a lone store: the socket serves the node's local store, whose objects
+// owned by other nodes are fetched from them, so a client's Borrow(id) of an
+// ID another node owns, and its Get, work through the same ipc.Client methods.
+// Without -listen troved is the single-node daemon, and the settings below
+// are refused (with the one that was given).
+//
+//	-listen          TROVE_LISTEN          the node's one cluster address (UDP; port 0 picks one)
+//	-join            TROVE_JOIN            addresses of any members (repeat, or a comma list); none starts a cluster
+//	-certs-dir       TROVE_CERTS_DIR       ca.crt, node.crt, node.key (trove cert create-node)
+//	-insecure        TROVE_INSECURE        no certificates: for a laptop, never a default
+//	-name            TROVE_NAME            the certificate's name, or host-pid with -insecure
+//	-probe-interval, -probe-timeout, -gossip-interval, -suspicion-mult: membership timing
+//	                                       (defaults declare a killed node dead within ~6 s)
+//	-request-timeout TROVE_REQUEST_TIMEOUT bound on a control request to another node (5s)
+//
+// A cluster node prints a second line, with the address other nodes -join:
+//
+//	troved: cluster node node-a on 127.0.0.1:7100
+//
+// `trove status` then lists the members and `trove memory -cluster` every
+// member's objects (cluster.Node.ClusterObjects); /metrics adds the
+// trove_cluster_* figures of cluster.Node.Stats. SIGTERM leaves the cluster
+// gracefully (peers forget this node's borrows at once) before the store closes.
 //
 // # HTTP
 //

@@ -3,6 +3,7 @@ package ipc
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 
 	"github.com/fxamacker/cbor/v2"
@@ -28,8 +29,22 @@ func (c *Client) Memory(ctx context.Context) (MemoryReport, error) {
 	return rep, c.cborCall(ctx, opMemory, &rep)
 }
 
+// ClusterMemory lists the objects of every member of the daemon's cluster,
+// at most limit per node (the daemon must be a cluster node: troved -listen).
+func (c *Client) ClusterMemory(ctx context.Context, limit int) (ClusterMemory, error) {
+	var rep ClusterMemory
+	if limit <= 0 || limit > math.MaxUint32 {
+		return rep, fmt.Errorf("cluster memory: limit %d: want a positive number", limit)
+	}
+	return rep, c.cborCallBody(ctx, opClusterMemory, func(b []byte) []byte { return putU32(b, uint32(limit)) }, &rep)
+}
+
 func (c *Client) cborCall(ctx context.Context, o op, v any) error {
-	r, _, err := c.roundTrip(ctx, o, nil, nil)
+	return c.cborCallBody(ctx, o, nil, v)
+}
+
+func (c *Client) cborCallBody(ctx context.Context, o op, enc func([]byte) []byte, v any) error {
+	r, _, err := c.roundTrip(ctx, o, nil, enc)
 	if err != nil {
 		return fmt.Errorf("%s: %w", o, err)
 	}

@@ -39,6 +39,8 @@ type ServerConfig struct {
 	// idle between messages is never closed. Default DefaultFrameTimeout;
 	// negative: no limit.
 	FrameTimeout time.Duration
+	// Cluster, for a cluster node's daemon, lists the members in Status.
+	Cluster Cluster
 }
 
 // DefaultFrameTimeout is ServerConfig.FrameTimeout's default.

@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -131,6 +132,22 @@ func (c *conn) handle(h header, body []byte) error {
 		}
 		c.async(h.id, 0, func(context.Context) error {
 			rep := s.memory()
+			return c.replyCBOR(h.id, &rep)
+		})
+		return nil
+	case opClusterMemory:
+		limit := int(r.u32())
+		if err := r.done(); err != nil {
+			return err
+		}
+		if s.cfg.Cluster == nil {
+			return c.fail(h.id, errors.New("this daemon is a single node, not a cluster node (troved -listen): use trove memory without -cluster"))
+		}
+		c.async(h.id, 0, func(ctx context.Context) error {
+			rep, err := s.cfg.Cluster.Objects(ctx, limit)
+			if err != nil {
+				return err
+			}
 			return c.replyCBOR(h.id, &rep)
 		})
 		return nil

@@ -93,37 +93,42 @@ func (c *conn) adoptLocked(h engine.Hold) (extra engine.Hold) {
 }
 
 // borrow gives the client one more handle to each of ids, or none if any fails.
+//
+// HoldID of an ID another node owns can be a round trip to that node (a
+// cluster node registers itself as a borrower before the hold exists, up to
+// its request timeout if the owner is slow or dying), so the holds are taken
+// without c.mu: the client's requests in flight, its releases and `trove
+// status` do not wait on it. The read loop does (borrow runs on it), which
+// keeps a client's Borrow ordered before its later requests.
 func (c *conn) borrow(ids []trove.ObjectID) error {
-	holds := make([]engine.Hold, 0, len(ids))
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, id := range ids {
-		if hd, ok := c.mu.refs[id]; ok {
-			hd.n++
-			c.mu.refs[id] = hd
-			holds = append(holds, engine.Hold{})
-			continue
-		}
+	holds := make([]engine.Hold, len(ids))
+	for i, id := range ids {
 		h, err := c.srv.st.HoldID(id)
 		if err != nil {
-			// Undo: the ones counted on held refs, and the new ones.
-			for i, h := range holds {
-				if h.IsZero() {
-					hd := c.mu.refs[ids[i]]
-					hd.n--
-					c.mu.refs[ids[i]] = hd
-				} else {
-					c.srv.st.Unhold(h)
-				}
+			for _, h := range holds[:i] {
+				c.srv.st.Unhold(h)
 			}
 			return err
 		}
-		holds = append(holds, h)
+		holds[i] = h
 	}
-	for _, h := range holds {
-		if !h.IsZero() {
-			c.srv.st.Unhold(c.adoptLocked(h))
+	c.mu.Lock()
+	if c.mu.dead {
+		c.mu.Unlock()
+		for _, h := range holds {
+			c.srv.st.Unhold(h)
 		}
+		return errDead
+	}
+	var extra []engine.Hold
+	for _, h := range holds {
+		if e := c.adoptLocked(h); !e.IsZero() {
+			extra = append(extra, e)
+		}
+	}
+	c.mu.Unlock()
+	for _, h := range extra {
+		c.srv.st.Unhold(h)
 	}
 	return nil
 }

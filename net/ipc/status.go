@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -17,6 +18,55 @@ type Status struct {
 	Store   engine.Stats
 	Server  ServerStats
 	Clients []ClientInfo
+	// Members lists the cluster's members when the daemon is a cluster node
+	// (ServerConfig.Cluster); nil for a single-node daemon. Added in the same
+	// protocol version: an older client ignores it.
+	Members []MemberInfo `cbor:",omitempty"`
+}
+
+// MemberInfo is one cluster member as the daemon's node sees it.
+type MemberInfo struct {
+	Name     string
+	ID       string // its node ID, the owner part of the object IDs it mints
+	Addr     string // its cluster address, host:port
+	State    string // alive, suspect, dead or left
+	Capacity int64
+	Used     int64
+	Updated  time.Time // when this view of the member last changed
+	Self     bool      // the daemon's own node
+}
+
+// Cluster is what the server of a cluster node's store asks of the cluster
+// (troved passes its cluster.Node through an adapter; ipc does not import
+// cluster).
+type Cluster interface {
+	Members() []MemberInfo
+	// Objects lists every alive member's objects, at most limit per node.
+	Objects(ctx context.Context, limit int) (ClusterMemory, error)
+}
+
+// ClusterMemory is `trove memory -cluster`: every member's objects.
+type ClusterMemory struct {
+	Nodes []NodeMemory
+}
+
+// NodeMemory is one member's objects, largest first.
+type NodeMemory struct {
+	Name, ID, Addr string
+	Self           bool
+	Total          int   // objects on the node; more than len(Objects) when the limit cut the list
+	Bytes          int64 // of the objects listed
+	Objects        []ClusterObject
+	Err            string // why the member could not be asked ("" if it was)
+}
+
+// ClusterObject is one object a member holds.
+type ClusterObject struct {
+	ID         string
+	Size       int64
+	Refs, Pins int
+	Copy       bool   // a secondary copy of an object another node owns
+	Where      string // heap, memory, spilled, mapped from disk, or -
 }
 
 // DaemonInfo identifies the daemon.
@@ -82,6 +132,9 @@ func (s *Server) status() Status {
 		Daemon: DaemonInfo{PID: os.Getpid(), Version: s.cfg.Version, Started: s.started, Node: s.st.Node().String()},
 		Store:  s.st.Stats(),
 		Server: s.Stats(),
+	}
+	if s.cfg.Cluster != nil {
+		st.Members = s.cfg.Cluster.Members()
 	}
 	s.mu.Lock()
 	st.Daemon.Socket = s.mu.path

@@ -47,11 +47,12 @@ const (
 	opKeep
 	opUnkeep
 	opSync
+	opClusterMemory
 	opMax // not an op: one past the last
 )
 
 var opNames = [...]string{"?", "reply", "hello", "put", "create", "seal", "abort", "get", "wait",
-	"borrow", "release", "release-view", "cancel", "status", "memory", "keep", "unkeep", "sync"}
+	"borrow", "release", "release-view", "cancel", "status", "memory", "keep", "unkeep", "sync", "cluster-memory"}
 
 func (o op) String() string {
 	if int(o) < len(opNames) {
@@ -465,7 +466,14 @@ var errorCodes = []error{
 	7: trove.ErrSpillCorrupt, 8: trove.ErrStoreFull, 9: trove.ErrOutOfDisk,
 	10: trove.ErrObjectTooLarge, 11: trove.ErrSealed, 12: trove.ErrClosed,
 	13: errProtocol, 14: ErrServerClosed,
+	// A cluster node's errors: a foreign object's owner or holders failed.
+	15: trove.ErrOwnerDied, 16: trove.ErrObjectLost, 17: trove.ErrNodeUnreachable,
 }
+
+// clusterCodes are tried before the others, most specific first: a cluster
+// error may wrap what ended it (an unreachable owner that then died, a closed
+// connection), and the client should see what it means for the object.
+var clusterCodes = []uint8{15, 16, 17}
 
 const (
 	codeOK       = 0
@@ -474,6 +482,11 @@ const (
 )
 
 func errorCode(err error) uint8 {
+	for _, code := range clusterCodes {
+		if errors.Is(err, errorCodes[code]) {
+			return code
+		}
+	}
 	for code, e := range errorCodes {
 		if e != nil && errors.Is(err, e) {
 			return uint8(code)
