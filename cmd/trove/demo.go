@@ -99,7 +99,7 @@ func demo(ctx context.Context, out io.Writer, opt demoOptions) (err error) {
 		trove.HumanBytes(cfg.Capacity), trove.HumanBytes(cfg.InlineThreshold))
 	say("the nodes run Insecure (self-signed TLS that checks no one, unauthenticated gossip): fine for a laptop demo,\n" +
 		"never for a real cluster, whose nodes get certificates from `trove cert create-ca` / `create-node` (troved -certs-dir)")
-	printMembers(out, c.nodes[0])
+	printNodeMembers(out, c.nodes[0])
 	say("the walkthrough below runs on %s (node ID %s); the cluster section after it uses all three", c.nodes[0].Name(), st.Node())
 
 	// --- Single object refs ------------------------------------------------------
@@ -344,7 +344,7 @@ func demo(ctx context.Context, out io.Writer, opt demoOptions) (err error) {
 		}
 	}
 	say("members as %s sees them (the used figures are gossiped, so they lag the stores above):", c.nodes[0].Name())
-	printMembers(out, c.nodes[0])
+	printNodeMembers(out, c.nodes[0])
 	say("\nall freed; demo finished in %v", time.Since(start).Round(time.Millisecond))
 	return nil
 }

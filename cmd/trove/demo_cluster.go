@@ -11,12 +11,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"text/tabwriter"
+
 	"time"
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/cluster"
 	"github.com/trovedb/trove/engine"
+	"github.com/trovedb/trove/net/ipc"
 	"github.com/trovedb/trove/net/quic"
 )
 
@@ -186,17 +187,18 @@ func (c *demoCluster) waitDrained(ctx context.Context) error {
 	}
 }
 
-// printMembers prints the cluster's members as n sees them.
-func printMembers(out io.Writer, n *cluster.Node) {
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  NAME\tNODE ID\tADDRESS\tSTATE\tCAPACITY\tUSED (as last gossiped, every %v)\n", cluster.DefaultStatsInterval)
+// printNodeMembers prints the cluster's members as n sees them, in the table
+// trove status prints for a cluster node. The used figures are gossiped every
+// cluster.DefaultStatsInterval, so they lag the stores' own.
+func printNodeMembers(out io.Writer, n *cluster.Node) {
 	ms := n.Members()
 	slices.SortFunc(ms, func(a, b cluster.Member) int { return strings.Compare(a.Name, b.Name) })
-	for _, m := range ms {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.ID, m.Addr, m.State,
-			trove.HumanBytes(m.Capacity), trove.HumanBytes(m.Used))
+	infos := make([]ipc.MemberInfo, len(ms))
+	for i, m := range ms {
+		infos[i] = ipc.MemberInfo{Name: m.Name, ID: m.ID.String(), Addr: m.Addr, State: m.State.String(),
+			Capacity: m.Capacity, Used: m.Used, Updated: m.Updated, Self: m.ID == n.ID()}
 	}
-	tw.Flush()
+	printMembers(out, infos, time.Now())
 }
 
 // rate formats size bytes moved in d as MB/s (10^6 bytes a second).

@@ -1,6 +1,6 @@
 // Command trove is trove's command-line tool.
 //
-//	trove demo                 walk through Ray's remote-objects tutorial on an embedded store
+//	trove demo                 walk through Ray's remote-objects tutorial on an in-process cluster of three nodes
 //	trove status               the daemon's memory, objects, spilling and clients
 //	trove memory               every object and what holds it, like `ray memory`
 //	trove put FILE|-           store a file (or stdin); prints the object ID

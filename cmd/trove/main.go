@@ -25,7 +25,7 @@ func main() {
 const usage = `usage: trove <command> [flags]
 
 commands:
-  demo     walk through Ray's remote-objects tutorial on an embedded store
+  demo     walk through Ray's remote-objects tutorial on an in-process cluster of three nodes
   status   the daemon's memory, objects, spilling and clients
   memory   every object and what holds it, like ray memory
   put      store a file (or - for stdin) in the daemon; prints its object ID
