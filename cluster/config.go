@@ -12,9 +12,10 @@ import (
 
 // Defaults for Config's zero timing fields.
 const (
-	DefaultRequestTimeout = 5 * time.Second        // a control request other than a locate (which waits for the seal)
-	DefaultReleaseDelay   = 2 * time.Millisecond   // how long releases gather before they are sent as one batch
-	DefaultRetryDelay     = 200 * time.Millisecond // between attempts to send a batch an owner did not take
+	DefaultRequestTimeout  = 5 * time.Second        // a control request other than a locate (which waits for the seal)
+	DefaultReleaseDelay    = 2 * time.Millisecond   // how long releases gather before they are sent as one batch
+	DefaultSmallCacheBytes = 64 << 20               // the cache of small fetched objects
+	DefaultRetryDelay      = 200 * time.Millisecond // between attempts to send a batch an owner did not take
 )
 
 // Config configures a Node. Exactly one of CertsDir and Insecure must be set.
@@ -53,6 +54,11 @@ type Config struct {
 	// before telling their owners, one batch per owner. Default DefaultReleaseDelay.
 	ReleaseDelay time.Duration
 
+	// SmallCacheBytes bounds the cache of small objects fetched from their
+	// owners (answered inline), which lets a node fetch one again without
+	// asking the owner. Default DefaultSmallCacheBytes; negative disables it.
+	SmallCacheBytes int64
+
 	// Membership timing (memberlist's; zero keeps the membership's defaults,
 	// which declare a killed node dead within about 6 s). Tests shorten them.
 	ProbeInterval, ProbeTimeout, GossipInterval, PushPullInterval, DeadNodeReclaimTime time.Duration
@@ -90,6 +96,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReleaseDelay <= 0 {
 		c.ReleaseDelay = DefaultReleaseDelay
+	}
+	if c.SmallCacheBytes == 0 {
+		c.SmallCacheBytes = DefaultSmallCacheBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -36,7 +36,8 @@ type Node struct {
 	// node that does not answer.
 	stall atomic.Pointer[func(ctx context.Context)]
 
-	ctr counters // Stats
+	ctr   counters    // Stats
+	small *smallCache // small objects fetched from their owners
 
 	own  ownerTable // objects this node owns that other nodes borrow
 	bor  borrowTable
@@ -65,6 +66,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger}
+	if n.small, err = newSmallCache(cfg.SmallCacheBytes); err != nil {
+		return nil, fmt.Errorf("cluster: the small-object cache (Config.SmallCacheBytes %d): %w", cfg.SmallCacheBytes, err)
+	}
 	n.life, n.stop = context.WithCancel(context.Background())
 	n.mu.dead = map[trove.NodeID]chan struct{}{}
 	n.bor.m = map[trove.ObjectID]*borrowing{}
@@ -136,6 +140,7 @@ func (n *Node) shutdown() error {
 	err := n.members.Close()
 	err = errors.Join(err, n.tr.Close())
 	n.own.dropAll()
+	n.small.close()
 	return errors.Join(err, n.local.Close())
 }
 

@@ -422,3 +422,49 @@ func (t *ownerTable) borrowerCount(id trove.ObjectID) int {
 	}
 	return n
 }
+
+// A small object fetched once is kept in the small-object cache: fetching it
+// again after its copy was evicted asks nobody. With the cache off, the owner
+// answers again.
+func TestSmallObjectCache(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		cacheBytes         int64
+		wantHits, wantAsks int64 // of the second fetch: from the cache, or from the owner
+	}{
+		{"on", 0, 1, 1},
+		{"off", -1, 0, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			nodes := newCluster(t, 2, nil, func(_ int, c *Config) { c.SmallCacheBytes = tc.cacheBytes })
+			a, b := nodes[0], nodes[1]
+			small := pattern(2<<10, 7)
+			r, err := a.Put(ctx, small)
+			if err != nil {
+				t.Fatal(err)
+			}
+			br, err := b.Borrow(r.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := getBytes(t, ctx, b, br); !bytes.Equal(got, small) {
+				t.Fatal("small object differs")
+			}
+			b.small.wait() // ristretto applies sets asynchronously
+			if !b.local.EvictCopy(r.ID()) {
+				t.Fatal("EvictCopy of an unpinned copy did not evict it")
+			}
+			if got := getBytes(t, ctx, b, br); !bytes.Equal(got, small) {
+				t.Fatal("small object fetched again differs")
+			}
+			st := b.Stats()
+			if st.RemoteGets != 2 || st.CacheHits != tc.wantHits || st.RemoteInline != tc.wantAsks {
+				t.Fatalf("two fetches: %d remote gets, %d cache hits, %d answered by the owner; want 2, %d, %d",
+					st.RemoteGets, st.CacheHits, st.RemoteInline, tc.wantHits, tc.wantAsks)
+			}
+			br.Drop()
+			r.Drop()
+		})
+	}
+}

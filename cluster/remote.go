@@ -28,9 +28,9 @@ const maxObjectSize = 1 << 62
 // small object into a CreateCopy builder, or pulls a large one's chunks
 // straight into the builder from the holders the owner named (copies first,
 // the owner's primary last), seals it and tells the owner it holds a copy.
-// Small objects are not kept in a separate cache: their copies are arena
-// copies like large ones (engine.CreateCopy says why), evicted under pressure
-// and fetched again.
+// Small objects are also kept in a bounded, lossy cache (smallCache), so that
+// fetching one again (its arena copy evicted, or dropped and borrowed anew)
+// asks nobody.
 func (r *remote) Fetch(ctx context.Context, id trove.ObjectID, st *engine.Store) (err error) {
 	n := (*Node)(r)
 	n.ctr.remoteGets.Add(1)
@@ -45,6 +45,10 @@ func (r *remote) Fetch(ctx context.Context, id trove.ObjectID, st *engine.Store)
 	}
 	ctx, stop := n.ownerCtx(ctx, id, "get")
 	defer stop()
+	if data, ok := n.small.get(id); ok {
+		n.ctr.cacheHits.Add(1)
+		return n.copyInline(ctx, st, id, data)
+	}
 	req, rep := bufs.Get(), bufs.Get()
 	defer bufs.Put(req)
 	defer bufs.Put(rep)
@@ -68,6 +72,7 @@ func (r *remote) Fetch(ctx context.Context, id trove.ObjectID, st *engine.Store)
 	if loc.holders == nil {
 		n.ctr.remoteInline.Add(1)
 		copy(b.Bytes(), loc.inline)
+		n.small.put(id, loc.inline)
 	} else {
 		n.ctr.pulls.Add(1)
 		if err := n.pull(ctx, m, id, loc.holders, b.Bytes()); err != nil {
@@ -76,6 +81,25 @@ func (r *remote) Fetch(ctx context.Context, id trove.ObjectID, st *engine.Store)
 		}
 	}
 	n.ctr.bytesIn.Add(loc.size)
+	if err := b.Seal(); err != nil {
+		return err
+	}
+	n.outq.push(id.Node(), update{kind: updateCopied, id: id})
+	return nil
+}
+
+// copyInline makes id's copy in st from bytes this node already has (the
+// small-object cache), and tells the owner it holds one.
+func (n *Node) copyInline(ctx context.Context, st *engine.Store, id trove.ObjectID, data []byte) error {
+	b, err := st.CreateCopy(ctx, id, len(data))
+	if errors.Is(err, engine.ErrCopyExists) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer b.Ref().Drop()
+	copy(b.Bytes(), data)
 	if err := b.Seal(); err != nil {
 		return err
 	}

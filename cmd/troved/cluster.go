@@ -56,6 +56,8 @@ var clusterMetrics = []struct {
 		prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.RemoteGets) }},
 	{prometheus.NewDesc("trove_cluster_remote_inline_total", "Remote fetches answered inline by the owner (small objects).", nil, nil),
 		prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.RemoteInline) }},
+	{prometheus.NewDesc("trove_cluster_small_cache_hits_total", "Remote fetches of small objects served from the node's small-object cache, asking nobody.", nil, nil),
+		prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.CacheHits) }},
 	{prometheus.NewDesc("trove_cluster_pulls_total", "Remote fetches pulled in chunks from holders (large objects).", nil, nil),
 		prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.Pulls) }},
 	{prometheus.NewDesc("trove_cluster_fetch_errors_total", "Remote fetches that failed (owner died, object lost, node unreachable, caller gave up).", nil, nil),
