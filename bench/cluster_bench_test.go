@@ -176,8 +176,8 @@ func localCopy(b *testing.B, p *clusterPair, ref trove.Ref) {
 // in turns. Each goroutine has its own object, borrowed once; after each Get
 // B's copy is evicted (EvictCopy), so that every Get fetches from the owner
 // again. Reported as in BenchmarkQUICRequest: get-req/s and raw-quic-req/s,
-// x_get (the Gets' time / raw quic-go's), and from 1 goroutine the median
-// latencies and x_get_p50 (≤ 2 is the goal).
+// x_get (the Gets' time / raw quic-go's), and the median latencies (over
+// every goroutine's calls) and x_get_p50 (≤ 2 is the goal).
 func BenchmarkClusterGetSmall(b *testing.B) {
 	const size = 1 << 10
 	p := newClusterPair(b, 64<<20)

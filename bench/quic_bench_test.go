@@ -380,8 +380,8 @@ func BenchmarkQUICRequest(b *testing.B) {
 }
 
 // runRequests runs ours and theirs in turn, b.N times each, from par
-// goroutines, and reports their request rates, the ratio of their times and,
-// from one goroutine, their median latencies.
+// goroutines, and reports their request rates, the ratio of their times and
+// their median latencies.
 func runRequests(b *testing.B, par int, ours, theirs func([]byte) ([]byte, error)) {
 	same := func(f func([]byte) ([]byte, error)) func() func([]byte) ([]byte, error) {
 		return func() func([]byte) ([]byte, error) { return f }
@@ -419,11 +419,6 @@ func runRequestsPer(b *testing.B, par int, name string, newOurs, newTheirs func(
 			buf, d = one(ours, buf, &oursLat)
 			oursT += d
 		}
-		slices.Sort(oursLat)
-		slices.Sort(theirsLat)
-		b.ReportMetric(float64(oursLat[len(oursLat)/2].Nanoseconds()), name+"-p50-ns")
-		b.ReportMetric(float64(theirsLat[len(theirsLat)/2].Nanoseconds()), "raw-quic-p50-ns")
-		b.ReportMetric(float64(oursLat[len(oursLat)/2])/float64(theirsLat[len(theirsLat)/2]), "x_"+name+"_p50")
 	} else {
 		b.SetParallelism((par + 1) / 2) // GOMAXPROCS=2 here: 2×16 goroutines
 		b.RunParallel(func(pb *testing.PB) {
@@ -432,19 +427,27 @@ func runRequestsPer(b *testing.B, par int, name string, newOurs, newTheirs func(
 			mu.Unlock()
 			buf := make([]byte, 1<<10)
 			var o, t time.Duration
+			var oLat, tLat []time.Duration
 			for pb.Next() {
 				var d time.Duration
-				buf, d = one(theirs, buf, nil)
+				buf, d = one(theirs, buf, &tLat)
 				t += d
-				buf, d = one(ours, buf, nil)
+				buf, d = one(ours, buf, &oLat)
 				o += d
 			}
 			mu.Lock()
 			oursT += o
 			theirsT += t
+			oursLat, theirsLat = append(oursLat, oLat...), append(theirsLat, tLat...)
 			mu.Unlock()
 		})
 	}
+	// Median latencies, from one goroutine or from all of them together.
+	slices.Sort(oursLat)
+	slices.Sort(theirsLat)
+	b.ReportMetric(float64(oursLat[len(oursLat)/2].Nanoseconds()), name+"-p50-ns")
+	b.ReportMetric(float64(theirsLat[len(theirsLat)/2].Nanoseconds()), "raw-quic-p50-ns")
+	b.ReportMetric(float64(oursLat[len(oursLat)/2])/float64(theirsLat[len(theirsLat)/2]), "x_"+name+"_p50")
 	// Per goroutine, the two ran in turn: each one's rate is par requests over
 	// its own share of the time.
 	secs := func(d time.Duration) float64 { return d.Seconds() / float64(par) }
