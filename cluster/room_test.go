@@ -16,9 +16,12 @@ import (
 // never deadlocks (Ray #62093: 52 GB of received copies that could be
 // neither spilled nor evicted hung a task forever).
 
-// smallB gives node B (the second) an arena of capacity bytes.
+// smallB gives node B (the second) an arena of capacity bytes. These tests
+// need no fast failure detection: the membership's default probes keep a
+// node busy under -race on a loaded machine from being declared dead.
 func smallB(capacity int64) func(int, *Config) {
 	return func(i int, c *Config) {
+		c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = 0, 0, 0
 		if i == 1 {
 			c.Store.Capacity = capacity
 		}
@@ -79,8 +82,10 @@ func TestPullsMakeRoom(t *testing.T) {
 					br.Drop()
 				}
 			}
+			// One fetch per object, or more: a copy evicted before its Get
+			// pinned it is fetched again (engine.Remote).
 			st := b.local.Stats()
-			if st.Fetches != objects {
+			if st.Fetches < objects {
 				t.Fatalf("B made %d fetches for %d objects", st.Fetches, objects)
 			}
 			if tc.keepRefs {
@@ -92,8 +97,8 @@ func TestPullsMakeRoom(t *testing.T) {
 				if got := getBytes(t, ctx, b, borrowed[0]); !bytes.Equal(got, pattern(size, 0)) {
 					t.Fatal("object 0 fetched again differs")
 				}
-				if f := b.local.Stats().Fetches; f != objects+1 {
-					t.Fatalf("a Get of an evicted copy made %d fetches in all, want %d", f, objects+1)
+				if f := b.local.Stats().Fetches; f <= st.Fetches {
+					t.Fatalf("a Get of an evicted copy did not fetch it again: %d fetches before, %d after", st.Fetches, f)
 				}
 			}
 		})
