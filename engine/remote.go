@@ -325,7 +325,7 @@ func (s *Store) awaitFetch(ctx context.Context, e *entry) error {
 			if need > 0 {
 				// The owner has sealed it; this node found no room for the
 				// copy (nothing it holds could give way) before the deadline.
-				return fmt.Errorf("get %s: no room for a copy of it: %w", e.id, s.fullError(need, trove.ContextError(ctx)))
+				return fmt.Errorf("no room on this node for a copy of it: %w", s.fullError(need, trove.ContextError(ctx)))
 			}
 			return trove.ContextError(ctx)
 		case <-s.closing:
