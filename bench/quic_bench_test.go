@@ -327,24 +327,31 @@ func BenchmarkQUICPull(b *testing.B) {
 	}
 }
 
-// BenchmarkQUICPullChunks measures a 64 MiB pull with several chunk sizes and
-// stream counts (the choice of DefaultChunkSize and DefaultStreams), alongside
-// a raw quic-go transfer.
+// BenchmarkQUICPullChunks measures a 64 MiB pull with 1, 4, 8 and 16 MiB
+// chunks on 1, 2, 4 and 8 streams (the choice of DefaultChunkSize and
+// DefaultStreams), alongside a raw quic-go transfer.
 func BenchmarkQUICPullChunks(b *testing.B) {
 	const size = 64 << 20
-	for _, c := range []struct{ chunk, streams int }{{1 << 20, 4}, {4 << 20, 1}, {4 << 20, 4}, {8 << 20, 1}, {8 << 20, 4}, {8 << 20, 8}, {16 << 20, 4}} {
-		b.Run(fmt.Sprintf("chunk=%s/streams=%d", sizeName(c.chunk), c.streams), func(b *testing.B) {
-			p := newPullPair(b, size, c.chunk, c.streams)
-			raw := newRawQUIC(b, p.bDir, p.aDir, p.src)
-			dst := make([]byte, size)
-			clear(dst)
-			p.pull(b)
-			_ = raw.get(dst)
-			alternate(b, size, []string{"pull", "raw-quic"},
-				func() error { p.pull(b); return nil },
-				func() error { return raw.get(dst) })
-		})
+	for _, chunk := range []int{1 << 20, 4 << 20, 8 << 20, 16 << 20} {
+		for _, streams := range []int{1, 2, 4, 8} {
+			b.Run(fmt.Sprintf("chunk=%s/streams=%d", sizeName(chunk), streams), func(b *testing.B) {
+				pullChunks(b, size, chunk, streams)
+			})
+		}
 	}
+}
+
+// pullChunks is one case of BenchmarkQUICPullChunks.
+func pullChunks(b *testing.B, size, chunk, streams int) {
+	p := newPullPair(b, size, chunk, streams)
+	raw := newRawQUIC(b, p.bDir, p.aDir, p.src)
+	dst := make([]byte, size)
+	clear(dst)
+	p.pull(b)
+	_ = raw.get(dst)
+	alternate(b, size, []string{"pull", "raw-quic"},
+		func() error { p.pull(b); return nil },
+		func() error { return raw.get(dst) })
 }
 
 // BenchmarkQUICRequest measures a 1 KiB reply to a small request (what a remote
@@ -373,9 +380,18 @@ func BenchmarkQUICRequest(b *testing.B) {
 }
 
 // runRequests runs ours and theirs in turn, b.N times each, from par
-// goroutines, and reports their request rates, the ratio of their times and,
-// from one goroutine, their median latencies.
+// goroutines, and reports their request rates, the ratio of their times and
+// their median latencies.
 func runRequests(b *testing.B, par int, ours, theirs func([]byte) ([]byte, error)) {
+	same := func(f func([]byte) ([]byte, error)) func() func([]byte) ([]byte, error) {
+		return func() func([]byte) ([]byte, error) { return f }
+	}
+	runRequestsPer(b, par, "request", same(ours), same(theirs))
+}
+
+// runRequestsPer is runRequests with a call of each kind made per goroutine
+// (newOurs, newTheirs), its metrics named name-req/s, x_name and so on.
+func runRequestsPer(b *testing.B, par int, name string, newOurs, newTheirs func() func([]byte) ([]byte, error)) {
 	b.SetBytes(2 << 10)
 	b.ReportAllocs()
 	var mu sync.Mutex
@@ -386,7 +402,7 @@ func runRequests(b *testing.B, par int, ours, theirs func([]byte) ([]byte, error
 		buf, err := call(buf)
 		d := time.Since(t0)
 		if err != nil || len(buf) != 1<<10 {
-			b.Errorf("request: %d bytes, %v", len(buf), err)
+			b.Errorf("%s: %d bytes, %v", name, len(buf), err)
 		}
 		if lat != nil && len(*lat) < 1<<16 {
 			*lat = append(*lat, d)
@@ -394,6 +410,7 @@ func runRequests(b *testing.B, par int, ours, theirs func([]byte) ([]byte, error
 		return buf, d
 	}
 	if par == 1 {
+		ours, theirs := newOurs(), newTheirs()
 		buf := make([]byte, 1<<10)
 		for b.Loop() {
 			var d time.Duration
@@ -402,33 +419,39 @@ func runRequests(b *testing.B, par int, ours, theirs func([]byte) ([]byte, error
 			buf, d = one(ours, buf, &oursLat)
 			oursT += d
 		}
-		slices.Sort(oursLat)
-		slices.Sort(theirsLat)
-		b.ReportMetric(float64(oursLat[len(oursLat)/2].Nanoseconds()), "request-p50-ns")
-		b.ReportMetric(float64(theirsLat[len(theirsLat)/2].Nanoseconds()), "raw-quic-p50-ns")
-		b.ReportMetric(float64(oursLat[len(oursLat)/2])/float64(theirsLat[len(theirsLat)/2]), "x_request_p50")
 	} else {
 		b.SetParallelism((par + 1) / 2) // GOMAXPROCS=2 here: 2×16 goroutines
 		b.RunParallel(func(pb *testing.PB) {
+			mu.Lock()
+			ours, theirs := newOurs(), newTheirs()
+			mu.Unlock()
 			buf := make([]byte, 1<<10)
 			var o, t time.Duration
+			var oLat, tLat []time.Duration
 			for pb.Next() {
 				var d time.Duration
-				buf, d = one(theirs, buf, nil)
+				buf, d = one(theirs, buf, &tLat)
 				t += d
-				buf, d = one(ours, buf, nil)
+				buf, d = one(ours, buf, &oLat)
 				o += d
 			}
 			mu.Lock()
 			oursT += o
 			theirsT += t
+			oursLat, theirsLat = append(oursLat, oLat...), append(theirsLat, tLat...)
 			mu.Unlock()
 		})
 	}
+	// Median latencies, from one goroutine or from all of them together.
+	slices.Sort(oursLat)
+	slices.Sort(theirsLat)
+	b.ReportMetric(float64(oursLat[len(oursLat)/2].Nanoseconds()), name+"-p50-ns")
+	b.ReportMetric(float64(theirsLat[len(theirsLat)/2].Nanoseconds()), "raw-quic-p50-ns")
+	b.ReportMetric(float64(oursLat[len(oursLat)/2])/float64(theirsLat[len(theirsLat)/2]), "x_"+name+"_p50")
 	// Per goroutine, the two ran in turn: each one's rate is par requests over
 	// its own share of the time.
 	secs := func(d time.Duration) float64 { return d.Seconds() / float64(par) }
-	b.ReportMetric(float64(b.N)/secs(oursT), "request-req/s")
+	b.ReportMetric(float64(b.N)/secs(oursT), name+"-req/s")
 	b.ReportMetric(float64(b.N)/secs(theirsT), "raw-quic-req/s")
-	b.ReportMetric(float64(oursT)/float64(theirsT), "x_request")
+	b.ReportMetric(float64(oursT)/float64(theirsT), "x_"+name)
 }

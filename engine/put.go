@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/trovedb/trove"
 )
@@ -193,11 +194,17 @@ func (s *Store) reviveCopy(ctx context.Context, e *entry, size int) (*entry, err
 	if from == stateEvicted && int64(size) != e.more.size {
 		return nil, fmt.Errorf("create a copy of %s: %d bytes, but the evicted copy had %d", e.id, size, e.more.size)
 	}
-	off, err := s.allocate(ctx, int64(size))
+	sh := s.shardFor(e)
+	var waiting *atomic.Int64 // the fetch's, if a fetch is filling e: see awaitFetch
+	sh.mu.Lock()
+	if fm := e.more.foreign; fm != nil && fm.fetch != nil {
+		waiting = &fm.fetch.room
+	}
+	sh.mu.Unlock()
+	off, err := s.allocateNoting(ctx, int64(size), waiting)
 	if err != nil {
 		return nil, fmt.Errorf("create a copy of %s: %w", e.id, err)
 	}
-	sh := s.shardFor(e)
 	for {
 		w := e.rc.Load()
 		if wordState(w) != from || wordRefs(w) == 0 { // revived or freed meanwhile

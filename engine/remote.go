@@ -115,6 +115,11 @@ type fetch struct {
 	waiters   int   // Gets and Waits waiting for it; at zero it is cancelled
 	abandoned bool  // cancelled because every waiter had gone
 	finished  bool  // Remote.Fetch returned
+
+	// room is the size of the copy whose CreateCopy is waiting for arena room
+	// (allocateNoting), 0 when it is not waiting: a Get whose deadline passes
+	// then fails with ErrStoreFull, not with "still pending".
+	room atomic.Int64
 }
 
 // foreignMore is the part of a foreign object's entryMore that concerns the
@@ -315,7 +320,13 @@ func (s *Store) awaitFetch(ctx context.Context, e *entry) error {
 		select {
 		case <-f.done:
 		case <-ctx.Done():
+			need := f.room.Load() // before leaving: the last to leave ends the wait
 			s.leaveFetch(e, f)
+			if need > 0 {
+				// The owner has sealed it; this node found no room for the
+				// copy (nothing it holds could give way) before the deadline.
+				return fmt.Errorf("no room on this node for a copy of it: %w", s.fullError(need, trove.ContextError(ctx)))
+			}
 			return trove.ContextError(ctx)
 		case <-s.closing:
 			s.leaveFetch(e, f)

@@ -987,3 +987,58 @@ func TestRemoteHoldID(t *testing.T) {
 	requireRemoteEmpty(t, a, ra)
 	requireEmpty(t, b)
 }
+
+// A Get whose fetch waits for room in an arena full of pinned primaries (nothing
+// can be evicted or spilled) fails, once its deadline passes, with ErrStoreFull
+// and the store's figures, matching ErrGetTimeout too, rather than saying the
+// object is still pending; after the views go, the same Get succeeds.
+func TestRemotePullIntoPinnedStore(t *testing.T) {
+	c := newFakeCluster()
+	b, _ := c.open(t, 2, Config{Capacity: 16 << 20})
+	a, ra := c.open(t, 1, Config{Capacity: 4 << 20, DisableSpilling: true})
+	ctx := context.Background()
+	const size = 1 << 20
+	var mine []trove.Ref
+	var views []*trove.Object
+	for range 4 {
+		r, err := a.Put(ctx, pattern(size, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := a.Get(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine, views = append(mine, r), append(views, v)
+	}
+	x, err := b.Put(ctx, pattern(size, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := a.Borrow(x.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = a.Get(gctx, ref)
+	var full *trove.StoreFullError
+	if !errors.Is(err, trove.ErrStoreFull) || !errors.As(err, &full) || full.PinnedObjects != 4 ||
+		!errors.Is(err, trove.ErrGetTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get of a copy with no room past its deadline: %v, want ErrStoreFull (4 pinned objects) and ErrGetTimeout", err)
+	}
+	waitFetchesDone(t, a)
+	for i, v := range views {
+		v.Release()
+		mine[i].Drop()
+	}
+	v, err := a.Get(ctx, ref)
+	if err != nil || !bytes.Equal(v.Bytes(), pattern(size, 2)) {
+		t.Fatalf("Get once the views were released: %v", err)
+	}
+	v.Release()
+	ref.Drop()
+	x.Drop()
+	requireRemoteEmpty(t, a, ra)
+	requireEmpty(t, b)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/trovedb/trove"
@@ -13,6 +14,14 @@ import (
 // allocate reserves size bytes of arena. When the arena is full it asks the
 // memory-pressure hook for room, then waits for frees until ctx ends.
 func (s *Store) allocate(ctx context.Context, size int64) (int64, error) {
+	return s.allocateNoting(ctx, size, nil)
+}
+
+// allocateNoting is allocate that, if waiting is not nil, stores in it the
+// bytes it waits for room for while it waits (0 again once it returns): a
+// fetch's, so that a Get whose deadline passes meanwhile says the store was
+// full rather than that the object is pending (awaitFetch).
+func (s *Store) allocateNoting(ctx context.Context, size int64, waiting *atomic.Int64) (int64, error) {
 	if size > s.alloc.Capacity() {
 		return 0, fmt.Errorf("%s > capacity %s: %w", trove.HumanBytes(size), trove.HumanBytes(s.alloc.Capacity()), trove.ErrObjectTooLarge)
 	}
@@ -28,6 +37,10 @@ func (s *Store) allocate(ctx context.Context, size int64) (int64, error) {
 		if !counted {
 			s.fullWaits.Add(1)
 			counted = true
+			if waiting != nil {
+				waiting.Store(size)
+				defer waiting.Store(0)
+			}
 		}
 		// Register before the final retry, so a free between the failed Alloc
 		// and the wait cannot be missed.
