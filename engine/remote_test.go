@@ -1019,7 +1019,9 @@ func TestRemotePullIntoPinnedStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	// The deadline must pass after the fetch has begun waiting for room, or
+	// the Get rightly says only that it timed out: generous, for a loaded machine.
+	gctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	_, err = a.Get(gctx, ref)
 	var full *trove.StoreFullError
