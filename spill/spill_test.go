@@ -572,7 +572,7 @@ func TestRestoreCorrupt(t *testing.T) {
 			if err := os.Truncate(path, objs[1].loc.Offset-10); err != nil {
 				t.Fatal(err)
 			}
-		}, reason: "truncated: the file ends 30 bytes into the object's 40-byte header"},
+		}, reason: "truncated: the file ends 38 bytes into the object's 48-byte header"},
 		{name: "truncated to zero", spoil: func(t *testing.T, path string, objs []*testObject) {
 			if err := os.Truncate(path, 0); err != nil {
 				t.Fatal(err)
@@ -637,7 +637,7 @@ func TestRestoreCorrupt(t *testing.T) {
 }
 
 // TestRestoreParallel: objects from spill.ParallelRestoreMin on are read in
-// ranges by several goroutines, their CRCs combined. Sizes around the threshold
+// ranges by several goroutines, their blocks' hashes joined. Sizes around the threshold
 // and the range sizes read back intact; damage anywhere is found, and a file
 // that ends early is reported where it ends, as a sequential read would.
 func TestRestoreParallel(t *testing.T) {

@@ -1,7 +1,6 @@
 package spill
 
 import (
-	"hash/crc32"
 	"io"
 	"os"
 )
@@ -27,9 +26,11 @@ const checksumAhead = 2
 //
 // An object of at most writeWindow bytes is never split: it goes into one
 // window with its header (a window may so exceed writeWindow by a header). A
-// larger one fills windows to writeWindow; its header goes out with the first,
-// holding a placeholder checksum, and is rewritten (File.WriteAt) once the last
-// window of its data is written: one 40-byte write per large object.
+// larger one fills windows to writeWindow, in whole checksum blocks of its data
+// (checksumBlock; only its last piece may end inside one); its header goes out
+// with the first, holding a placeholder checksum, and is rewritten
+// (File.WriteAt) once the last window of its data is written: one header-sized
+// write per large object.
 type plan struct {
 	objs    []Object
 	hdrs    []byte  // HeaderSize per object, in file order; written by the checksummer
@@ -100,7 +101,14 @@ func newPlan(objs []Object) *plan {
 		}
 		add(seg{buf: hdr, obj: int32(i), header: true})
 		for d := o.Data; len(d) > 0; {
-			piece := d[:min(int64(len(d)), writeWindow-pending)]
+			// Pieces end on checksum blocks of the object (but the last), so that
+			// each block is hashed in one call, never across windows.
+			room := (writeWindow - pending) / checksumBlock * checksumBlock
+			if room == 0 {
+				closeWindow()
+				room = writeWindow
+			}
+			piece := d[:min(int64(len(d)), room)]
 			d = d[len(piece):]
 			if len(d) == 0 && len(p.ends) != first {
 				p.patch[i] = int32(len(p.patches) / HeaderSize)
@@ -130,18 +138,18 @@ func (p *plan) finalHeader(i int32) []byte {
 }
 
 // checksumWindow checksums window w's data and encodes the final header of each
-// object that ends in it. crc carries an object's checksum from one window to
-// the next.
-func (p *plan) checksumWindow(w int, crc *uint32) {
+// object that ends in it. sum carries an object's checksum from one window to
+// the next; every data seg begins on a checksum block of its object (newPlan).
+func (p *plan) checksumWindow(w int, sum *summer) {
 	for _, s := range p.window(w) {
 		if s.header {
-			*crc = 0
+			sum.reset()
 		} else {
-			*crc = crc32.Update(*crc, castagnoli, s.buf)
+			sum.blocks(s.buf)
 		}
 		if s.last {
 			o := &p.objs[s.obj]
-			h := header{id: o.ID, length: int64(len(o.Data)), dataCRC: *crc}
+			h := header{id: o.ID, length: int64(len(o.Data)), dataSum: sum.sum()}
 			h.encode(p.finalHeader(s.obj))
 		}
 	}
@@ -158,9 +166,9 @@ func (p *plan) write(f File, path string, check func() error) (written, failedAt
 		exited := make(chan struct{})
 		go func() {
 			defer close(exited)
-			var crc uint32
+			var sum summer
 			for w := range p.ends {
-				p.checksumWindow(w, &crc)
+				p.checksumWindow(w, &sum)
 				select {
 				case ready <- struct{}{}:
 				case <-stop:
@@ -175,12 +183,15 @@ func (p *plan) write(f File, path string, check func() error) (written, failedAt
 	}
 
 	iov := make([][]byte, 0, min(len(p.segs), iovMax))
-	var crc uint32
+	var sum *summer
 	for w := range p.ends {
 		if ready != nil {
 			<-ready
 		} else {
-			p.checksumWindow(w, &crc)
+			if sum == nil {
+				sum = new(summer)
+			}
+			p.checksumWindow(w, sum)
 		}
 		if err := check(); err != nil {
 			return written, written, err

@@ -5,8 +5,8 @@ import (
 )
 
 // TestPlan checks how batches are cut into writes: windows of about writeWindow
-// bytes and at most iovMax buffers, small objects never split, and a header
-// rewrite only for objects that span windows.
+// bytes and at most iovMax buffers, small objects never split, large ones cut
+// on checksum blocks, and a header rewrite only for objects that span windows.
 func TestPlan(t *testing.T) {
 	const W = writeWindow
 	tests := []struct {
@@ -19,9 +19,11 @@ func TestPlan(t *testing.T) {
 		{"window-sized objects", []int{W, W, W}, 3, 0},
 		{"small objects", []int{W/2 - HeaderSize, W/2 - HeaderSize, W/2 - HeaderSize, W/2 - HeaderSize}, 2, 0},
 		{"too large to share", []int{W / 2, W / 2}, 2, 0}, // the headers make it W+80
-		{"one large object", []int{16 * W}, 17, 1},        // the header pushes 40 bytes into a 17th
+		{"one large object", []int{16 * W}, 17, 1},        // the header pushes a block into a 17th
 		{"large after small", []int{100, 3*W + 7, 5}, 4, 1},
 		{"just over a window", []int{W + 1}, 2, 1},
+		{"large after a block's worth", []int{W - checksumBlock, 2 * W}, 3, 1},
+		{"large after most of a window", []int{W - checksumBlock/2, 2 * W}, 3, 1},
 		{"many tiny objects", ones(1500), 3, 0}, // 1024 buffers per write at most
 		{"many empty objects", make([]int, 1500), 2, 0},
 	}
@@ -54,6 +56,9 @@ func TestPlan(t *testing.T) {
 						last = int(s.obj)
 					} else if int(s.obj) != last {
 						t.Fatalf("data of object %d after the header of %d", s.obj, last)
+					} else if start := off - p.hdrOff[s.obj] - HeaderSize; start%checksumBlock != 0 || !s.last && len(s.buf)%checksumBlock != 0 {
+						// Each checksum block is hashed in one call.
+						t.Fatalf("object %d: a piece of %d bytes at %d cuts a checksum block", s.obj, len(s.buf), start)
 					}
 					off += int64(len(s.buf))
 					n += int64(len(s.buf))
