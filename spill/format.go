@@ -30,6 +30,26 @@ const FormatVersion = 2
 // headerMagic opens every object header: "TRSP", trove spill.
 var headerMagic = [4]byte{'T', 'R', 'S', 'P'}
 
+// The data of an object of at least alignMin bytes begins on a multiple of
+// dataAlign in its file: the header right before it, and zeros between the end
+// of the previous object and the header (at most dataAlign-1 bytes, under 7% of
+// such an object). Copies between the page cache and memory run at ~0.7 of
+// their speed when the file offset is not aligned as the memory is: measured
+// with 256 KiB preads on the project's VM, 7.6 GB/s at an offset of 48 bytes
+// against 10.8 GB/s at 0 (and 9.4 at 64). Smaller objects are packed, header
+// after data, as their share of the copying is small. A file's first header is
+// so at offset 0, or at dataAlign-HeaderSize if its first object is aligned.
+const (
+	dataAlign = 4096
+	alignMin  = 64 << 10
+)
+
+// alignPad returns the zeros to put at file offset off before an aligned
+// object's header.
+func alignPad(off int64) int64 {
+	return (dataAlign - (off+HeaderSize)%dataAlign) % dataAlign
+}
+
 // checksumBlock is the unit of the data checksum. An object's checksum is
 //
 //	XXH3-64(data)                                   if len(data) ≤ checksumBlock

@@ -308,17 +308,21 @@ func trovesFile(path string) (size int64, proven bool, err error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return 0, false, fmt.Errorf("spill: stat leftover spill file: %w", &os.PathError{Op: "fstat", Path: path, Err: err})
 	}
-	var hb [HeaderSize]byte
-	n, err := unix.Pread(fd, hb[:], 0)
-	if err != nil && err != unix.EINTR {
-		return 0, false, fmt.Errorf("spill: read leftover spill file: %w", &os.PathError{Op: "read", Path: path, Err: err})
-	}
 	// Either version's header proves it: a daemon of an older build may have
-	// crashed here (version 1's header is the shorter, 40 bytes).
-	if n < v1HeaderSize || !isTroveHeader(hb[:n]) {
-		return st.Size, false, nil
+	// crashed here (version 1's header is the shorter, 40 bytes). The first
+	// header is at 0, or, if the first object is aligned, just before the end
+	// of the first page (see dataAlign).
+	for _, off := range []int64{0, dataAlign - HeaderSize} {
+		var hb [HeaderSize]byte
+		n, err := unix.Pread(fd, hb[:], off)
+		if err != nil && err != unix.EINTR {
+			return 0, false, fmt.Errorf("spill: read leftover spill file: %w", &os.PathError{Op: "read", Path: path, Err: err})
+		}
+		if n >= v1HeaderSize && isTroveHeader(hb[:n]) {
+			return st.Size, true, nil
+		}
 	}
-	return st.Size, true, nil
+	return st.Size, false, nil
 }
 
 // sweepDefaultDirs sweeps the default spill directories under tmp

@@ -25,7 +25,8 @@ const checksumAhead = 2
 // per batch and reused if a directory turns out to be full.
 //
 // An object of at most writeWindow bytes is never split: it goes into one
-// window with its header (a window may so exceed writeWindow by a header). A
+// window with its header and padding (a window may so exceed writeWindow by a
+// header and a page). A
 // larger one fills windows to writeWindow, in whole checksum blocks of its data
 // (checksumBlock; only its last piece may end inside one); its header goes out
 // with the first, holding a placeholder checksum, and is rewritten
@@ -42,13 +43,18 @@ type plan struct {
 	size    int64   // the file's size
 }
 
-// seg is one buffer of the file: an object's header or a piece of its data.
+// seg is one buffer of the file: an object's header, a piece of its data, or
+// the zeros before its header that align its data (pad).
 type seg struct {
 	buf    []byte
 	obj    int32
 	header bool
+	pad    bool
 	last   bool // the last seg of the object: its checksum is complete after it
 }
+
+// zeros is the padding written before the headers of aligned objects (read only).
+var zeros [dataAlign]byte
 
 func newPlan(objs []Object) *plan {
 	p := &plan{
@@ -66,19 +72,34 @@ func newPlan(objs []Object) *plan {
 			pending, count = 0, 0
 		}
 	}
-	add := func(s seg) {
+	put := func(s seg) { // into the open window, whatever its size
 		p.segs = append(p.segs, s)
 		pending += int64(len(s.buf))
 		p.size += int64(len(s.buf))
-		if count++; pending >= writeWindow || count == iovMax {
+		count++
+	}
+	add := func(s seg) {
+		put(s)
+		if pending >= writeWindow || count == iovMax {
 			closeWindow()
 		}
 	}
 	for i, o := range objs {
 		n := int64(len(o.Data))
 		small := n <= writeWindow
-		if small && pending+HeaderSize+n > writeWindow || count+2 > iovMax {
+		var pad int64
+		if n >= alignMin {
+			pad = alignPad(p.size)
+		}
+		segs := 2 // in the object's first window: its header and data, and any padding
+		if pad > 0 {
+			segs++
+		}
+		if small && pending+pad+HeaderSize+n > writeWindow || count+segs > iovMax {
 			closeWindow()
+		}
+		if pad > 0 {
+			put(seg{buf: zeros[:pad], obj: int32(i), pad: true})
 		}
 		hdr := p.hdrs[i*HeaderSize : (i+1)*HeaderSize]
 		// The header as a placeholder: a spanning object's stays so until rewritten;
@@ -92,10 +113,7 @@ func newPlan(objs []Object) *plan {
 			continue
 		}
 		if small {
-			pending += HeaderSize // keep header and data in one window
-			p.segs = append(p.segs, seg{buf: hdr, obj: int32(i), header: true})
-			p.size += HeaderSize
-			count++
+			put(seg{buf: hdr, obj: int32(i), header: true}) // keep header and data in one window
 			add(seg{buf: o.Data, obj: int32(i), last: true})
 			continue
 		}
@@ -142,9 +160,12 @@ func (p *plan) finalHeader(i int32) []byte {
 // the next; every data seg begins on a checksum block of its object (newPlan).
 func (p *plan) checksumWindow(w int, sum *summer) {
 	for _, s := range p.window(w) {
-		if s.header {
+		switch {
+		case s.header:
 			sum.reset()
-		} else {
+		case s.pad:
+			continue
+		default:
 			sum.blocks(s.buf)
 		}
 		if s.last {
