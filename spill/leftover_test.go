@@ -43,7 +43,9 @@ func TestLeftoverChild(t *testing.T) {
 		os.Exit(1)
 	}
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 1))
-	objs := makeObjects(rng, 1000, 70000, 0, 3<<20)
+	// The first file begins with a packed object's header, the second with the
+	// padding before an aligned one's (its header at DataAlign-HeaderSize).
+	objs := makeObjects(rng, 1000, 70000, 3<<20, 0)
 	for _, batch := range [][]*testObject{objs[:2], objs[2:]} {
 		locs, err := s.SpillSync(context.Background(), batchOf(batch))
 		if err != nil {
