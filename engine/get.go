@@ -123,8 +123,8 @@ func (s *Store) unregister(e *entry, w *waiter) {
 //
 // It first pins the objects that are in memory (so that making room for the
 // others cannot spill them), then restores the spilled ones together, in
-// parallel (restoreAll), then waits for the pending ones and restores any it
-// could not batch, one at a time, as Get does.
+// parallel (restoreAll), then, as Get does, waits for the pending ones, fetches
+// the absent ones and restores any it could not batch, one at a time.
 func (s *Store) GetAll(ctx context.Context, refs []trove.Ref) ([]*trove.Object, error) {
 	defer runtime.KeepAlive(refs)
 	if s.cfg.Remote != nil {
@@ -153,10 +153,10 @@ func (s *Store) GetAll(ctx context.Context, refs []trove.Ref) ([]*trove.Object, 
 		case st == stateSpilled:
 			spilled = append(spilled, e)
 			at = append(at, i)
-		case st == statePending:
-		default:
+		case err != nil:
 			return fail(i, err)
 		}
+		// Pending, or absent (a copy to fetch): the last loop, as Get.
 	}
 	if len(spilled) > 1 {
 		for k, err := range s.restoreAll(ctx, spilled) {
