@@ -120,6 +120,11 @@ func (s *Store) unregister(e *entry, w *waiter) {
 // GetAll gets every ref, blocking until all are sealed, and returns the views in
 // input order. On any error it releases the views it took and returns none. The
 // caller MUST Release every view (trove.ReleaseAll).
+//
+// It first pins the objects that are in memory (so that making room for the
+// others cannot spill them), then restores the spilled ones together, in
+// parallel (restoreAll), then, as Get does, waits for the pending ones, fetches
+// the absent ones and restores any it could not batch, one at a time.
 func (s *Store) GetAll(ctx context.Context, refs []trove.Ref) ([]*trove.Object, error) {
 	defer runtime.KeepAlive(refs)
 	if s.cfg.Remote != nil {
@@ -127,10 +132,45 @@ func (s *Store) GetAll(ctx context.Context, refs []trove.Ref) ([]*trove.Object, 
 	}
 	views := trove.MakeObjects(len(refs)) // one allocation for the batch
 	objs := make([]*trove.Object, len(refs))
+	fail := func(i int, err error) ([]*trove.Object, error) {
+		trove.ReleaseAll(objs)
+		return nil, fmt.Errorf("get all (ref %d of %d): %w", i, len(refs), err)
+	}
+	var spilled []*entry
+	var at []int // the index in refs of each of spilled
 	for i, r := range refs {
+		e, err := s.entryOf(r)
+		if err != nil {
+			return fail(i, fmt.Errorf("get: %w", err))
+		}
+		if s.closed.Load() {
+			return fail(i, fmt.Errorf("get %s: %w", e.id, trove.ErrClosed))
+		}
+		switch st, err := s.pin(e); {
+		case st == stateSealed && err == nil:
+			trove.InitObject(&views[i], e.id, e.data, s, e)
+			objs[i] = &views[i]
+		case st == stateSpilled:
+			spilled = append(spilled, e)
+			at = append(at, i)
+		case err != nil:
+			return fail(i, err)
+		}
+		// Pending, or absent (a copy to fetch): the last loop, as Get.
+	}
+	if len(spilled) > 1 {
+		for k, err := range s.restoreAll(ctx, spilled) {
+			if err != nil {
+				return fail(at[k], fmt.Errorf("get %s: %w", spilled[k].id, err))
+			}
+		}
+	}
+	for i, r := range refs {
+		if objs[i] != nil {
+			continue
+		}
 		if err := s.getInto(ctx, r, &views[i]); err != nil {
-			trove.ReleaseAll(objs[:i])
-			return nil, fmt.Errorf("get all (ref %d of %d): %w", i, len(refs), err)
+			return fail(i, err)
 		}
 		objs[i] = &views[i]
 	}

@@ -582,11 +582,23 @@ func (s *Store) readBack(ctx context.Context, e *entry) error {
 		data, err = s.mapFallback(e)
 	}
 	if err != nil {
-		if errors.Is(err, spill.ErrCorrupt) {
-			err = fmt.Errorf("restore %s from %s: %w: %w", e.id, s.pressure.spiller.Path(e.more.loc), trove.ErrSpillCorrupt, err)
-		}
-		return fmt.Errorf("restore %s: %w", e.id, err)
+		return s.restoreError(e, err)
 	}
+	s.restored(e, off, data)
+	return nil
+}
+
+// restoreError says what a failed restore of e met.
+func (s *Store) restoreError(e *entry, err error) error {
+	if errors.Is(err, spill.ErrCorrupt) {
+		err = fmt.Errorf("restore %s from %s: %w: %w", e.id, s.pressure.spiller.Path(e.more.loc), trove.ErrSpillCorrupt, err)
+	}
+	return fmt.Errorf("restore %s: %w", e.id, err)
+}
+
+// restored makes e, whose bytes are now at data (offset off in the arena, or
+// offFallback), resident again. The caller is its restorer.
+func (s *Store) restored(e *entry, off int64, data []byte) {
 	e.off, e.data = off, data
 	for {
 		w := e.rc.Load()
@@ -595,9 +607,99 @@ func (s *Store) readBack(ctx context.Context, e *entry) error {
 		}
 	}
 	s.pressure.spilledObjects.Add(-1)
-	s.pressure.spilledSize.Add(-size)
+	s.pressure.spilledSize.Add(-e.more.size)
 	s.track(e)
-	return nil
+}
+
+// restoreAll restores the spilled objects among es together, with one
+// spill.RestoreMany, which reads them on the caller's goroutine and the idle
+// spill workers at once (a GetAll of many spilled objects, which one at a time
+// would be read and checksummed on one core). It claims each object as restore
+// does, and takes only those that no other Get is restoring, that the spiller
+// has finished freeing, and for which room can be found at once (evicting and
+// spilling others if need be, never waiting for room): the rest are left to the
+// caller's restore, one at a time, which waits where this does not. It returns
+// one error per entry of es, nil where the object was restored or not taken.
+func (s *Store) restoreAll(ctx context.Context, es []*entry) []error {
+	errs := make([]error, len(es))
+	sp := s.pressure.spiller
+	if sp == nil {
+		return errs
+	}
+	var claimed []int // indexes into es
+	for i, e := range es {
+		sh := s.shardFor(e)
+		sh.mu.Lock()
+		w := e.rc.Load()
+		// A duplicate in es finds restoring already set, by this loop.
+		if wordState(w) == stateSpilled && !e.more.restoring && w&holdBit == 0 && e.addRef() {
+			e.more.restoring = true
+			claimed = append(claimed, i)
+		}
+		sh.mu.Unlock()
+	}
+	if len(claimed) == 0 {
+		return errs
+	}
+	s.pressure.restoring.Add(int64(len(claimed)))
+	s.writers.Add(1) // it writes into the arena: see maybeUnmap
+	offs := make([]int64, len(claimed))
+	reqs := make([]spill.RestoreRequest, 0, len(claimed))
+	for k, i := range claimed {
+		e := es[i]
+		off, ok := s.allocateNow(ctx, e.more.size)
+		if !ok || s.closed.Load() {
+			if ok {
+				_ = s.alloc.Free(off)
+				s.wakeRoom()
+			}
+			break
+		}
+		offs[k] = off
+		reqs = append(reqs, spill.RestoreRequest{ID: spill.ID(e.id), Loc: e.more.loc, Dst: s.arena.Writable(off, e.more.size)})
+	}
+	if len(reqs) > 0 {
+		for k, err := range sp.RestoreMany(reqs) {
+			e := es[claimed[k]]
+			if err != nil {
+				_ = s.alloc.Free(offs[k])
+				s.wakeRoom()
+				errs[claimed[k]] = s.restoreError(e, err)
+				continue
+			}
+			s.restored(e, offs[k], s.arena.ReadOnly(offs[k], e.more.size))
+		}
+	}
+	s.writers.Add(-1)
+	_ = s.maybeUnmap()
+	s.pressure.restoring.Add(-int64(len(claimed)))
+	for _, i := range claimed {
+		e := es[i]
+		sh := s.shardFor(e)
+		sh.mu.Lock()
+		e.more.restoring = false
+		sh.mu.Unlock()
+		s.wakeWaiters(e)
+		s.decRef(e)
+	}
+	return errs
+}
+
+// allocateNow allocates size bytes of the arena for a restore if it can without
+// waiting: at once, or after evicting and spilling others.
+func (s *Store) allocateNow(ctx context.Context, size int64) (int64, bool) {
+	if size > s.alloc.Capacity() {
+		return 0, false
+	}
+	size = max(size, 1) // as allocate
+	for {
+		if off, ok := s.alloc.Alloc(size); ok {
+			return off, s.prefault(off, size) == nil
+		}
+		if !s.reclaim(ctx, size) {
+			return 0, false
+		}
+	}
 }
 
 // errNoRoom: the arena is full and nothing more can be evicted or spilled now.

@@ -18,6 +18,13 @@ const WriteWindow = writeWindow
 // ParallelRestoreMin is parallelRestoreMin, for tests of restores in ranges.
 const ParallelRestoreMin = parallelRestoreMin
 
+// DataAlign and AlignMin are dataAlign and alignMin: from AlignMin bytes on, an
+// object's data begins on a multiple of DataAlign in its file.
+const (
+	DataAlign = dataAlign
+	AlignMin  = alignMin
+)
+
 // Token is the prefix of s's file names, trove-<pid>-<random>.
 func (s *Spiller) Token() string { return s.token }
 

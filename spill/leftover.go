@@ -33,8 +33,8 @@ import (
 // that PID (a reused PID keeps them: a leak, never a loss).
 //
 // A file is removed only if it is named as a spill file (trove-<pid>-<hex>-<n>.spill)
-// and begins with a valid object header (magic and header checksum): the proof
-// that trove wrote it. Anything else in the directory, or a file cut off before
+// and begins with a valid object header (magic and header checksum) of any
+// format version trove has written (1 or 2): the proof that trove wrote it. Anything else in the directory, or a file cut off before
 // its first header was written, is left alone and counted in Leftovers.Kept.
 // Owner files are removed only if they hold ownerMagic.
 
@@ -296,8 +296,8 @@ func deadOwner(path string) int {
 	return fd
 }
 
-// trovesFile reports whether the file path begins with a valid object header,
-// and its size.
+// trovesFile reports whether the file path begins with a valid object header
+// of any format version, and its size.
 func trovesFile(path string) (size int64, proven bool, err error) {
 	fd, err := openRetry(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
@@ -308,18 +308,21 @@ func trovesFile(path string) (size int64, proven bool, err error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return 0, false, fmt.Errorf("spill: stat leftover spill file: %w", &os.PathError{Op: "fstat", Path: path, Err: err})
 	}
-	var hb [HeaderSize]byte
-	n, err := unix.Pread(fd, hb[:], 0)
-	if err != nil && err != unix.EINTR {
-		return 0, false, fmt.Errorf("spill: read leftover spill file: %w", &os.PathError{Op: "read", Path: path, Err: err})
+	// Either version's header proves it: a daemon of an older build may have
+	// crashed here (version 1's header is the shorter, 40 bytes). The first
+	// header is at 0, or, if the first object is aligned, just before the end
+	// of the first page (see dataAlign).
+	for _, off := range []int64{0, dataAlign - HeaderSize} {
+		var hb [HeaderSize]byte
+		n, err := unix.Pread(fd, hb[:], off)
+		if err != nil && err != unix.EINTR {
+			return 0, false, fmt.Errorf("spill: read leftover spill file: %w", &os.PathError{Op: "read", Path: path, Err: err})
+		}
+		if n >= v1HeaderSize && isTroveHeader(hb[:n]) {
+			return st.Size, true, nil
+		}
 	}
-	if n < HeaderSize {
-		return st.Size, false, nil
-	}
-	if _, err := decodeHeader(hb[:]); err != nil {
-		return st.Size, false, nil
-	}
-	return st.Size, true, nil
+	return st.Size, false, nil
 }
 
 // sweepDefaultDirs sweeps the default spill directories under tmp

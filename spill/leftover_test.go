@@ -3,6 +3,7 @@ package spill_test
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -42,7 +43,9 @@ func TestLeftoverChild(t *testing.T) {
 		os.Exit(1)
 	}
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 1))
-	objs := makeObjects(rng, 1000, 70000, 0, 3<<20)
+	// The first file begins with a packed object's header, the second with the
+	// padding before an aligned one's (its header at DataAlign-HeaderSize).
+	objs := makeObjects(rng, 1000, 70000, 3<<20, 0)
 	for _, batch := range [][]*testObject{objs[:2], objs[2:]} {
 		locs, err := s.SpillSync(context.Background(), batchOf(batch))
 		if err != nil {
@@ -223,13 +226,25 @@ func TestLeftovers(t *testing.T) {
 		for name, data := range foreign {
 			writeFile(t, filepath.Join(dir, name), data)
 		}
-		// The same without an owner file, and its PID dead: removed.
+		// A file of format version 1 (an older trove's, 40-byte headers with
+		// CRC-32C) whose header is damaged: not provably trove's.
+		badV1 := v1SpillFile(spill.ID{1}, 100)
+		badV1[10] ^= 1
+		foreign[fmt.Sprintf("trove-%d-00000003-1.spill", dead.pid())] = badV1
+		for name, data := range foreign {
+			writeFile(t, filepath.Join(dir, name), data)
+		}
+		// The same without an owner file, and its PID dead: removed, of either
+		// format version.
 		legacy := fmt.Sprintf("trove-%d-00000002-1.spill", dead.pid())
 		writeFile(t, filepath.Join(dir, legacy), hdr)
+		legacyV1 := fmt.Sprintf("trove-%d-00000004-1.spill", dead.pid())
+		v1 := v1SpillFile(spill.ID{2}, 100)
+		writeFile(t, filepath.Join(dir, legacyV1), v1)
 
 		s := newSpiller(t, spill.Config{Dirs: []string{dir}})
 		left := s.Leftovers()
-		if want := (spill.Leftovers{Files: 3, Bytes: dead.bytes + int64(len(hdr)), Kept: 2}); left != want {
+		if want := (spill.Leftovers{Files: 4, Bytes: dead.bytes + int64(len(hdr)+len(v1)), Kept: 3}); left != want {
 			t.Errorf("Leftovers %+v, want %+v", left, want)
 		}
 		if got := filesOf(t, dir, dead.token); len(got) > 0 {
@@ -243,8 +258,10 @@ func TestLeftovers(t *testing.T) {
 				t.Errorf("the sweep removed %s, which it cannot prove trove's or dead: %v", name, err)
 			}
 		}
-		if _, err := os.Stat(filepath.Join(dir, legacy)); err == nil {
-			t.Errorf("%s (a dead PID, no owner file, a valid header) survived", legacy)
+		for _, name := range []string{legacy, legacyV1} {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				t.Errorf("%s (a dead PID, no owner file, a valid header) survived", name)
+			}
 		}
 		live.restoreAndClose(t)
 		if got := filesOf(t, dir, live.token); len(got) > 0 {
@@ -331,4 +348,20 @@ func TestLeftoversLiveInProcess(t *testing.T) {
 	for _, o := range objs { // b's Close removed only b's files
 		checkRestore(t, a, o)
 	}
+}
+
+// v1SpillFile returns a spill file of format version 1, as trove wrote before
+// version 2: one object of n bytes (zeros) after a 40-byte header of magic
+// "TRSP", version 1, header size 40, the ID, the length, the CRC-32C of the data
+// and the CRC-32C of the header's first 36 bytes.
+func v1SpillFile(id spill.ID, n int) []byte {
+	b := make([]byte, 40+n)
+	copy(b, "TRSP")
+	binary.LittleEndian.PutUint16(b[4:], 1)
+	binary.LittleEndian.PutUint16(b[6:], 40)
+	copy(b[8:], id[:])
+	binary.LittleEndian.PutUint64(b[24:], uint64(n))
+	binary.LittleEndian.PutUint32(b[32:], checksum(b[40:]))
+	binary.LittleEndian.PutUint32(b[36:], checksum(b[:36]))
+	return b
 }

@@ -3,24 +3,25 @@ package spill
 import (
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/zeebo/xxh3"
 )
 
-// restoreChunk is the size of the reads Restore makes: small enough that a piece
-// is still in the CPU's L2 cache when it is checksummed, large enough that the
-// syscall per piece costs ~5% of copying it.
-const restoreChunk = 256 << 10
+// restoreChunk is the size of the reads Restore makes: one checksum block, hashed
+// right after it is read, while it is still in the CPU's L2 cache; large enough
+// that the syscall per piece costs ~5% of copying it.
+const restoreChunk = checksumBlock
 
 // An object of at least parallelRestoreMin bytes is restored by several
 // goroutines at once: its data is cut into ranges of at least restoreRange bytes
 // (at most maxRestoreRanges of them), which the caller and idle workers claim in
-// turn; each reads its range and checksums it piece by piece as above, and the
-// ranges' CRCs are joined with crc32Combine. One goroutine copying from the page
+// turn; each reads its range and hashes its blocks as above, and the blocks'
+// hashes are joined in order (see checksumBlock). One goroutine copying from the page
 // cache and checksumming reaches about half the speed of a plain sequential read
 // (which only copies: ~0.48 of it, measured with BenchmarkRestore on two cores);
 // two reach ~0.8. A Restore takes one helper per core that no other Restore
@@ -34,8 +35,12 @@ const (
 	maxRestoreRanges   = 64
 )
 
-// hdrPool holds header buffers for Restore, so that a restore allocates nothing.
-var hdrPool = sync.Pool{New: func() any { return new([HeaderSize]byte) }}
+// hdrPool and summerPool hold header buffers and checksum states for Restore, so
+// that a restore allocates nothing.
+var (
+	hdrPool    = sync.Pool{New: func() any { return new([HeaderSize]byte) }}
+	summerPool = sync.Pool{New: func() any { return new(summer) }}
+)
 
 // Restore reads the object id at loc into dst, whose length must be loc.Length,
 // and verifies its header and checksum. It runs on the caller's goroutine and,
@@ -92,7 +97,7 @@ func (s *Spiller) read(f *spillFile, id ID, loc Location, dst []byte, busy int) 
 	if h.length != loc.Length {
 		return f.corrupt(id, loc, "the header says %d bytes, the location %d", h.length, loc.Length)
 	}
-	var got uint32
+	var got uint64
 	helpers := 0 // one per core no other Restore keeps busy
 	if len(dst) >= parallelRestoreMin {
 		helpers = min(s.cfg.Workers, runtime.GOMAXPROCS(0)-busy)
@@ -100,13 +105,17 @@ func (s *Spiller) read(f *spillFile, id ID, loc Location, dst []byte, busy int) 
 	if helpers > 0 {
 		got, err = s.readParallel(f, id, loc, dst, helpers)
 	} else {
-		got, err = f.readData(id, loc, dst, 0)
+		sum := summerPool.Get().(*summer)
+		sum.reset()
+		err = f.readData(id, loc, dst, 0, sum, nil)
+		got = sum.sum()
+		summerPool.Put(sum)
 	}
 	if err != nil {
 		return err
 	}
-	if got != h.dataCRC {
-		return f.corrupt(id, loc, "data checksum mismatch: the header says %08x, the data has %08x", h.dataCRC, got)
+	if got != h.dataSum {
+		return f.corrupt(id, loc, "data checksum mismatch: the header says %016x, the data has %016x", h.dataSum, got)
 	}
 	return nil
 }
@@ -121,39 +130,44 @@ func isShort(err error) bool {
 	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-// readData reads dst, the object's data from byte off on, and returns its
-// CRC-32C. It reads in pieces and checksums each while it is still in the CPU
-// cache: one pass over the data through memory instead of two (the checksum runs
-// at ~20 GB/s from cache, ~5 GB/s from DRAM). Checksumming on a second goroutine,
-// overlapped with the next read, measured slower: the handoff and the cache lines
-// crossing cores cost more than the checksum. (readParallel instead gives each
-// goroutine its own range, read and checksummed on one core.)
-func (f *spillFile) readData(id ID, loc Location, dst []byte, off int64) (uint32, error) {
-	var crc uint32
+// readData reads dst, the object's data from byte off on (a multiple of
+// checksumBlock), and hashes its blocks: into sum if it is not nil, else block k
+// of dst into digests[k]. It reads a block at a time and hashes each while it is
+// still in the CPU cache: one pass over the data through memory instead of two.
+// Checksumming on a second goroutine, overlapped with the next read, measured
+// slower with CRC-32C: the handoff and the cache lines crossing cores cost more
+// than the checksum. (readParallel instead gives each goroutine its own range,
+// read and hashed on one core.)
+func (f *spillFile) readData(id ID, loc Location, dst []byte, off int64, sum *summer, digests []uint64) error {
 	for done := 0; done < len(dst); done += restoreChunk {
 		piece := dst[done:min(done+restoreChunk, len(dst))]
 		at := off + int64(done)
 		n, err := f.f.ReadAt(piece, loc.Offset+at)
 		if n < len(piece) {
 			if isShort(err) {
-				return 0, f.corrupt(id, loc, "truncated: the file ends %d bytes into the object's %d bytes of data", at+int64(n), loc.Length)
+				return f.corrupt(id, loc, "truncated: the file ends %d bytes into the object's %d bytes of data", at+int64(n), loc.Length)
 			}
-			return 0, fmt.Errorf("spill: restore object %s from %s: read %d bytes at offset %d: %w", id, f.path, len(piece), loc.Offset+at, err)
+			return fmt.Errorf("spill: restore object %s from %s: read %d bytes at offset %d: %w", id, f.path, len(piece), loc.Offset+at, err)
 		}
-		crc = crc32.Update(crc, castagnoli, piece)
+		if sum != nil {
+			sum.block(piece)
+		} else {
+			digests[done/restoreChunk] = xxh3.Hash(piece)
+		}
 	}
-	return crc, nil
+	return nil
 }
 
 // readParallel reads dst, all of the object's data, in ranges on the calling
-// goroutine and up to helpers workers, and returns its CRC-32C. The caller
+// goroutine and up to helpers workers, and returns its checksum. The caller
 // claims ranges until none is left, so it never waits for a worker that has not
 // started (a busy one may take its task later and find nothing to do); it waits
 // only for ranges in progress.
-func (s *Spiller) readParallel(f *spillFile, id ID, loc Location, dst []byte, helpers int) (uint32, error) {
+func (s *Spiller) readParallel(f *spillFile, id ID, loc Location, dst []byte, helpers int) (uint64, error) {
 	size := max(restoreRange, (len(dst)+maxRestoreRanges-1)/maxRestoreRanges)
 	size = (size + restoreChunk - 1) / restoreChunk * restoreChunk
-	r := &rangedRead{f: f, id: id, loc: loc, dst: dst, size: size, n: (len(dst) + size - 1) / size}
+	r := &rangedRead{f: f, id: id, loc: loc, dst: dst, size: size, n: (len(dst) + size - 1) / size,
+		digests: make([]uint64, (len(dst)+restoreChunk-1)/restoreChunk)}
 	r.firstBad.Store(int64(r.n))
 	r.wg.Add(r.n)
 	for range min(helpers, r.n-1) {
@@ -168,11 +182,13 @@ func (s *Spiller) readParallel(f *spillFile, id ID, loc Location, dst []byte, he
 	if r.err != nil {
 		return 0, r.err
 	}
-	crc := r.crcs[0]
-	for i := 1; i < r.n; i++ {
-		crc = crc32Combine(crc, r.crcs[i], int64(min(size, len(dst)-i*size)))
+	sum := summerPool.Get().(*summer)
+	defer summerPool.Put(sum)
+	sum.reset()
+	for _, d := range r.digests {
+		sum.add(d)
 	}
-	return crc, nil
+	return sum.sum(), nil
 }
 
 // rangedRead is one readParallel: range i is dst[i*size:][:size].
@@ -188,7 +204,9 @@ type rangedRead struct {
 	firstBad atomic.Int64   // the lowest range that failed, n if none: ranges after it are skipped
 	wg       sync.WaitGroup // one count per range, done when it is read or skipped
 
-	crcs [maxRestoreRanges]uint32 // crcs[i] is written by the goroutine that claimed range i
+	// digests holds the hash of each checksumBlock of dst; those of range i are
+	// written by the goroutine that claimed it.
+	digests []uint64
 
 	mu  sync.Mutex
 	err error // the error of range firstBad
@@ -203,8 +221,7 @@ func (r *rangedRead) run() {
 		}
 		if int64(i) < r.firstBad.Load() {
 			off := i * r.size
-			crc, err := r.f.readData(r.id, r.loc, r.dst[off:min(off+r.size, len(r.dst))], int64(off))
-			r.crcs[i] = crc
+			err := r.f.readData(r.id, r.loc, r.dst[off:min(off+r.size, len(r.dst))], int64(off), nil, r.digests[off/restoreChunk:])
 			if err != nil {
 				r.fail(i, err)
 			}

@@ -135,6 +135,7 @@ type spillFile struct {
 	f    File
 	size int64   // bytes on disk
 	offs []int64 // data offset of each object, ascending
+	lens []int64 // data length of each object (padding may follow it)
 
 	// Guarded by Spiller.mu.
 	live    []uint64 // bit i is set while object i is live
@@ -151,14 +152,8 @@ func (f *spillFile) index(loc Location) (int, bool) {
 	return i, true
 }
 
-// length returns the size of object i: it ends where the next header starts.
-func (f *spillFile) length(i int) int64 {
-	end := f.size
-	if i+1 < len(f.offs) {
-		end = f.offs[i+1] - HeaderSize
-	}
-	return end - f.offs[i]
-}
+// length returns the size of object i.
+func (f *spillFile) length(i int) int64 { return f.lens[i] }
 
 func (f *spillFile) isLive(i int) bool { return f.live[i/64]&(1<<(i%64)) != 0 }
 
@@ -474,7 +469,7 @@ func (s *Spiller) writeFile(j *spillJob, dir string, p *plan) (locs []Location, 
 		if isNoSpace(err) || isAbandoned(err) {
 			return fail(err)
 		}
-		i := objectAt(j.objs, failedAt)
+		i := p.objectAt(failedAt)
 		return fail(fmt.Errorf("spill: write object %s (%d of %d in the batch) to %s: %w",
 			j.objs[i].ID, i+1, len(j.objs), path, err))
 	}
@@ -488,11 +483,12 @@ func (s *Spiller) writeFile(j *spillJob, dir string, p *plan) (locs []Location, 
 	}
 
 	locs = make([]Location, len(j.objs))
-	sf := &spillFile{num: num, path: path, f: f, size: p.size, offs: make([]int64, len(j.objs))}
+	sf := &spillFile{num: num, path: path, f: f, size: p.size, offs: make([]int64, len(j.objs)), lens: make([]int64, len(j.objs))}
 	var data int64
 	for i, o := range j.objs {
 		n := int64(len(o.Data))
 		sf.offs[i] = p.hdrOff[i] + HeaderSize
+		sf.lens[i] = n
 		locs[i] = Location{File: num, Offset: sf.offs[i], Length: n}
 		data += n
 	}
@@ -520,15 +516,13 @@ func (s *Spiller) writeFile(j *spillJob, dir string, p *plan) (locs []Location, 
 
 // objectAt returns the index of the object whose header or data holds byte off of
 // the batch's file.
-func objectAt(objs []Object, off int64) int {
-	var end int64
-	for i, o := range objs {
-		end += HeaderSize + int64(len(o.Data))
-		if off < end {
-			return i
+func (p *plan) objectAt(off int64) int {
+	for i, o := range p.objs {
+		if off < p.hdrOff[i]+HeaderSize+int64(len(o.Data)) {
+			return i // in its data, its header or the padding before it
 		}
 	}
-	return len(objs) - 1
+	return len(p.objs) - 1
 }
 
 // Delete deletes a spilled object. When it was the last live object of its file,

@@ -181,9 +181,17 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("batch %d went to %s, want %s (round robin)", b, got, want)
 		}
 		for i, o := range batch {
-			if o.loc.File != batch[0].loc.File || o.loc.Length != int64(len(o.data)) ||
-				(i > 0 && o.loc.Offset != batch[i-1].loc.Offset+batch[i-1].loc.Length+spill.HeaderSize) {
-				t.Errorf("batch %d object %d: location %v", b, i, o.loc)
+			// Packed after the previous object, or, from spill.AlignMin bytes
+			// on, its data on the next multiple of spill.DataAlign.
+			want := int64(spill.HeaderSize)
+			if i > 0 {
+				want += batch[i-1].loc.Offset + batch[i-1].loc.Length
+			}
+			if len(o.data) >= spill.AlignMin {
+				want = (want + spill.DataAlign - 1) / spill.DataAlign * spill.DataAlign
+			}
+			if o.loc.File != batch[0].loc.File || o.loc.Length != int64(len(o.data)) || o.loc.Offset != want {
+				t.Errorf("batch %d object %d of %d bytes: location %v, want offset %d", b, i, len(o.data), o.loc, want)
 			}
 		}
 		batches = append(batches, batch)
@@ -445,7 +453,7 @@ func TestWriteErrors(t *testing.T) {
 func TestOutOfDisk(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	sizes := []int{64 << 10, 64 << 10, 64 << 10, 64 << 10}
-	need := int64(4 * (64<<10 + spill.HeaderSize))
+	need := int64(4 * (spill.DataAlign + 64<<10)) // each object's data page-aligned, its header in the page before
 
 	t.Run("next directory", func(t *testing.T) {
 		efs := errorfs.New()
@@ -507,7 +515,7 @@ func TestOutOfDisk(t *testing.T) {
 				t.Errorf("attempt %d: %+v, want %s full after %d bytes", i, a, dirs[i], budgets[i])
 			}
 		}
-		for _, want := range append([]string{"needs 256.2 KiB", "after 100.0 KiB"}, dirs...) {
+		for _, want := range append([]string{"needs 272.0 KiB", "after 100.0 KiB"}, dirs...) {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not say %q", err, want)
 			}
@@ -572,7 +580,7 @@ func TestRestoreCorrupt(t *testing.T) {
 			if err := os.Truncate(path, objs[1].loc.Offset-10); err != nil {
 				t.Fatal(err)
 			}
-		}, reason: "truncated: the file ends 30 bytes into the object's 40-byte header"},
+		}, reason: "truncated: the file ends 38 bytes into the object's 48-byte header"},
 		{name: "truncated to zero", spoil: func(t *testing.T, path string, objs []*testObject) {
 			if err := os.Truncate(path, 0); err != nil {
 				t.Fatal(err)
@@ -637,7 +645,7 @@ func TestRestoreCorrupt(t *testing.T) {
 }
 
 // TestRestoreParallel: objects from spill.ParallelRestoreMin on are read in
-// ranges by several goroutines, their CRCs combined. Sizes around the threshold
+// ranges by several goroutines, their blocks' hashes joined. Sizes around the threshold
 // and the range sizes read back intact; damage anywhere is found, and a file
 // that ends early is reported where it ends, as a sequential read would.
 func TestRestoreParallel(t *testing.T) {

@@ -1,9 +1,6 @@
 package spill
 
-import (
-	"fmt"
-	"hash/crc32"
-)
+import "fmt"
 
 // Verify checks data, the object's bytes as found at loc by some other route (the
 // engine maps spill files directly when memory is full), against the header and
@@ -32,8 +29,8 @@ func (s *Spiller) Verify(id ID, loc Location, data []byte) error {
 	case h.length != loc.Length:
 		return f.corrupt(id, loc, "the header says %d bytes, the location %d", h.length, loc.Length)
 	}
-	if got := crc32.Checksum(data, castagnoli); got != h.dataCRC {
-		return f.corrupt(id, loc, "data checksum mismatch: the header says %08x, the data has %08x", h.dataCRC, got)
+	if got := dataChecksum(data); got != h.dataSum {
+		return f.corrupt(id, loc, "data checksum mismatch: the header says %016x, the data has %016x", h.dataSum, got)
 	}
 	return nil
 }

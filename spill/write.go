@@ -1,7 +1,6 @@
 package spill
 
 import (
-	"hash/crc32"
 	"io"
 	"os"
 )
@@ -26,10 +25,13 @@ const checksumAhead = 2
 // per batch and reused if a directory turns out to be full.
 //
 // An object of at most writeWindow bytes is never split: it goes into one
-// window with its header (a window may so exceed writeWindow by a header). A
-// larger one fills windows to writeWindow; its header goes out with the first,
-// holding a placeholder checksum, and is rewritten (File.WriteAt) once the last
-// window of its data is written: one 40-byte write per large object.
+// window with its header and padding (a window may so exceed writeWindow by a
+// header and a page). A
+// larger one fills windows to writeWindow, in whole checksum blocks of its data
+// (checksumBlock; only its last piece may end inside one); its header goes out
+// with the first, holding a placeholder checksum, and is rewritten
+// (File.WriteAt) once the last window of its data is written: one header-sized
+// write per large object.
 type plan struct {
 	objs    []Object
 	hdrs    []byte  // HeaderSize per object, in file order; written by the checksummer
@@ -41,13 +43,18 @@ type plan struct {
 	size    int64   // the file's size
 }
 
-// seg is one buffer of the file: an object's header or a piece of its data.
+// seg is one buffer of the file: an object's header, a piece of its data, or
+// the zeros before its header that align its data (pad).
 type seg struct {
 	buf    []byte
 	obj    int32
 	header bool
+	pad    bool
 	last   bool // the last seg of the object: its checksum is complete after it
 }
+
+// zeros is the padding written before the headers of aligned objects (read only).
+var zeros [dataAlign]byte
 
 func newPlan(objs []Object) *plan {
 	p := &plan{
@@ -65,19 +72,34 @@ func newPlan(objs []Object) *plan {
 			pending, count = 0, 0
 		}
 	}
-	add := func(s seg) {
+	put := func(s seg) { // into the open window, whatever its size
 		p.segs = append(p.segs, s)
 		pending += int64(len(s.buf))
 		p.size += int64(len(s.buf))
-		if count++; pending >= writeWindow || count == iovMax {
+		count++
+	}
+	add := func(s seg) {
+		put(s)
+		if pending >= writeWindow || count == iovMax {
 			closeWindow()
 		}
 	}
 	for i, o := range objs {
 		n := int64(len(o.Data))
 		small := n <= writeWindow
-		if small && pending+HeaderSize+n > writeWindow || count+2 > iovMax {
+		var pad int64
+		if n >= alignMin {
+			pad = alignPad(p.size)
+		}
+		segs := 2 // in the object's first window: its header and data, and any padding
+		if pad > 0 {
+			segs++
+		}
+		if small && pending+pad+HeaderSize+n > writeWindow || count+segs > iovMax {
 			closeWindow()
+		}
+		if pad > 0 {
+			put(seg{buf: zeros[:pad], obj: int32(i), pad: true})
 		}
 		hdr := p.hdrs[i*HeaderSize : (i+1)*HeaderSize]
 		// The header as a placeholder: a spanning object's stays so until rewritten;
@@ -91,16 +113,20 @@ func newPlan(objs []Object) *plan {
 			continue
 		}
 		if small {
-			pending += HeaderSize // keep header and data in one window
-			p.segs = append(p.segs, seg{buf: hdr, obj: int32(i), header: true})
-			p.size += HeaderSize
-			count++
+			put(seg{buf: hdr, obj: int32(i), header: true}) // keep header and data in one window
 			add(seg{buf: o.Data, obj: int32(i), last: true})
 			continue
 		}
 		add(seg{buf: hdr, obj: int32(i), header: true})
 		for d := o.Data; len(d) > 0; {
-			piece := d[:min(int64(len(d)), writeWindow-pending)]
+			// Pieces end on checksum blocks of the object (but the last), so that
+			// each block is hashed in one call, never across windows.
+			room := (writeWindow - pending) / checksumBlock * checksumBlock
+			if room == 0 {
+				closeWindow()
+				room = writeWindow
+			}
+			piece := d[:min(int64(len(d)), room)]
 			d = d[len(piece):]
 			if len(d) == 0 && len(p.ends) != first {
 				p.patch[i] = int32(len(p.patches) / HeaderSize)
@@ -130,18 +156,21 @@ func (p *plan) finalHeader(i int32) []byte {
 }
 
 // checksumWindow checksums window w's data and encodes the final header of each
-// object that ends in it. crc carries an object's checksum from one window to
-// the next.
-func (p *plan) checksumWindow(w int, crc *uint32) {
+// object that ends in it. sum carries an object's checksum from one window to
+// the next; every data seg begins on a checksum block of its object (newPlan).
+func (p *plan) checksumWindow(w int, sum *summer) {
 	for _, s := range p.window(w) {
-		if s.header {
-			*crc = 0
-		} else {
-			*crc = crc32.Update(*crc, castagnoli, s.buf)
+		switch {
+		case s.header:
+			sum.reset()
+		case s.pad:
+			continue
+		default:
+			sum.blocks(s.buf)
 		}
 		if s.last {
 			o := &p.objs[s.obj]
-			h := header{id: o.ID, length: int64(len(o.Data)), dataCRC: *crc}
+			h := header{id: o.ID, length: int64(len(o.Data)), dataSum: sum.sum()}
 			h.encode(p.finalHeader(s.obj))
 		}
 	}
@@ -158,9 +187,9 @@ func (p *plan) write(f File, path string, check func() error) (written, failedAt
 		exited := make(chan struct{})
 		go func() {
 			defer close(exited)
-			var crc uint32
+			var sum summer
 			for w := range p.ends {
-				p.checksumWindow(w, &crc)
+				p.checksumWindow(w, &sum)
 				select {
 				case ready <- struct{}{}:
 				case <-stop:
@@ -175,12 +204,15 @@ func (p *plan) write(f File, path string, check func() error) (written, failedAt
 	}
 
 	iov := make([][]byte, 0, min(len(p.segs), iovMax))
-	var crc uint32
+	var sum *summer
 	for w := range p.ends {
 		if ready != nil {
 			<-ready
 		} else {
-			p.checksumWindow(w, &crc)
+			if sum == nil {
+				sum = new(summer)
+			}
+			p.checksumWindow(w, sum)
 		}
 		if err := check(); err != nil {
 			return written, written, err
