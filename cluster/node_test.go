@@ -32,9 +32,11 @@ func newCluster(t *testing.T, k int, certs []string, opts ...func(i int, c *Conf
 			Insecure: certs == nil,
 			// Small chunks, so that a test's pull uses several streams.
 			ChunkSize: 1 << 20,
-			// Fast failure detection.
-			ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 50 * time.Millisecond, SuspicionMult: 2,
-			GossipInterval: 20 * time.Millisecond, PushPullInterval: time.Second,
+			// Faster failure detection than memberlist's defaults, but not so
+			// fast that a node slowed by -race on a loaded 2-core machine is
+			// declared dead while alive (50 ms probe timeouts once did that in CI).
+			ProbeInterval: 400 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond, SuspicionMult: 3,
+			GossipInterval: 50 * time.Millisecond, PushPullInterval: time.Second,
 		}
 		if certs != nil {
 			cfg.CertsDir, cfg.Name = certs[i], ""
