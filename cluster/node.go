@@ -127,10 +127,19 @@ func (n *Node) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
 	n.flushUpdates(ctx)
+	cancel()
+	// The leave is gossiped, at the membership's pace, not a request's: bound
+	// it apart (it returns as soon as the broadcast is out).
+	ctx, cancel = context.WithTimeout(context.Background(), max(n.cfg.RequestTimeout, leaveTimeout))
 	err := n.members.Leave(ctx)
 	cancel()
 	return errors.Join(err, n.shutdown())
 }
+
+// leaveTimeout is the least time Close gives the membership to gossip that
+// this node leaves (a short Config.RequestTimeout must not make a graceful
+// leave look like a death).
+const leaveTimeout = 5 * time.Second
 
 // shutdown stops everything but the Leave: what Close and a crash share.
 func (n *Node) shutdown() error {

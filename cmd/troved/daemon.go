@@ -122,7 +122,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		}
 		errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 		hs = &http.Server{Handler: httpMux(reg, errLog), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
-		go func() { httpErr <- hs.Serve(hl) }()
+		// The goroutine gets its own copy of the server: stopHTTP clears hs, and
+		// a daemon told to stop at once can get there before Serve begins
+		// (Serve then returns ErrServerClosed).
+		go func(hs *http.Server) { httpErr <- hs.Serve(hl) }(hs)
 		metrics = "metrics http://" + hl.Addr().String() + "/metrics"
 		logger.Info("http listening", "addr", hl.Addr().String(), "endpoints", "/metrics /debug/pprof/")
 	}
