@@ -21,15 +21,16 @@ var layering = map[string]struct {
 	allowed []string // our packages it may import; nil means any
 	noNet   bool
 }{
-	"alloc":             {allowed: []string{}, noNet: true},
-	"arena":             {allowed: []string{}, noNet: true},
-	"zerocopy":          {allowed: []string{}, noNet: true},
-	"eviction":          {allowed: []string{}, noNet: true},
-	"spill":             {allowed: []string{"", "zerocopy"}, noNet: true},
-	"spill/errorfs":     {allowed: []string{"spill"}, noNet: true},
-	"internal/bpfcount": {allowed: []string{}, noNet: true},
-	".":                 {allowed: []string{"zerocopy"}, noNet: true},
-	"engine":            {allowed: []string{"", "alloc", "arena", "zerocopy", "eviction", "spill"}, noNet: true},
+	"alloc":              {allowed: []string{}, noNet: true},
+	"arena":              {allowed: []string{}, noNet: true},
+	"zerocopy":           {allowed: []string{}, noNet: true},
+	"eviction":           {allowed: []string{}, noNet: true},
+	"spill":              {allowed: []string{"", "zerocopy"}, noNet: true},
+	"spill/errorfs":      {allowed: []string{"spill"}, noNet: true},
+	"internal/bpfcount":  {allowed: []string{}, noNet: true},
+	"internal/benchtime": {allowed: []string{}, noNet: true},
+	".":                  {allowed: []string{"zerocopy"}, noNet: true},
+	"engine":             {allowed: []string{"", "alloc", "arena", "zerocopy", "eviction", "spill"}, noNet: true},
 	// net/ipc serves the engine to local processes; it knows nothing below it.
 	"net/ipc": {allowed: []string{"", "engine"}},
 	// net/quic carries bytes between nodes; it knows nothing of the engine or

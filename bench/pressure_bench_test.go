@@ -2,10 +2,10 @@ package bench
 
 import (
 	"fmt"
+	"github.com/trovedb/trove/internal/benchtime"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -223,7 +223,7 @@ func BenchmarkGetSpilled(b *testing.B) {
 			}
 			defer ref.Drop()
 
-			var raw1, rawPar, got samples
+			var raw1, rawPar, got benchtime.Samples
 			b.SetBytes(size)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -231,7 +231,7 @@ func BenchmarkGetSpilled(b *testing.B) {
 				if cold {
 					syncAndDrop(b, path)
 				}
-				raw1.time(func() {
+				raw1.Time(func() {
 					for off := 0; off < size; off += 8 << 20 {
 						if _, err := f.ReadAt(buf[off:off+8<<20], int64(off)); err != nil {
 							b.Fatal(err)
@@ -241,7 +241,7 @@ func BenchmarkGetSpilled(b *testing.B) {
 				if cold {
 					syncAndDrop(b, path)
 				}
-				rawPar.time(func() { readParallel(b, f, buf) })
+				rawPar.Time(func() { readParallel(b, f, buf) })
 				if n, err := st.Spill(ctx, []trove.Ref{ref}); err != nil || n != 1 {
 					b.Fatalf("spill: %d, %v", n, err)
 				}
@@ -250,7 +250,7 @@ func BenchmarkGetSpilled(b *testing.B) {
 					syncAndDrop(b, files...)
 				}
 				b.StartTimer()
-				got.time(func() {
+				got.Time(func() {
 					obj, err := st.Get(ctx, ref)
 					if err != nil {
 						b.Fatal(err)
@@ -258,11 +258,11 @@ func BenchmarkGetSpilled(b *testing.B) {
 					obj.Release()
 				})
 			}
-			b.ReportMetric(raw1.median().Seconds()/got.median().Seconds(), "x_rawread")
-			b.ReportMetric(rawPar.median().Seconds()/got.median().Seconds(), "x_rawread_par")
-			b.ReportMetric(float64(got.median().Microseconds())/1e3, "med_ms")
-			b.ReportMetric(float64(raw1.median().Microseconds())/1e3, "raw_ms")
-			b.ReportMetric(float64(rawPar.median().Microseconds())/1e3, "rawpar_ms")
+			b.ReportMetric(raw1.Median().Seconds()/got.Median().Seconds(), "x_rawread")
+			b.ReportMetric(rawPar.Median().Seconds()/got.Median().Seconds(), "x_rawread_par")
+			b.ReportMetric(float64(got.Median().Microseconds())/1e3, "med_ms")
+			b.ReportMetric(float64(raw1.Median().Microseconds())/1e3, "raw_ms")
+			b.ReportMetric(float64(rawPar.Median().Microseconds())/1e3, "rawpar_ms")
 		})
 	}
 }
@@ -326,55 +326,33 @@ func BenchmarkGetAllSpilled(b *testing.B) {
 					obj.Release()
 				}
 			}
-			var raw1, rawPar, got samples
+			var raw1, rawPar, got benchtime.Samples
 			b.SetBytes(n * size)
 			b.ReportAllocs()
 			for b.Loop() {
 				b.StopTimer()
-				raw1.time(func() {
+				raw1.Time(func() {
 					for off := 0; off < len(buf); off += 8 << 20 {
 						if _, err := f.ReadAt(buf[off:off+8<<20], int64(off)); err != nil {
 							b.Fatal(err)
 						}
 					}
 				})
-				rawPar.time(func() { readParallel(b, f, buf) })
+				rawPar.Time(func() { readParallel(b, f, buf) })
 				st.WaitIdle()
 				if k, err := st.Spill(ctx, refs); err != nil || k != n {
 					b.Fatalf("spill: %d of %d, %v", k, n, err)
 				}
 				b.StartTimer()
-				got.time(get)
+				got.Time(get)
 			}
-			b.ReportMetric(raw1.median().Seconds()/got.median().Seconds(), "x_rawread")
-			b.ReportMetric(rawPar.median().Seconds()/got.median().Seconds(), "x_rawread_par")
-			b.ReportMetric(float64(got.median().Microseconds())/1e3, "med_ms")
-			b.ReportMetric(float64(raw1.median().Microseconds())/1e3, "raw_ms")
-			b.ReportMetric(float64(rawPar.median().Microseconds())/1e3, "rawpar_ms")
+			b.ReportMetric(raw1.Median().Seconds()/got.Median().Seconds(), "x_rawread")
+			b.ReportMetric(rawPar.Median().Seconds()/got.Median().Seconds(), "x_rawread_par")
+			b.ReportMetric(float64(got.Median().Microseconds())/1e3, "med_ms")
+			b.ReportMetric(float64(raw1.Median().Microseconds())/1e3, "raw_ms")
+			b.ReportMetric(float64(rawPar.Median().Microseconds())/1e3, "rawpar_ms")
 		})
 	}
-}
-
-// samples are the times of one side of a benchmark, one per iteration.
-type samples []time.Duration
-
-// time runs f and records how long it took.
-func (s *samples) time(f func()) {
-	start := time.Now()
-	f()
-	*s = append(*s, time.Since(start))
-}
-
-func (s samples) median() time.Duration {
-	c := slices.Clone(s)
-	slices.Sort(c)
-	if len(c) == 0 {
-		return 0
-	}
-	if len(c)%2 == 0 {
-		return (c[len(c)/2-1] + c[len(c)/2]) / 2
-	}
-	return c[len(c)/2]
 }
 
 // readParallel reads f into dst in 1 MiB ranges claimed by GOMAXPROCS goroutines.

@@ -3,14 +3,13 @@ package spill
 import (
 	"context"
 	"fmt"
+	"github.com/trovedb/trove/internal/benchtime"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // The benchmarks move benchBytes per operation and time, in every iteration,
@@ -68,38 +67,16 @@ func benchData(size int) ([]byte, []Object) {
 
 func sizeName(n int) string { return fmt.Sprintf("%dMiB", n>>20) }
 
-// samples are the times of one side of a benchmark, one per iteration.
-type samples []time.Duration
-
-// time runs f and records how long it took.
-func (s *samples) time(f func()) {
-	start := time.Now()
-	f()
-	*s = append(*s, time.Since(start))
-}
-
-func (s samples) median() time.Duration {
-	c := slices.Clone(s)
-	slices.Sort(c)
-	if len(c) == 0 {
-		return 0
-	}
-	if len(c)%2 == 0 {
-		return (c[len(c)/2-1] + c[len(c)/2]) / 2
-	}
-	return c[len(c)/2]
-}
-
 // untimed runs a baseline with the benchmark's timer stopped, recording its time.
-func untimed(b *testing.B, s *samples, f func()) {
+func untimed(b *testing.B, s *benchtime.Samples, f func()) {
 	b.StopTimer()
-	s.time(f)
+	s.Time(f)
 	b.StartTimer()
 }
 
 // reportRatio reports the median of op and base's median over op's.
-func reportRatio(b *testing.B, name string, base, op samples) {
-	b.ReportMetric(base.median().Seconds()/op.median().Seconds(), name)
+func reportRatio(b *testing.B, name string, base, op benchtime.Samples) {
+	b.ReportMetric(base.Median().Seconds()/op.Median().Seconds(), name)
 }
 
 // rawWrite writes src to a new file in dir in rawChunk writes, closes and removes it.
@@ -191,7 +168,7 @@ func BenchmarkSpill(b *testing.B) {
 					}
 				}
 			}
-			var raw, spilled samples
+			var raw, spilled benchtime.Samples
 			b.SetBytes(benchBytes)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -200,14 +177,14 @@ func BenchmarkSpill(b *testing.B) {
 				if len(raw)%2 == 0 {
 					untimed(b, &raw, func() { rawWrite(b, dir, src) })
 				}
-				spilled.time(spill)
+				spilled.Time(spill)
 				if len(raw) < len(spilled) {
 					untimed(b, &raw, func() { rawWrite(b, dir, src) })
 				}
 			}
 			reportRatio(b, "x_rawwrite", raw, spilled)
-			b.ReportMetric(benchBytes/raw.median().Seconds()/1e6, "raw_MB/s")
-			b.ReportMetric(benchBytes/spilled.median().Seconds()/1e6, "med_MB/s")
+			b.ReportMetric(benchBytes/raw.Median().Seconds()/1e6, "raw_MB/s")
+			b.ReportMetric(benchBytes/spilled.Median().Seconds()/1e6, "med_MB/s")
 		})
 	}
 }
@@ -261,19 +238,19 @@ func BenchmarkRestore(b *testing.B) {
 						}
 					}
 				}
-				var raw1, rawPar, restored samples
+				var raw1, rawPar, restored benchtime.Samples
 				b.SetBytes(benchBytes)
 				b.ReportAllocs()
 				for b.Loop() {
 					untimed(b, &raw1, func() { rawRead(b, f, dst) })
 					untimed(b, &rawPar, func() { rawReadParallel(b, f, dst) })
-					restored.time(restore)
+					restored.Time(restore)
 				}
 				reportRatio(b, "x_rawread", raw1, restored)
 				reportRatio(b, "x_rawread_par", rawPar, restored)
-				b.ReportMetric(benchBytes/raw1.median().Seconds()/1e6, "raw_MB/s")
-				b.ReportMetric(benchBytes/rawPar.median().Seconds()/1e6, "rawpar_MB/s")
-				b.ReportMetric(benchBytes/restored.median().Seconds()/1e6, "med_MB/s")
+				b.ReportMetric(benchBytes/raw1.Median().Seconds()/1e6, "raw_MB/s")
+				b.ReportMetric(benchBytes/rawPar.Median().Seconds()/1e6, "rawpar_MB/s")
+				b.ReportMetric(benchBytes/restored.Median().Seconds()/1e6, "med_MB/s")
 			})
 		}
 	}
