@@ -258,15 +258,7 @@ func TestRemoteBorrowRegistersOncePerFirstHandle(t *testing.T) {
 	c := newFakeCluster()
 	b, _ := c.open(t, 2, Config{})
 	a, ra := c.open(t, 1, Config{})
-	ctx := context.Background()
-	x, err := b.Put(ctx, []byte("owned by B"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h1, err := a.Borrow(x.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, h1 := putBorrowed(t, b, a, []byte("owned by B"))
 	h2, err := a.Borrow(x.ID())
 	if err != nil {
 		t.Fatal(err)
@@ -448,14 +440,7 @@ func TestRemoteConcurrentGetsShareOneFetch(t *testing.T) {
 	a, ra := c.open(t, 1, Config{})
 	ctx := context.Background()
 	data := pattern(1<<20, 5)
-	x, err := b.Put(ctx, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := a.Borrow(x.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, ref := putBorrowed(t, b, a, data)
 	g := newGate()
 	ra.setHook(g.hook)
 	const n = 8
@@ -509,14 +494,7 @@ func TestRemoteGetHonoursContextWhileFetchHangs(t *testing.T) {
 	b, _ := c.open(t, 2, Config{})
 	a, ra := c.open(t, 1, Config{})
 	ctx := context.Background()
-	x, err := b.Put(ctx, []byte("slow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := a.Borrow(x.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, ref := putBorrowed(t, b, a, []byte("slow"))
 	g := newGate()
 	ra.setHook(g.hook)
 
@@ -576,14 +554,7 @@ func TestRemoteFetchErrorReachesAllWaiters(t *testing.T) {
 	a, ra := c.open(t, 1, Config{})
 	ctx := context.Background()
 	data := pattern(300<<10, 1)
-	x, err := b.Put(ctx, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := a.Borrow(x.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, ref := putBorrowed(t, b, a, data)
 	g := newGate()
 	g.fail = fmt.Errorf("owner left: %w", trove.ErrOwnerDied)
 	ra.setHook(g.hook)
@@ -648,14 +619,7 @@ func TestRemoteEvictedCopyFetchedAgain(t *testing.T) {
 	a, ra := c.open(t, 1, Config{Capacity: 8 << 20, DisableSpilling: true})
 	ctx := context.Background()
 	data := pattern(1<<20, 3)
-	x, err := b.Put(ctx, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := a.Borrow(x.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, ref := putBorrowed(t, b, a, data)
 	v, err := a.Get(ctx, ref)
 	if err != nil {
 		t.Fatal(err)
@@ -765,14 +729,7 @@ func TestRemoteNestedRefs(t *testing.T) {
 	cs, rc := c.open(t, 3, Config{})
 	ctx := context.Background()
 	data := pattern(200<<10, 9)
-	x, err := b.Put(ctx, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	xa, err := a.Borrow(x.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, xa := putBorrowed(t, b, a, data)
 	type box struct {
 		Name string
 		R    trove.Ref
@@ -1011,19 +968,12 @@ func TestRemotePullIntoPinnedStore(t *testing.T) {
 		}
 		mine, views = append(mine, r), append(views, v)
 	}
-	x, err := b.Put(ctx, pattern(size, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := a.Borrow(x.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, ref := putBorrowed(t, b, a, pattern(size, 2))
 	// The deadline must pass after the fetch has begun waiting for room, or
 	// the Get rightly says only that it timed out: generous, for a loaded machine.
 	gctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	_, err = a.Get(gctx, ref)
+	_, err := a.Get(gctx, ref)
 	var full *trove.StoreFullError
 	if !errors.Is(err, trove.ErrStoreFull) || !errors.As(err, &full) || full.PinnedObjects != 4 ||
 		!errors.Is(err, trove.ErrGetTimeout) || !errors.Is(err, context.DeadlineExceeded) {
@@ -1043,4 +993,19 @@ func TestRemotePullIntoPinnedStore(t *testing.T) {
 	x.Drop()
 	requireRemoteEmpty(t, a, ra)
 	requireEmpty(t, b)
+}
+
+// putBorrowed puts data on owner's store and borrows the object by its ID on
+// borrower's (through its Remote): the owner's ref and the borrower's.
+func putBorrowed(t *testing.T, owner, borrower *Store, data []byte) (own, borrowed trove.Ref) {
+	t.Helper()
+	own, err := owner.Put(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	borrowed, err = borrower.Borrow(own.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return own, borrowed
 }
