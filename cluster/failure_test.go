@@ -120,13 +120,7 @@ func TestHolderFailsMidPull(t *testing.T) {
 	}
 	getBytes(t, ctx, b, br)
 	// Wait until A lists B as a holder, so that C's pull tries B first.
-	deadline := time.Now().Add(20 * time.Second)
-	for len(a.own.holders(r.ID(), nil)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if len(a.own.holders(r.ID(), nil)) == 0 {
-		t.Fatal("the owner never learnt of B's copy")
-	}
+	awaitHolder(t, a, r.ID())
 	var faults atomic.Int64
 	fail := func(context.Context, trove.ObjectID) error {
 		faults.Add(1)
@@ -150,7 +144,7 @@ func TestHolderFailsMidPull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for c.local.Stats().Objects != 1 && time.Now().Before(deadline) { // the first copy is freed
 		time.Sleep(time.Millisecond)
 	}
@@ -300,13 +294,7 @@ func TestHolderCrashesMidPull(t *testing.T) {
 		t.Fatal(err)
 	}
 	getBytes(t, ctx, b, br)
-	deadline := time.Now().Add(20 * time.Second)
-	for len(a.own.holders(r.ID(), nil)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if len(a.own.holders(r.ID(), nil)) == 0 {
-		t.Fatal("the owner never learnt of B's copy")
-	}
+	awaitHolder(t, a, r.ID())
 	// B dies while serving C's first chunk: its transport closes under the
 	// pull (and the membership later declares it dead).
 	var once sync.Once
@@ -335,5 +323,18 @@ func TestHolderCrashesMidPull(t *testing.T) {
 	case <-crashed:
 	case <-time.After(20 * time.Second):
 		t.Fatal("C never pulled from B (or B never finished crashing): the test proves nothing")
+	}
+}
+
+// awaitHolder waits (a generous bound) until owner lists a node holding a copy
+// of id: a copy's owner learns of it in a batched update after the Get.
+func awaitHolder(t *testing.T, owner *Node, id trove.ObjectID) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(owner.own.holders(id, nil)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if len(owner.own.holders(id, nil)) == 0 {
+		t.Fatalf("the owner never learnt of a copy of %s", id)
 	}
 }
