@@ -110,14 +110,7 @@ func TestHolderFailsMidPull(t *testing.T) {
 	nodes := newCluster(t, 3, nil)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	want := pattern(4<<20+5, 10)
-	r, err := a.Put(ctx, want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	br, err := b.Borrow(r.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, br := putBorrowed(t, a, b, want)
 	getBytes(t, ctx, b, br)
 	// Wait until A lists B as a holder, so that C's pull tries B first.
 	awaitHolder(t, a, r.ID())
@@ -188,14 +181,7 @@ func TestCertificates(t *testing.T) {
 		t.Fatalf("name %q, want the certificate's", a.Name())
 	}
 	want := pattern(2<<20, 11)
-	r, err := a.Put(ctx, want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	br, err := b.Borrow(r.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, br := putBorrowed(t, a, b, want)
 	if got := getBytes(t, ctx, b, br); !bytes.Equal(got, want) {
 		t.Fatal("bytes differ")
 	}
@@ -284,15 +270,8 @@ func TestHolderCrashesMidPull(t *testing.T) {
 	nodes := newCluster(t, 3, nil)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	want := pattern(6<<20+1, 13)
-	r, err := a.Put(ctx, want)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, br := putBorrowed(t, a, b, want)
 	defer r.Drop()
-	br, err := b.Borrow(r.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
 	getBytes(t, ctx, b, br)
 	awaitHolder(t, a, r.ID())
 	// B dies while serving C's first chunk: its transport closes under the

@@ -442,14 +442,7 @@ func TestSmallObjectCache(t *testing.T) {
 			nodes := newCluster(t, 2, nil, func(_ int, c *Config) { c.SmallCacheBytes = tc.cacheBytes })
 			a, b := nodes[0], nodes[1]
 			small := pattern(2<<10, 7)
-			r, err := a.Put(ctx, small)
-			if err != nil {
-				t.Fatal(err)
-			}
-			br, err := b.Borrow(r.ID())
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, br := putBorrowed(t, a, b, small)
 			if got := getBytes(t, ctx, b, br); !bytes.Equal(got, small) {
 				t.Fatal("small object differs")
 			}
@@ -469,4 +462,19 @@ func TestSmallObjectCache(t *testing.T) {
 			r.Drop()
 		})
 	}
+}
+
+// putBorrowed puts data on owner and borrows the object by its ID on borrower
+// (which registers it with the owner): the owner's ref and the borrower's.
+func putBorrowed(t *testing.T, owner, borrower *Node, data []byte) (own, borrowed trove.Ref) {
+	t.Helper()
+	own, err := owner.Put(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	borrowed, err = borrower.Borrow(own.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return own, borrowed
 }
