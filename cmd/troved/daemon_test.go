@@ -192,19 +192,8 @@ func TestDaemon(t *testing.T) {
 
 // TestSIGTERM builds troved, runs it, and stops it with a real SIGTERM.
 func TestSIGTERM(t *testing.T) {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go is not on PATH: cannot build troved")
-	}
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
+	bin, _ := binaries(t) // built once per test run
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "troved")
-	build := exec.Command(gobin, "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 
 	sock := filepath.Join(dir, "t.sock")
 	cmd := exec.Command(bin, "-socket", sock, "-http", "127.0.0.1:0", "-capacity", "32MiB", "-spill-dir", filepath.Join(dir, "spill"))

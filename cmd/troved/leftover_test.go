@@ -21,18 +21,8 @@ import (
 // closes), starts another on the same -spill-dir, and checks that the new one
 // removes the dead one's spill files and logs how many bytes came back.
 func TestRestartAfterKill(t *testing.T) {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go is not on PATH: cannot build troved")
-	}
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
+	bin, _ := binaries(t) // built once per test run
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "troved")
-	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	spillDir := filepath.Join(dir, "spill")
 	sock := filepath.Join(dir, "k.sock")
 	cmd := exec.Command(bin, "-socket", sock, "-http", "off", "-capacity", "32MiB", "-spill-dir", spillDir)
