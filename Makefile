@@ -80,3 +80,8 @@ loadgen:
 
 clean:
 	rm -rf bench/out
+
+## test-loaded: the suite under -race with every core kept busy (scripts/loaded-test.sh).
+.PHONY: test-loaded
+test-loaded:
+	bash scripts/loaded-test.sh -race -count 2 -timeout 20m
