@@ -39,7 +39,7 @@ FUZZ_TARGETS := alloc:FuzzAllocFree zerocopy:FuzzParseFrame .:FuzzDecodeValue .:
 	fuzz:FuzzMetamorphic \
 	net/quic:FuzzReadPacket cluster:FuzzNodeMeta cluster:FuzzSnoop \
 	cluster:FuzzDecodeRequest cluster:FuzzDecodeLocateReply \
-	cluster:FuzzDecodeListing
+	cluster:FuzzDecodeListing swarm:FuzzScheduler
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 

@@ -25,6 +25,7 @@ var layering = map[string]struct {
 	"arena":              {allowed: []string{}, noNet: true},
 	"zerocopy":           {allowed: []string{}, noNet: true},
 	"eviction":           {allowed: []string{}, noNet: true},
+	"swarm":              {allowed: []string{}, noNet: true},
 	"spill":              {allowed: []string{"", "zerocopy"}, noNet: true},
 	"spill/errorfs":      {allowed: []string{"spill"}, noNet: true},
 	"internal/bpfcount":  {allowed: []string{}, noNet: true},
