@@ -1,9 +1,15 @@
 package cluster
 
-import "sync/atomic"
+import (
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"unicode"
+)
 
 // Stats are a node's cluster counters since Open (troved exports them as
-// Prometheus metrics).
+// Prometheus metrics, trove status lists them). Convention, which Fields
+// relies on: an int64 field is a counter since Open, an int field a gauge.
 type Stats struct {
 	MembersAlive  int   // members this node sees alive, itself included
 	RemoteGets    int64 // fetches of foreign objects begun (one per object per node: concurrent Gets share one)
@@ -34,4 +40,50 @@ func (n *Node) Stats() Stats {
 		}
 	}
 	return s
+}
+
+// StatField is one figure of Stats by name, for displays that list every
+// field (trove status, loadgen) without naming each: a field added to Stats
+// shows there at once.
+type StatField struct {
+	Name    string // the field's name in snake_case: RemoteGets is "remote_gets"
+	Value   int64
+	Counter bool // a count since Open (an int64 field); otherwise a gauge, a figure of now (an int field)
+}
+
+// Fields lists s's fields in declaration order. By the convention of Stats,
+// int64 fields are counters since Open and int fields are gauges.
+func (s Stats) Fields() []StatField {
+	v := reflect.ValueOf(s)
+	out := make([]StatField, 0, v.NumField())
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		switch f.Type.Kind() {
+		case reflect.Int64:
+			out = append(out, StatField{Name: snakeCase(f.Name), Value: v.Field(i).Int(), Counter: true})
+		case reflect.Int:
+			out = append(out, StatField{Name: snakeCase(f.Name), Value: v.Field(i).Int()})
+		}
+	}
+	return out
+}
+
+// snakeCase turns a Go field name into snake_case: "BytesIn" is "bytes_in",
+// "FetchErrors" "fetch_errors"; a run of capitals is one word ("HTTPPort" is
+// "http_port").
+func snakeCase(name string) string {
+	var b strings.Builder
+	rs := []rune(name)
+	for i, r := range rs {
+		if unicode.IsUpper(r) {
+			prevLower := i > 0 && !unicode.IsUpper(rs[i-1])
+			endOfRun := i > 0 && i+1 < len(rs) && unicode.IsUpper(rs[i-1]) && unicode.IsLower(rs[i+1])
+			if prevLower || endOfRun {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

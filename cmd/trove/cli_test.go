@@ -405,3 +405,49 @@ func TestGetTimeout(t *testing.T) {
 	}
 	waitDrained(t, st)
 }
+
+// A cluster node's status shows its HTTP address and every cluster counter
+// and gauge it reports, by name, in the table and in --json.
+func TestStatusClusterStats(t *testing.T) {
+	now := time.Now()
+	st := ipc.Status{
+		Daemon:  ipc.DaemonInfo{PID: 1, Socket: "/s.sock", Node: "00000000000000aa", Started: now, HTTP: "127.0.0.1:9464"},
+		Members: []ipc.MemberInfo{{Name: "a", ID: "00000000000000aa", State: "alive", Self: true, Updated: now}},
+		ClusterStats: []ipc.ClusterStat{
+			{Name: "members_alive", Value: 2}, {Name: "remote_gets", Value: 5, Counter: true},
+			{Name: "pulls", Value: 3, Counter: true}, {Name: "bytes_in", Value: 3 << 20, Counter: true},
+			{Name: "new_counter", Value: 9, Counter: true}, {Name: "owned_borrowed", Value: 4},
+		},
+	}
+	var b bytes.Buffer
+	printStatus(&b, st, now)
+	for _, want := range []string{
+		"http       http://127.0.0.1:9464/metrics, /debug/pprof/",
+		"cluster    1 member; now: members_alive 2, owned_borrowed 4",
+		"transfers  since start: remote_gets 5, pulls 3, bytes_in 3145728 (3.0 MiB), new_counter 9",
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
+	}
+	out, err := json.Marshal(newStatusJSON(st, now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Daemon  struct{ HTTP string }
+		Cluster map[string]int64
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"members_alive": 2, "remote_gets": 5, "pulls": 3, "bytes_in": 3 << 20, "new_counter": 9, "owned_borrowed": 4}
+	if v.Daemon.HTTP != "127.0.0.1:9464" || !reflect.DeepEqual(v.Cluster, want) {
+		t.Errorf("status --json: http %q, cluster %v; want %v\n%s", v.Daemon.HTTP, v.Cluster, want, out)
+	}
+	// A single-node daemon's has neither.
+	out, _ = json.Marshal(newStatusJSON(ipc.Status{}, now))
+	if bytes.Contains(out, []byte(`"cluster"`)) || bytes.Contains(out, []byte(`"http"`)) {
+		t.Errorf("single-node status --json has cluster or http keys: %s", out)
+	}
+}

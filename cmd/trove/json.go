@@ -22,6 +22,9 @@ type statusJSON struct {
 	// Members is the cluster's members when the daemon is a cluster node
 	// (troved -listen); absent for a single-node daemon.
 	Members []memberJSON `json:"members,omitempty"`
+	// Cluster is the node's cluster counters and gauges by name (every field
+	// of cluster.Stats) when the daemon is a cluster node; absent otherwise.
+	Cluster map[string]int64 `json:"cluster,omitempty"`
 }
 
 type memberJSON struct {
@@ -40,6 +43,7 @@ type daemonJSON struct {
 	Socket        string    `json:"socket"`
 	Version       string    `json:"version"`
 	Node          string    `json:"node"`
+	HTTP          string    `json:"http,omitempty"`
 	Started       time.Time `json:"started"`
 	UptimeSeconds float64   `json:"uptime_seconds"`
 }
@@ -117,7 +121,7 @@ type clientJSON struct {
 func newStatusJSON(st ipc.Status, now time.Time) statusJSON {
 	d, sv := st.Daemon, st.Server
 	out := statusJSON{
-		Daemon: daemonJSON{PID: d.PID, Socket: d.Socket, Version: d.Version, Node: d.Node, Started: d.Started,
+		Daemon: daemonJSON{PID: d.PID, Socket: d.Socket, Version: d.Version, Node: d.Node, HTTP: d.HTTP, Started: d.Started,
 			UptimeSeconds: now.Sub(d.Started).Seconds()},
 		Store: newStoreJSON(st.Store),
 		Server: serverJSON{Clients: sv.Clients, Accepted: sv.Accepted, Requests: sv.Requests, ProtocolErrors: sv.ProtocolErrors,
@@ -131,6 +135,12 @@ func newStatusJSON(st ipc.Status, now time.Time) statusJSON {
 	for _, m := range st.Members {
 		out.Members = append(out.Members, memberJSON{Name: m.Name, ID: m.ID, Addr: m.Addr, State: m.State,
 			Capacity: m.Capacity, Used: m.Used, Updated: m.Updated, Self: m.Self})
+	}
+	if st.ClusterStats != nil {
+		out.Cluster = make(map[string]int64, len(st.ClusterStats))
+		for _, s := range st.ClusterStats {
+			out.Cluster[s.Name] = s.Value
+		}
 	}
 	return out
 }

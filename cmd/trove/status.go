@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -51,6 +52,9 @@ func printStatus(out io.Writer, st ipc.Status, now time.Time) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "daemon\tpid %d, version %s, node %s, up %s\n", d.PID, d.Version, d.Node, uptime(now.Sub(d.Started)))
 	fmt.Fprintf(w, "socket\t%s\n", d.Socket)
+	if d.HTTP != "" {
+		fmt.Fprintf(w, "http\thttp://%s/metrics, /debug/pprof/\n", d.HTTP)
+	}
 	fmt.Fprintf(w, "capacity\t%s\n", hb(s.Capacity))
 	fmt.Fprintf(w, "used\t%s (%s), largest free %s, fragmentation %.1f%%\n", hb(s.Used), pct(s.Used, s.Capacity), hb(s.LargestFree), 100*s.Fragmentation)
 	inMemory := max(s.Objects-s.SpilledObjects-s.InlineObjects, 0)
@@ -61,7 +65,10 @@ func printStatus(out io.Writer, st ipc.Status, now time.Time) {
 	fmt.Fprintf(w, "activity\t%d puts, %d gets, %d frees, %d spills, %d restores, %d evictions\n", s.Puts, s.Gets, s.Frees, s.Spills, s.Restores, s.Evictions)
 	fmt.Fprintf(w, "kept\t%s (by trove put, until trove drop)\n", plural(st.Server.Kept, "object"))
 	if st.Members != nil {
-		fmt.Fprintf(w, "cluster\t%s\n", plural(len(st.Members), "member"))
+		fmt.Fprintf(w, "cluster\t%s%s\n", plural(len(st.Members), "member"), clusterStats(st.ClusterStats, false, "; now: "))
+	}
+	if st.ClusterStats != nil {
+		fmt.Fprintf(w, "transfers\t%s\n", clusterStats(st.ClusterStats, true, "since start: "))
 	}
 	fmt.Fprintf(w, "clients\t%d\n", len(st.Clients))
 	w.Flush()
@@ -80,6 +87,29 @@ func printStatus(out io.Writer, st ipc.Status, now time.Time) {
 			ci.Connected.Local().Format(time.DateTime), uptime(now.Sub(ci.Connected)), self)
 	}
 	w.Flush()
+}
+
+// clusterStats lists a cluster node's counters (counter true) or gauges by
+// their names, after prefix ("" if there are none): every field of the node's
+// cluster.Stats, so one added there shows here too. Byte counts are also
+// given in units.
+func clusterStats(stats []ipc.ClusterStat, counter bool, prefix string) string {
+	var b strings.Builder
+	for _, s := range stats {
+		if s.Counter != counter {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString(prefix)
+		} else {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %d", s.Name, s.Value)
+		if strings.HasPrefix(s.Name, "bytes_") || strings.HasSuffix(s.Name, "_bytes") {
+			fmt.Fprintf(&b, " (%s)", trove.HumanBytes(s.Value))
+		}
+	}
+	return b.String()
 }
 
 // printMembers is the members table of a cluster node's status.

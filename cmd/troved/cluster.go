@@ -42,7 +42,19 @@ func (v clusterView) Members() []ipc.MemberInfo {
 	return out
 }
 
-// clusterMetrics are cluster.Stats as Prometheus metrics.
+// Stats are the node's cluster.Stats, every field by name, for trove status.
+func (v clusterView) Stats() []ipc.ClusterStat {
+	fs := v.n.Stats().Fields()
+	out := make([]ipc.ClusterStat, len(fs))
+	for i, f := range fs {
+		out[i] = ipc.ClusterStat{Name: f.Name, Value: f.Value, Counter: f.Counter}
+	}
+	return out
+}
+
+// clusterMetrics are cluster.Stats as Prometheus metrics, one per field
+// (TestClusterMetricsCoverStats checks that none is missing): counters are
+// trove_cluster_*_total.
 var clusterMetrics = []struct {
 	desc  *prometheus.Desc
 	kind  prometheus.ValueType

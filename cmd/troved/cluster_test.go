@@ -376,10 +376,29 @@ func TestClusterProcesses(t *testing.T) {
 		return out
 	}
 	status := string(cli(c, "status"))
-	for _, want := range []string{"cluster   3 members", "NAME", "node-a", "node-b", "node-c  " + c.statusID(t), "alive", "(this node)"} {
+	for _, want := range []string{"cluster    3 members", "NAME", "node-a", "node-b", "node-c  " + c.statusID(t), "alive", "(this node)"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("trove status on C lacks %q:\n%s", want, status)
 		}
+	}
+	// B's status shows its transfers (one inline get, one pull, the bytes
+	// of both in) and where its metrics and pprof are.
+	bstatus := string(cli(b, "status"))
+	for _, want := range []string{"transfers", "remote_inline 1", "pulls 1", "http://" + strings.TrimPrefix(b.metrics, "http://")} {
+		if !strings.Contains(bstatus, want) {
+			t.Errorf("trove status on B lacks %q:\n%s", want, bstatus)
+		}
+	}
+	var bjs struct {
+		Daemon  struct{ HTTP string }
+		Cluster map[string]int64
+	}
+	if err := json.Unmarshal(cli(b, "status", "--json"), &bjs); err != nil {
+		t.Fatal(err)
+	}
+	if c := bjs.Cluster; c["remote_inline"] != 1 || c["pulls"] != 1 || c["bytes_in"] < int64(len(small)+len(large)) || c["members_alive"] != 3 ||
+		"http://"+bjs.Daemon.HTTP != b.metrics {
+		t.Errorf("trove status --json on B: http %q (metrics on %s), cluster %v", bjs.Daemon.HTTP, b.metrics, c)
 	}
 	var mem struct {
 		Nodes []struct {

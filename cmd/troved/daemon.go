@@ -88,23 +88,29 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			"kept_unproven", left.Kept, "err", left.Err)
 	}
 
-	icfg := ipc.ServerConfig{Logger: logger, Version: version}
-	if node != nil {
-		icfg.Cluster = clusterView{node}
-	}
-	srv := ipc.NewServer(st, icfg)
-
 	// HTTP before the socket, so that a refused address leaves no socket behind.
 	var (
+		hl      net.Listener
 		hs      *http.Server
 		httpErr = make(chan error, 1)
 		metrics = "metrics off"
 	)
 	if cfg.HTTP != "" {
-		hl, err := net.Listen("tcp", cfg.HTTP)
-		if err != nil {
+		if hl, err = net.Listen("tcp", cfg.HTTP); err != nil {
 			return fmt.Errorf("metrics and pprof on %s: %w (choose another -http, or -http off)", cfg.HTTP, err)
 		}
+	}
+
+	icfg := ipc.ServerConfig{Logger: logger, Version: version}
+	if node != nil {
+		icfg.Cluster = clusterView{node}
+	}
+	if hl != nil {
+		icfg.HTTP = hl.Addr().String() // in status: loadgen -profile finds the node's pprof from its socket
+	}
+	srv := ipc.NewServer(st, icfg)
+
+	if hl != nil {
 		reg := prometheus.NewRegistry()
 		cs := []prometheus.Collector{
 			newCollector(st, srv, version),

@@ -39,8 +39,13 @@ type ServerConfig struct {
 	// idle between messages is never closed. Default DefaultFrameTimeout;
 	// negative: no limit.
 	FrameTimeout time.Duration
-	// Cluster, for a cluster node's daemon, lists the members in Status.
+	// Cluster, for a cluster node's daemon, lists the members and the
+	// node's cluster counters in Status.
 	Cluster Cluster
+	// HTTP is the host:port where the daemon serves /metrics and
+	// /debug/pprof/, shown in Status (so that loadgen -profile finds a
+	// node's profiles from its socket); "" if it serves none.
+	HTTP string
 }
 
 // DefaultFrameTimeout is ServerConfig.FrameTimeout's default.

@@ -22,6 +22,18 @@ type Status struct {
 	// (ServerConfig.Cluster); nil for a single-node daemon. Added in the same
 	// protocol version: an older client ignores it.
 	Members []MemberInfo `cbor:",omitempty"`
+	// ClusterStats are the node's cluster counters and gauges (cluster.Stats,
+	// field by field, in its order) when the daemon is a cluster node; nil
+	// otherwise. Added in the same protocol version: an older client ignores
+	// it.
+	ClusterStats []ClusterStat `cbor:",omitempty"`
+}
+
+// ClusterStat is one field of a cluster node's counters.
+type ClusterStat struct {
+	Name    string // snake_case: remote_gets, bytes_in, ...
+	Value   int64
+	Counter bool // a count since the node started; otherwise a figure of now
 }
 
 // MemberInfo is one cluster member as the daemon's node sees it.
@@ -41,6 +53,8 @@ type MemberInfo struct {
 // cluster).
 type Cluster interface {
 	Members() []MemberInfo
+	// Stats are the node's cluster counters, for Status.
+	Stats() []ClusterStat
 	// Objects lists every alive member's objects, at most limit per node.
 	Objects(ctx context.Context, limit int) (ClusterMemory, error)
 }
@@ -76,6 +90,10 @@ type DaemonInfo struct {
 	Version string
 	Started time.Time
 	Node    string // the node ID minted into its objects' IDs
+	// HTTP is the host:port of the daemon's /metrics and /debug/pprof/
+	// (ServerConfig.HTTP; "" when it serves none). Added in the same
+	// protocol version: an older daemon leaves it empty.
+	HTTP string `cbor:",omitempty"`
 }
 
 // ClientInfo is one connected client.
@@ -129,12 +147,13 @@ type MemoryTotals struct {
 
 func (s *Server) status() Status {
 	st := Status{
-		Daemon: DaemonInfo{PID: os.Getpid(), Version: s.cfg.Version, Started: s.started, Node: s.st.Node().String()},
+		Daemon: DaemonInfo{PID: os.Getpid(), Version: s.cfg.Version, Started: s.started, Node: s.st.Node().String(), HTTP: s.cfg.HTTP},
 		Store:  s.st.Stats(),
 		Server: s.Stats(),
 	}
 	if s.cfg.Cluster != nil {
 		st.Members = s.cfg.Cluster.Members()
+		st.ClusterStats = s.cfg.Cluster.Stats()
 	}
 	s.mu.Lock()
 	st.Daemon.Socket = s.mu.path
