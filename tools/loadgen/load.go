@@ -33,6 +33,10 @@ type loadConfig struct {
 	// passed the refs by ID (Borrow), as another process on another node
 	// would be, so every get of a large object is a transfer between nodes.
 	Cluster bool
+	// LocalGets (cluster mode) is the percentage of gets run on the node
+	// that put the object, the same way (Borrow by ID, Get) but with no
+	// transfer: the baseline the report sets the crossing gets against.
+	LocalGets int
 }
 
 func (c loadConfig) validate() error {
@@ -53,6 +57,8 @@ func (c loadConfig) validate() error {
 		return errors.New("no object sizes")
 	case c.Mix[opPut] <= 0:
 		return errors.New("the mix needs puts")
+	case c.LocalGets < 0 || c.LocalGets > 100:
+		return fmt.Errorf("-local-gets %d: need a percentage, 0 to 100", c.LocalGets)
 	}
 	// Each worker keeps WorkingSet/Concurrency bytes of objects and always its
 	// newest one: a share smaller than the largest object is not the working
@@ -136,6 +142,9 @@ type worker struct {
 	// Per target, in cluster mode only (nil otherwise): the same figures by
 	// the node an op ran on. Written by the worker only, read after the run.
 	per []perTarget
+	// local: the get being run is on the node that put the object (record
+	// and count file it apart).
+	local bool
 }
 
 // perTarget is a worker's figures of the ops it ran on one target. Its
@@ -145,6 +154,10 @@ type perTarget struct {
 	hist  [numOps]*hdrhistogram.Histogram
 	bytes [numOps]int64
 	errs  [numOps]int64
+	// The gets on this node of objects it put itself (-local-gets), apart
+	// from hist[opGet] and the rest, which are of other nodes' objects.
+	localHist             *hdrhistogram.Histogram
+	localBytes, localErrs int64
 }
 
 type entry struct {
@@ -195,6 +208,7 @@ func newRunner(cfg loadConfig, targets []target, errOut io.Writer) (*runner, err
 				for k := range numOps {
 					w.per[t].hist[k] = hdrhistogram.New(1, r.latMax, 2)
 				}
+				w.per[t].localHist = hdrhistogram.New(1, r.latMax, 2)
 			}
 		}
 		r.workers = append(r.workers, w)
@@ -343,10 +357,17 @@ func (w *worker) borrow(t int, refs []trove.Ref) (out []trove.Ref, drop func(), 
 
 // get reads one of the worker's objects back and verifies it. In cluster
 // mode the latency includes the Borrow by ID on the getting node (its
-// registration with the owner) and the transfer.
+// registration with the owner) and the transfer; -local-gets of them run on
+// the node that put the object.
 func (w *worker) get(ctx context.Context) {
 	e := w.at(w.rng.IntN(w.n))
 	t := w.peer()
+	local := false
+	if w.r.cfg.Cluster && w.r.cfg.LocalGets > 0 && w.rng.IntN(100) < w.r.cfg.LocalGets {
+		t, local = w.home, true
+	}
+	w.local = local
+	defer func() { w.local = false }()
 	st := w.r.targets[t].Store
 	opCtx, cancel := context.WithTimeout(ctx, w.r.cfg.OpTimeout)
 	t0 := time.Now()
@@ -417,7 +438,12 @@ func (w *worker) record(k opKind, t int, lat time.Duration, size int64) {
 	_ = w.hist[k].RecordValue(ns) // in range by construction
 	w.done[k].Add(1)
 	w.bytes[k].Add(size)
-	if w.per != nil {
+	switch {
+	case w.per == nil:
+	case w.local:
+		_ = w.per[t].localHist.RecordValue(ns)
+		w.per[t].localBytes += size
+	default:
 		_ = w.per[t].hist[k].RecordValue(ns)
 		w.per[t].bytes[k] += size
 	}
@@ -439,7 +465,11 @@ func (w *worker) fail(ctx context.Context, k opKind, t int, err error) {
 // count counts a failed op of kind k on target t.
 func (w *worker) count(k opKind, t int, c errClass, err error) {
 	w.errs[k][c].Add(1)
-	if w.per != nil {
+	switch {
+	case w.per == nil:
+	case w.local:
+		w.per[t].localErrs++
+	default:
 		w.per[t].errs[k]++
 	}
 	r := w.r

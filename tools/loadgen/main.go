@@ -44,6 +44,9 @@ type options struct {
 	spillDirs       listFlag
 	dialTimeout     time.Duration
 
+	profile        string        // -profile FILE ("": none)
+	profileSeconds time.Duration // -profile-seconds (0: the -duration)
+
 	quiet       bool
 	jsonStdout  bool
 	jsonOut     string
@@ -90,6 +93,9 @@ flags:
 	fs.Var(&o.sockets, "socket", "a daemon's unix socket `PATH`; repeatable or comma-separated (default: $TROVE_SOCKET, else troved's default, unless -embedded)")
 	fs.BoolVar(&o.embedded, "embedded", false, "also (or, without -socket, only) run against an in-process engine store")
 	fs.BoolVar(&o.load.Cluster, "cluster", false, "the -socket daemons are nodes of one cluster (one socket per node, at least 2): put on one node, get and wait on the others (refs passed by ID), report per node")
+	fs.IntVar(&o.load.LocalGets, "local-gets", 10, "with -cluster: the `PERCENT` of gets run on the node that put the object (no transfer), the baseline of the crossing gets' latency in the report")
+	fs.StringVar(&o.profile, "profile", "", "take a CPU profile of every node during the run (each daemon's /debug/pprof/profile, found from its status; loadgen's own process for in-process stores), label each sample node=NAME, merge them into `FILE` (go tool pprof FILE) and list the top functions in the report")
+	fs.DurationVar(&o.profileSeconds, "profile-seconds", 0, "how long (a `DURATION`, whole seconds) each node is profiled (default: -duration; needed with -ops and no -duration)")
 	fs.IntVar(&o.embeddedCluster, "embedded-cluster", 0, "run against an in-process cluster of `N` nodes (at least 2; Insecure, on 127.0.0.1), as -cluster does against daemons; -capacity, -inline-threshold and -spill-dir apply to each node (default capacity 256MiB each)")
 	fs.Var(&o.capacity, "capacity", "the embedded store's shared memory, a `SIZE` (default: the engine's, 30% of RAM; each -embedded-cluster node: 256MiB)")
 	fs.Var(&o.inline, "inline-threshold", "the embedded store's largest object kept in the Go heap, a `SIZE` (0: the engine's default, -1: none)")
@@ -151,6 +157,21 @@ flags:
 		return fail(errors.New("-cluster with -embedded: the embedded store is no node of a cluster; use -embedded-cluster N for an in-process cluster"))
 	case o.load.Cluster && len(o.sockets) < 2:
 		return fail(fmt.Errorf("-cluster needs the sockets of at least 2 nodes of one cluster (repeat -socket, or comma-separate them), got %d; or use -embedded-cluster N", len(o.sockets)))
+	}
+	if o.profile != "" {
+		if o.profileSeconds == 0 {
+			o.profileSeconds = o.load.Duration
+		}
+		switch {
+		case o.profileSeconds < 0:
+			return fail(fmt.Errorf("-profile-seconds %v: need a positive duration", o.profileSeconds))
+		case o.profileSeconds == 0:
+			return fail(errors.New("-profile with no -duration: say how long to profile each node with -profile-seconds (the run's length is not known in advance with -ops)"))
+		case o.profileSeconds < time.Second:
+			return fail(fmt.Errorf("-profile-seconds %v: pprof profiles whole seconds; need at least 1s", o.profileSeconds))
+		}
+	} else if o.profileSeconds != 0 {
+		return fail(errors.New("-profile-seconds without -profile: give -profile FILE too"))
 	}
 	if !o.embedded && o.embeddedCluster == 0 && len(o.sockets) == 0 {
 		o.sockets = listFlag{defaultSocket()}
@@ -214,11 +235,38 @@ func realMain(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int
 		fmt.Fprintf(stderr, "loadgen: %v\n", err)
 		return exitFail
 	}
+	// The nodes' counters before the run, for their increase over it.
+	var infosBefore []*nodeInfo
+	var prof *profiler
+	if o.load.Cluster || o.profile != "" {
+		var errs []error
+		infosBefore, errs = targets.nodeInfos(ctx)
+		if o.profile != "" {
+			srcs, err := profileSources(targets, infosBefore, errs)
+			if err == nil {
+				prof, err = startProfiler(o.profile, int(o.profileSeconds/time.Second), srcs)
+			}
+			if err != nil {
+				closeAll()
+				fmt.Fprintf(stderr, "loadgen: %v\n", err)
+				return exitFail
+			}
+		}
+	}
 
+	r.start = time.Now() // the run begins now, after the reads above
 	prog := startProgress(r, o, stderr)
 	r.run(ctx, stop)
 	elapsed := time.Since(r.start)
 	prog.stop()
+	var profRep *ProfileReport
+	var profErr error
+	if prof != nil {
+		if elapsed < o.profileSeconds {
+			fmt.Fprintf(stderr, "loadgen: waiting for the nodes' %v CPU profiles\n", o.profileSeconds)
+		}
+		profRep, profErr = prof.finish(stop)
+	}
 
 	stoppedBy := "duration"
 	select {
@@ -236,11 +284,25 @@ func realMain(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int
 	for _, s := range targets.states(ctx) {
 		rep.addStore(s)
 	}
+	if o.load.Cluster {
+		after, errs := targets.nodeInfos(ctx)
+		rep.addTransfers(infosBefore, after, errs)
+	}
+	if prof != nil {
+		rep.Profile = profRep
+		for _, n := range profRep.Nodes {
+			if n.Error != "" {
+				rep.addError("profile of " + n.Node + ": " + n.Error)
+			}
+		}
+		if profErr != nil {
+			fmt.Fprintf(stderr, "loadgen: %v\n", profErr)
+			rep.addError(profErr.Error())
+		}
+	}
 	if err := closeAll(); err != nil {
 		fmt.Fprintf(stderr, "loadgen: closing: %v\n", err)
-		rep.Errors.Other++
-		rep.Errors.Total++
-		rep.Errors.Samples = append(rep.Errors.Samples, "close: "+err.Error())
+		rep.addError("close: " + err.Error())
 	}
 
 	status := exitOK

@@ -25,16 +25,30 @@ type Report struct {
 	// Nodes (cluster mode only) has a row per node: the puts through it, and
 	// the gets and waits on it of refs other nodes own.
 	Nodes []NodeReport `json:"nodes,omitempty"`
+	// Transfer (cluster mode only): gets that crossed nodes against local
+	// ones, and the nodes' transfer counters summed.
+	Transfer *TransferReport `json:"transfer,omitempty"`
+	// Profile (-profile only): the merged CPU profile written, and its top
+	// functions.
+	Profile *ProfileReport `json:"profile,omitempty"`
 }
 
 // NodeReport is one node's share of a cluster-mode run. Its latencies keep two
 // significant digits.
 type NodeReport struct {
-	Target string   `json:"target"`
-	Put    OpReport `json:"put"`  // puts through this node: it owns those objects
-	Get    OpReport `json:"get"`  // gets here of objects other nodes own (Borrow by ID, Get: a transfer), verified
-	Wait   OpReport `json:"wait"` // waits here on refs other nodes own
-	Errors int64    `json:"errors"`
+	Target   string   `json:"target"`
+	Node     string   `json:"node,omitempty"` // its cluster name, when its counters could be read
+	Put      OpReport `json:"put"`            // puts through this node: it owns those objects
+	Get      OpReport `json:"get"`            // gets here of objects other nodes own (Borrow by ID, Get: a transfer), verified
+	LocalGet OpReport `json:"local_get"`      // gets here of objects this node put (-local-gets), verified
+	Wait     OpReport `json:"wait"`           // waits here on refs other nodes own
+	Errors   int64    `json:"errors"`
+	// Transfer is the node's cluster counters over the run (every field of
+	// cluster.Stats by name, snake_case: bytes_in, bytes_out, remote_gets,
+	// remote_inline, cache_hits, pulls, fetch_errors, ...; a counter is its
+	// increase during the run, a gauge its value after). Absent if they
+	// could not be read (TransferReport.Errors says why).
+	Transfer map[string]int64 `json:"transfer,omitempty"`
 }
 
 // ReportConfig echoes the settings of the run.
@@ -177,6 +191,7 @@ func (r *runner) report(elapsed time.Duration, stoppedBy string) *Report {
 	fillOp(&rep.Ops.Total, all, secs)
 	if r.cfg.Cluster {
 		rep.Nodes = r.nodeReports(secs)
+		rep.Transfer = r.transferReport(secs)
 	}
 	rep.Errors.Total = rep.Ops.Total.Errors
 	rep.Errors.Aborted = r.errAborted.Load()
@@ -203,6 +218,14 @@ func (r *runner) nodeReports(secs float64) []NodeReport {
 			fillOp(o, h, secs)
 			n.Errors += o.Errors
 		}
+		h := hdrhistogram.New(1, r.latMax, 2)
+		for _, w := range r.workers {
+			h.Merge(w.per[t].localHist)
+			n.LocalGet.Bytes += w.per[t].localBytes
+			n.LocalGet.Errors += w.per[t].localErrs
+		}
+		fillOp(&n.LocalGet, h, secs)
+		n.Errors += n.LocalGet.Errors
 	}
 	return out
 }
@@ -236,6 +259,14 @@ func (rep *Report) addStore(s StoreState) {
 		rep.Errors.Total++
 	}
 	rep.Stores = append(rep.Stores, s)
+}
+
+// addError counts an error outside the ops (closing a store, a node's
+// profile) as "other", with its message.
+func (rep *Report) addError(msg string) {
+	rep.Errors.Other++
+	rep.Errors.Total++
+	rep.Errors.Samples = append(rep.Errors.Samples, msg)
 }
 
 // Failed reports whether the run had any error.
@@ -279,18 +310,21 @@ func (rep *Report) writeTable(w io.Writer) error {
 		fmt.Fprintf(&b, "  %s\n", s)
 	}
 	if len(rep.Nodes) > 0 {
-		b.WriteString("per node: puts through it; gets (Borrow by ID, then Get: a transfer) and waits on it of refs other nodes own\n")
+		b.WriteString("per node: puts through it; gets (Borrow by ID, then Get: a transfer) and waits on it of refs other nodes own; local gets of its own\n")
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "node\tputs\tput bytes/s\tgets\tget bytes\tget bytes/s\tget p50\tget p99\twaits\twait p50\terrors\t")
+		fmt.Fprintln(tw, "node\tputs\tput bytes/s\tgets\tget bytes\tget bytes/s\tget p50\tget p99\tlocal gets\tlocal p50\twaits\twait p50\terrors\t")
 		for _, n := range rep.Nodes {
-			fmt.Fprintf(tw, "%s\t%d\t%s/s\t%d\t%s\t%s/s\t%s\t%s\t%d\t%s\t%d\t\n", n.Target,
+			fmt.Fprintf(tw, "%s\t%d\t%s/s\t%d\t%s\t%s/s\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t\n", n.Target,
 				n.Put.Count, trove.HumanBytes(int64(n.Put.BytesPerSec)),
 				n.Get.Count, trove.HumanBytes(n.Get.Bytes), trove.HumanBytes(int64(n.Get.BytesPerSec)),
 				fmtNs(n.Get.Latency.P50, n.Get.Count), fmtNs(n.Get.Latency.P99, n.Get.Count),
+				n.LocalGet.Count, fmtNs(n.LocalGet.Latency.P50, n.LocalGet.Count),
 				n.Wait.Count, fmtNs(n.Wait.Latency.P50, n.Wait.Count), n.Errors)
 		}
 		tw.Flush()
+		rep.writeTransfers(&b)
 	}
+	rep.writeProfile(&b)
 	for _, s := range rep.Stores {
 		if s.Error != "" {
 			fmt.Fprintf(&b, "store %s: figures unavailable: %s\n", s.Target, s.Error)

@@ -21,8 +21,11 @@ type closingStore interface {
 type openTarget struct {
 	target
 	closer closingStore
-	state  func(ctx context.Context) StoreState      // its figures after the run (refs all dropped)
-	node   func(ctx context.Context) (string, error) // daemons only: the node ID its objects' IDs carry
+	state  func(ctx context.Context) StoreState        // its figures after the run (refs all dropped)
+	node   func(ctx context.Context) (string, error)   // daemons only: the node ID its objects' IDs carry
+	info   func(ctx context.Context) (nodeInfo, error) // daemons and cluster nodes: name, pprof address, cluster counters (nil otherwise)
+	// inProcess: the store runs in loadgen's process (-embedded, -embedded-cluster).
+	inProcess bool
 }
 
 type targetSet []openTarget
@@ -103,8 +106,9 @@ func embeddedTarget(cfg engine.Config) (openTarget, error) {
 		return openTarget{}, fmt.Errorf("-embedded: %w", err)
 	}
 	return openTarget{
-		target: target{Name: "embedded", Store: st},
-		closer: st,
+		target:    target{Name: "embedded", Store: st},
+		closer:    st,
+		inProcess: true,
 		state: func(context.Context) StoreState {
 			st.WaitIdle() // an object dropped while being spilled is freed when the write ends
 			s := engineState("embedded", st.Stats())

@@ -78,9 +78,13 @@ func embeddedCluster(ctx context.Context, o *options, n int, stderr io.Writer) (
 	var ts targetSet
 	for _, nd := range nodes {
 		ts = append(ts, openTarget{
-			target: target{Name: nd.Name(), Store: nd},
-			closer: nd,
-			state:  func(ctx context.Context) StoreState { return drainedNode(ctx, nd) },
+			target:    target{Name: nd.Name(), Store: nd},
+			closer:    nd,
+			inProcess: true,
+			state:     func(ctx context.Context) StoreState { return drainedNode(ctx, nd) },
+			info: func(context.Context) (nodeInfo, error) {
+				return nodeInfo{Name: nd.Name(), Stats: nd.Stats().Fields()}, nil
+			},
 		})
 	}
 	return ts, nil

@@ -60,6 +60,15 @@ func dialTarget(ctx context.Context, path string, wait time.Duration) (openTarge
 			st, err := c.Status(ctx)
 			return st.Daemon.Node, err
 		},
+		info: func(ctx context.Context) (nodeInfo, error) {
+			ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+			defer cancel()
+			st, err := c.Status(ctx)
+			if err != nil {
+				return nodeInfo{}, fmt.Errorf("status: %w", err)
+			}
+			return daemonNodeInfo(st), nil
+		},
 	}, nil
 }
 
