@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ func clusterLoad(ops int64) loadConfig {
 		WaitRefs:    3,
 		Seed:        1,
 		Cluster:     true,
+		LocalGets:   10,
 	}
 }
 
@@ -55,9 +57,13 @@ func checkNodeRows(t *testing.T, rep *Report, names []string) {
 			t.Errorf("node %s: %d errors", n.Target, n.Errors)
 		}
 		puts += n.Put.Count
-		gets += n.Get.Count
+		gets += n.Get.Count + n.LocalGet.Count
 		waits += n.Wait.Count
-		getBytes += n.Get.Bytes
+		getBytes += n.Get.Bytes + n.LocalGet.Bytes
+	}
+	if tr := rep.Transfer; tr == nil || tr.RemoteGet.Count == 0 || tr.LocalGet.Count == 0 ||
+		tr.RemoteGet.Count+tr.LocalGet.Count != rep.Ops.Get.Count || tr.RemoteGet.Latency.P99 <= 0 || tr.LocalGet.Latency.P50 <= 0 {
+		t.Errorf("crossing and local gets: %+v; want both, adding up to the %d gets", tr, rep.Ops.Get.Count)
 	}
 	if puts != rep.Ops.Put.Count || gets != rep.Ops.Get.Count || waits != rep.Ops.Wait.Count || getBytes != rep.Ops.Get.Bytes {
 		t.Errorf("node rows add up to %d puts, %d gets (%d bytes), %d waits; totals %d, %d (%d), %d",
@@ -67,7 +73,7 @@ func checkNodeRows(t *testing.T, rep *Report, names []string) {
 	if err := rep.writeTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(table.String(), "per node: ") {
+	if !strings.Contains(table.String(), "per node: ") || !strings.Contains(table.String(), "\n  crossing  ") || !strings.Contains(table.String(), "\n     local  ") {
 		t.Errorf("table has no per-node rows:\n%s", table.String())
 	}
 	for _, name := range names {
@@ -141,7 +147,7 @@ func TestMainClusterSockets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := ipc.NewServer(n.Local(), ipc.ServerConfig{Logger: log})
+		srv := ipc.NewServer(n.Local(), ipc.ServerConfig{Logger: log, Cluster: clusterView{n}})
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(ln) }()
 		t.Cleanup(func() {
@@ -179,6 +185,7 @@ func TestMainClusterSockets(t *testing.T) {
 		t.Errorf("%d ops, cluster %v, errors %+v", rep.Ops.Total.Count, rep.Config.Cluster, rep.Errors)
 	}
 	checkNodeRows(t, &rep, socks)
+	checkTransfers(t, &rep, []string{"n1", "n2", "n3"}, false)
 	for _, s := range rep.Stores {
 		if s.Drained == nil || !*s.Drained {
 			t.Errorf("store %s: loadgen's connection still holds something: %+v", s.Target, s)
@@ -195,11 +202,92 @@ func TestMainClusterSockets(t *testing.T) {
 		}
 	}
 
+	// These daemons serve no pprof (troved -http off): -profile says so
+	// before any load, and how to give them one.
+	stdout.Reset()
+	stderr.Reset()
+	code = realMain([]string{"-cluster", "-socket", strings.Join(socks, ","), "-duration", "1s", "-profile", filepath.Join(dir, "p.pb.gz"), "-quiet"}, &stdout, &stderr, nil)
+	if code != exitFail || !strings.Contains(stderr.String(), "serves no /debug/pprof/") || !strings.Contains(stderr.String(), "-http 127.0.0.1:0") || stdout.Len() != 0 {
+		t.Errorf("-profile against daemons without pprof: exit %d, stderr %q, stdout %q; want %d, no run, and what to do", code, stderr.String(), stdout.String(), exitFail)
+	}
+
 	// Two sockets of one daemon are not two nodes.
 	stdout.Reset()
 	stderr.Reset()
 	code = realMain([]string{"-cluster", "-socket", socks[0] + "," + socks[0], "-ops", "10", "-quiet"}, &stdout, &stderr, nil)
 	if code != exitFail || !strings.Contains(stderr.String(), "are the same node") {
 		t.Errorf("-cluster with one daemon's socket twice: exit %d, stderr %q; want %d and \"are the same node\"", code, stderr.String(), exitFail)
+	}
+}
+
+var transferTotalRow = regexp.MustCompile(`(?m)^ +total +[0-9.]+ [KMGT]?i?B +[0-9.]+ [KMGT]?i?B +[0-9]+`)
+
+// clusterView is a cluster.Node as an ipc server's ipc.Cluster, as troved
+// passes it: the members and the node's counters in its status.
+type clusterView struct{ n *cluster.Node }
+
+func (v clusterView) Members() []ipc.MemberInfo {
+	var out []ipc.MemberInfo
+	for _, m := range v.n.Members() {
+		out = append(out, ipc.MemberInfo{Name: m.Name, ID: m.ID.String(), Addr: m.Addr, State: m.State.String(), Self: m.ID == v.n.ID()})
+	}
+	return out
+}
+
+func (v clusterView) Stats() []ipc.ClusterStat {
+	var out []ipc.ClusterStat
+	for _, f := range v.n.Stats().Fields() {
+		out = append(out, ipc.ClusterStat{Name: f.Name, Value: f.Value, Counter: f.Counter})
+	}
+	return out
+}
+
+func (v clusterView) Objects(context.Context, int) (ipc.ClusterMemory, error) {
+	return ipc.ClusterMemory{}, errors.New("trove memory -cluster is not served in loadgen's tests")
+}
+
+// checkTransfers checks a cluster run's transfer figures: every node (by
+// its cluster name) fetched from the others, inline and in chunks, and
+// served them; over the nodes, what borrowers received is what holders
+// served: exactly, with noWaits (a Wait's fetches of the refs it does not
+// return are cancelled midway: served and not received), else at most that.
+func checkTransfers(t *testing.T, rep *Report, names []string, noWaits bool) {
+	t.Helper()
+	if rep.Transfer == nil || len(rep.Transfer.Errors) > 0 {
+		t.Fatalf("transfer report: %+v", rep.Transfer)
+	}
+	for i, n := range rep.Nodes {
+		tr := n.Transfer
+		if n.Node != names[i] || tr == nil {
+			t.Errorf("node row %d: node %q, transfer %v; want %s's counters", i, n.Node, tr, names[i])
+			continue
+		}
+		for _, k := range []string{"remote_gets", "remote_inline", "pulls", "bytes_in", "bytes_out"} {
+			if tr[k] <= 0 {
+				t.Errorf("node %s: %s %d over the run, want > 0 (%v)", n.Node, k, tr[k], tr)
+			}
+		}
+		if tr["members_alive"] != int64(len(names)) {
+			t.Errorf("node %s: members_alive %d, want %d", n.Node, tr["members_alive"], len(names))
+		}
+		if noWaits && tr["fetch_errors"] != 0 {
+			t.Errorf("node %s: %d fetch errors", n.Node, tr["fetch_errors"])
+		}
+	}
+	in, out := rep.Transfer.Totals["bytes_in"], rep.Transfer.Totals["bytes_out"]
+	if in <= 0 || in > out || (noWaits && in != out) {
+		t.Errorf("bytes received by the nodes %d, served %d: want equal (no waits: %v) or fewer received", in, out, noWaits)
+	}
+	var table bytes.Buffer
+	if err := rep.writeTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range append([]string{"transfers per node", "bytes in", "fetch errors"}, names...) {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if !transferTotalRow.MatchString(table.String()) {
+		t.Errorf("table has no total row of transfers:\n%s", table.String())
 	}
 }
