@@ -10,13 +10,22 @@
 // -cluster (implied by -embedded-cluster) the targets are nodes of one
 // cluster: worker i puts through node i mod N and runs its gets and waits on
 // the other nodes, on refs borrowed there by ID, and the report has a row per
-// node.
+// node, with its cluster counters over the run (bytes in and out, remote
+// gets, inline replies, pulls...) and the latency of gets that crossed nodes
+// against local ones (-local-gets: the share of gets run on the node that
+// put the object). -profile FILE takes a CPU profile of every node during
+// the run (each daemon's /debug/pprof/profile, at the HTTP address its
+// status gives; loadgen's own process, one profile, when the stores run in
+// it), labels each sample node=NAME, merges them with google/pprof's
+// profile package into FILE and lists the top functions by flat and cum
+// CPU in the report.
 //
 //	loadgen -socket /run/trove/troved.sock -duration 30s -concurrency 16 \
 //	    -sizes 1KiB:70,1MiB:25,16MiB:5 -mix put:40,get:50,wait:10 -working-set 2GiB
 //	loadgen -embedded -capacity 256MiB -ops 100000 -json
 //	loadgen -cluster -socket /run/a/troved.sock,/run/b/troved.sock,/run/c/troved.sock -duration 30s
 //	loadgen -embedded-cluster 3 -ops 20000
+//	loadgen -cluster -socket /run/a/troved.sock,/run/b/troved.sock -duration 30s -profile cluster.pb.gz
 //
 // Invariants: every view it Gets is Released before the next op of its worker,
 // and every ref it borrows on another node is dropped then too; every ref it

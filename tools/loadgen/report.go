@@ -63,6 +63,7 @@ type ReportConfig struct {
 	WaitRefs        int            `json:"wait_refs"`
 	Seed            uint64         `json:"seed"`
 	Cluster         bool           `json:"cluster,omitempty"`
+	LocalGets       int            `json:"local_gets,omitempty"` // cluster runs: -local-gets, percent
 }
 
 // OpsReport has a row per op kind and one for all of them.
@@ -155,6 +156,9 @@ func (r *runner) report(elapsed time.Duration, stoppedBy string) *Report {
 			Seed:            r.cfg.Seed,
 			Cluster:         r.cfg.Cluster,
 		},
+	}
+	if r.cfg.Cluster {
+		rep.Config.LocalGets = r.cfg.LocalGets
 	}
 	for _, t := range r.targets {
 		rep.Targets = append(rep.Targets, t.Name)
