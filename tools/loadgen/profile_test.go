@@ -142,6 +142,8 @@ func checkProfileFile(t *testing.T, path string, pr *ProfileReport, nodes []stri
 }
 
 // -embedded-cluster with -profile: the nodes' cluster counters over the run
+// (300 ops, whatever time they take: a count, not a duration, so that every
+// node gets and serves on a loaded machine too)
 // agree (every byte one node received another served), the crossing and
 // local gets are reported apart, and the profile is one of loadgen's
 // process, labelled so, that go tool pprof opens. Every node ends empty.
@@ -150,7 +152,8 @@ func TestMainEmbeddedClusterProfile(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := realMain([]string{
 		"-embedded-cluster", "3", "-capacity", "32MiB", "-sizes", "4KiB:40,200KiB:40,512KiB:20", "-working-set", "24MiB",
-		"-mix", "put:50,get:50", "-concurrency", "6", "-duration", "2s", "-profile", path, "-json", "-quiet",
+		"-mix", "put:50,get:50", "-concurrency", "6", "-ops", "300", "-duration", "5m", "-profile", path, "-profile-seconds", "1s",
+		"-json", "-quiet",
 	}, &stdout, &stderr, nil)
 	if code != exitOK {
 		t.Fatalf("exit status %d; stderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
@@ -335,7 +338,8 @@ func TestMainClusterDaemonsProfile(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := realMain([]string{
 		"-cluster", "-socket", strings.Join(socks, ","), "-sizes", "4KiB:40,200KiB:40,512KiB:20", "-working-set", "24MiB",
-		"-mix", "put:50,get:50", "-concurrency", "6", "-duration", "2s", "-profile", path, "-json", "-quiet",
+		"-mix", "put:50,get:50", "-concurrency", "6", "-ops", "300", "-duration", "5m", "-profile", path, "-profile-seconds", "2s",
+		"-json", "-quiet",
 	}, &stdout, &stderr, nil)
 	if code != exitOK {
 		t.Fatalf("exit status %d; stderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
