@@ -84,8 +84,11 @@ type proc struct {
 	exitErr error
 }
 
-// fastMembership are troved's flags for failure detection in about a second.
-var fastMembership = []string{"-probe-interval", "100ms", "-probe-timeout", "50ms", "-suspicion-mult", "2",
+// fastMembership are troved's flags for failure detection in a few seconds:
+// fast, but not so fast that a node slowed by -race on a loaded machine is
+// declared dead while alive (50 ms probe timeouts did that; cluster tests use
+// the same 400/300 ms).
+var fastMembership = []string{"-probe-interval", "400ms", "-probe-timeout", "300ms", "-suspicion-mult", "3",
 	"-gossip-interval", "20ms", "-request-timeout", "2s"}
 
 // startNode runs troved as a cluster node named name (with -insecure unless
