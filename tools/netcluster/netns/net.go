@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -222,50 +223,71 @@ func (h *Host) Command(name string, args ...string) *exec.Cmd {
 }
 
 // DialTCP connects to addr (such as 127.0.0.1:9464, the host's own loopback)
-// from inside h's namespace. The returned conn lives in that namespace; the
-// calling process stays where it was.
+// from inside h's namespace. The conn lives in that namespace; the calling
+// process stays where it was.
 func (h *Host) DialTCP(ctx context.Context, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// The thread enters the namespace for the socket call only. If it
-		// cannot go back, it stays locked, so the runtime ends the thread with
-		// the goroutine rather than reuse it elsewhere.
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, fmt.Errorf("netns: open this thread's namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open("/run/netns/" + h.Namespace)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, fmt.Errorf("netns: open namespace %s: %w", h.Namespace, err)}
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, fmt.Errorf("netns: enter namespace %s: %w", h.Namespace, err)}
-			return
-		}
+	var c net.Conn
+	err := h.Do(func() (err error) {
 		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		if err != nil {
-			err = fmt.Errorf("netns: dial %s in %s: %w", addr, h.Namespace, err)
-		}
-		ch <- result{c, err}
+		c, err = d.DialContext(ctx, "tcp", addr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("netns: dial %s in %s: %w", addr, h.Namespace, err)
+	}
+	return c, nil
+}
+
+// ListenTCP listens on addr inside h's namespace.
+func (h *Host) ListenTCP(addr string) (net.Listener, error) {
+	var l net.Listener
+	err := h.Do(func() (err error) {
+		l, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("netns: listen on %s in %s: %w", addr, h.Namespace, err)
+	}
+	return l, nil
+}
+
+// Do runs f on an OS thread that has entered h's network namespace, and
+// returns its error. Sockets f creates belong to that namespace for their
+// whole life, wherever they are used afterwards. f must not start goroutines
+// that create sockets (they run on other threads).
+func (h *Host) Do(f func() error) error {
+	ch := make(chan error, 1)
+	go func() {
+		// If the thread cannot go back to its namespace, it stays locked, and
+		// the runtime ends it with the goroutine rather than reuse it.
+		runtime.LockOSThread()
+		ch <- h.doLocked(f)
 	}()
-	r := <-ch
-	return r.c, r.err
+	return <-ch
+}
+
+func (h *Host) doLocked(f func() error) error {
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("open this thread's namespace: %w", err)
+	}
+	defer orig.Close()
+	target, err := os.Open("/run/netns/" + h.Namespace)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("open namespace %s: %w", h.Namespace, err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter namespace %s: %w", h.Namespace, err)
+	}
+	ferr := f()
+	if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+		runtime.UnlockOSThread()
+	}
+	return ferr
 }
 
 // Close detaches every loss program, removes the hosts and the bridge, and
@@ -317,7 +339,7 @@ func cleanup(ctx context.Context, log func(string)) error {
 			isNS := strings.HasPrefix(name, NamespacePrefix)
 			switch {
 			case pass == 0 && isNS:
-				errs = append(errs, runCmd(ctx, log, "ip", "netns", "del", name))
+				errs = append(errs, killIn(ctx, log, name), runCmd(ctx, log, "ip", "netns", "del", name))
 			case pass == 1 && !isNS:
 				// The kernel destroys a deleted namespace's links asynchronously:
 				// one may vanish between the listing and this command.
@@ -341,6 +363,36 @@ func cleanup(ctx context.Context, log func(string)) error {
 		errs = append(errs, fmt.Errorf("netns: left after cleanup: %s", strings.Join(left, ", ")))
 	}
 	return errors.Join(errs...)
+}
+
+// killIn sends SIGKILL to every process left in namespace name (the troveds
+// of a run that was itself killed), by the PIDs `ip netns pids` lists, and
+// waits for them to go: a namespace with a process in it outlives its deletion.
+func killIn(ctx context.Context, log func(string), name string) error {
+	out, err := exec.CommandContext(ctx, "ip", "netns", "pids", name).Output()
+	if err != nil {
+		return fmt.Errorf("ip netns pids %s: %w", name, err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 1 {
+			continue
+		}
+		if log != nil {
+			log(fmt.Sprintf("kill -9 %d (left in %s)", pid, name))
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(pids) > 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		pids = slices.DeleteFunc(pids, func(pid int) bool { return syscall.Kill(pid, 0) != nil })
+	}
+	if len(pids) > 0 {
+		return fmt.Errorf("netns: processes %v in %s did not exit after SIGKILL", pids, name)
+	}
+	return nil
 }
 
 // Leftovers lists the namespaces, veths and bridges of this package's names
