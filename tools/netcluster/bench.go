@@ -27,7 +27,8 @@ type BenchConfig struct {
 	Prefault bool
 	Troved   string
 	Args     []string
-	Log      func(format string, args ...any)
+	Log      func(format string, args ...any) // progress
+	StepLog  func(format string, args ...any) // every troved started; nil: none
 }
 
 // Mode is how nodes pull: a troved -pull-sources value and its name.
@@ -99,13 +100,13 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 		res.Note = "troved has no -pull-sources flag (multi-source pulls not on this build): only its current behaviour, one holder per pull, was measured"
 		cfg.Log("%s", res.Note)
 	}
-	capacity := strconv.Itoa(cfg.Size+64<<20) // bytes: the copy and room for nothing else large
+	capacity := strconv.Itoa(cfg.Size + 64<<20) // bytes: the copy and room for nothing else large
 	var tcp []float64
 	for _, mode := range modes {
 		for _, n := range cfg.Ns {
 			cfg.Log("N=%d mode=%s: starting the cluster", n, mode.Name)
 			c, err := Start(ctx, Options{Nodes: n, Rate: cfg.Rate, Capacity: capacity, Prefault: cfg.Prefault,
-				PullSources: mode.PullSources, Troved: cfg.Troved, Args: cfg.Args, Log: cfg.Log})
+				PullSources: mode.PullSources, Troved: cfg.Troved, Args: cfg.Args, Log: cfg.StepLog})
 			if err != nil {
 				return res, fmt.Errorf("N=%d %s: %w", n, mode.Name, err)
 			}
@@ -144,6 +145,8 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 			p.OriginEgressCopies = p.MedianOriginEgressBytes / float64(cfg.Size)
 			p.LinkShare = p.MedianOriginEgressBytes * 8 / p.MedianSeconds / float64(bits)
 			switch {
+			case p.MedianCPUShare >= 0.8 && p.LinkShare >= 0.8:
+				p.Bound = "origin link (CPU near full too)"
 			case p.MedianCPUShare >= 0.8:
 				p.Bound = "cpu"
 			case p.LinkShare >= 0.8:

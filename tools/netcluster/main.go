@@ -128,7 +128,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		res, err := RunBench(ctx, BenchConfig{Ns: list, Count: *count, Size: int(size), Rate: *rate, Prefault: *prefault,
-			Troved: bin, Log: logf})
+			Troved: bin, Log: logf, StepLog: stepLog})
 		if res != nil && len(res.Points) > 0 {
 			res.WriteTable(stdout)
 			if jerr := res.WriteJSON(*jsonOut); jerr != nil {
