@@ -68,6 +68,21 @@ bench-kernel:
 	$(GO) test -run '^$$' -bench '^BenchmarkKernelGet$$' -benchtime $(BENCHTIME) -count $(COUNT) -timeout 30m ./bench/ | tee bench/out/kernel.txt
 	$(BENCHSTAT) bench/out/kernel.txt
 
+## bench-netcluster: the broadcast benchmark on a cluster of real network hosts (needs
+## root): N troveds in network namespaces, links capped by tbf at NC_RATE, one node puts
+## NC_SIZE and the others Get it at once, NC_COUNT runs per N; a table, the JSON the
+## simulator compares with, and docs/broadcast.png. See docs/netcluster.md.
+NC_NS    ?= 2,4,8,16
+NC_SIZE  ?= 256MiB
+NC_RATE  ?= 200mbit
+NC_COUNT ?= 3
+.PHONY: bench-netcluster
+bench-netcluster:
+	mkdir -p bench/out
+	$(GO) run ./tools/netcluster bench -ns $(NC_NS) -size $(NC_SIZE) -rate $(NC_RATE) -count $(NC_COUNT) \
+		-json bench/out/netcluster.json -png docs/broadcast.png | tee bench/out/netcluster.txt
+	cp bench/out/netcluster.json docs/broadcast.json
+
 demo:
 	$(GO) run ./cmd/trove demo
 

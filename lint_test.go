@@ -41,6 +41,10 @@ var layering = map[string]struct {
 	"cluster": {allowed: []string{"", "engine", "net/quic"}},
 	// the benchmarks and tools use what a user would: the store and its clients.
 	"tools/loadgen": {allowed: []string{"", "engine", "net/ipc", "cluster"}},
+	// the namespace cluster drives troved processes through their sockets;
+	// its network package knows nothing of trove.
+	"tools/netcluster":       {allowed: []string{"", "net/ipc", "tools/netcluster/netns"}},
+	"tools/netcluster/netns": {allowed: []string{}},
 	// the metamorphic test drives the in-process store as a user does.
 	"fuzz": {allowed: []string{"", "engine", "zerocopy"}, noNet: true},
 }

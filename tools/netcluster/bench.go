@@ -121,14 +121,13 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 					cfg.Log("raw TCP copy of %d bytes over one link: %.2fs", cfg.Size, s)
 					tcp = append(tcp, s)
 				}
-				cpu0 := c.cpuSeconds()
 				r, err := Broadcast(ctx, c, BroadcastOptions{Size: cfg.Size, Seed: uint64(i + 1), Timeout: 20 * time.Minute})
 				if err != nil {
 					c.Close()
 					return res, fmt.Errorf("N=%d %s run %d: %w", n, mode.Name, i+1, err)
 				}
 				run := Run{Seconds: r.Overall.Seconds(), OriginEgressBytes: r.OriginEgress(), ServedBytes: r.ServedBytes,
-					CPUShare: (c.cpuSeconds() - cpu0) / (r.Overall.Seconds() * float64(runtime.NumCPU()))}
+					CPUShare: r.CPUSeconds / (r.Overall.Seconds() * float64(runtime.NumCPU()))}
 				for _, g := range r.Gets {
 					run.GetSeconds = append(run.GetSeconds, g.Duration.Seconds())
 				}
@@ -195,7 +194,7 @@ func tcpCopy(ctx context.Context, a, b *netns.Host, size int) (float64, error) {
 	var end time.Time
 	go func() {
 		c, err := l.Accept()
-		if err != nil {
+		if err != nil { // closed by the caller's return
 			got <- err
 			return
 		}
@@ -211,6 +210,8 @@ func tcpCopy(ctx context.Context, a, b *netns.Host, size int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	stop := context.AfterFunc(ctx, func() { c.Close() }) // an interrupt ends the copy
+	defer stop()
 	buf := make([]byte, 1<<20)
 	fill(buf, 9)
 	start := time.Now()
@@ -227,7 +228,8 @@ func tcpCopy(ctx context.Context, a, b *netns.Host, size int) (float64, error) {
 	return end.Sub(start).Seconds(), nil
 }
 
-// cpuSeconds is the user and system CPU time of the cluster's live troveds.
+// cpuSeconds is the user and system CPU time of the cluster's live troveds
+// (a killed node's time since the last read is lost: the figure is a floor).
 func (c *Cluster) cpuSeconds() float64 {
 	var total float64
 	for _, n := range c.Nodes {

@@ -53,6 +53,8 @@ type BroadcastResult struct {
 	// killed node).
 	ServedBytes, PulledBytes []int64
 	Drops                    []netns.Drops // per node, when loss was set
+	// CPUSeconds is the live troveds' user and system CPU time during the Gets.
+	CPUSeconds float64
 }
 
 // OriginEgress is the bytes node 0's link sent during the Gets.
@@ -186,6 +188,7 @@ func Broadcast(ctx context.Context, c *Cluster, o BroadcastOptions) (*BroadcastR
 
 	objs := make([]*trove.Object, len(getters))
 	var wg sync.WaitGroup
+	cpu0 := c.cpuSeconds()
 	start := time.Now()
 	for i, g := range getters {
 		wg.Add(1)
@@ -204,6 +207,7 @@ func Broadcast(ctx context.Context, c *Cluster, o BroadcastOptions) (*BroadcastR
 	}
 	wg.Wait()
 	res.Overall = time.Since(start)
+	res.CPUSeconds = c.cpuSeconds() - cpu0
 	for i, n := range c.Nodes {
 		after, err := n.Host.Counters()
 		if err != nil {
