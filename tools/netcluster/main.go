@@ -20,6 +20,7 @@ import (
 const usage = `usage:
   netcluster broadcast [flags]   one node puts an object, the others Get it at once
   netcluster bench [flags]       the broadcast benchmark over several N, a table, JSON and a PNG
+  netcluster plot -json F -png P draw P again from the figures a bench wrote to F
   netcluster up [flags]          start the cluster, print its sockets, hold it until SIGINT
   netcluster -cleanup            remove the namespaces, veths and bridge a killed run left
 
@@ -97,6 +98,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ccancel()
 		os.Exit(130)
 	}()
+
+	if cmd == "plot" {
+		res, err := ReadBench(*jsonOut)
+		if err == nil {
+			err = res.WritePNG(*pngOut)
+		}
+		if err != nil {
+			logf("%v", err)
+			return 1
+		}
+		res.WriteTable(stdout)
+		return 0
+	}
 
 	bin := *troved
 	if bin == "" {

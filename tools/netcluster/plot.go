@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"image/color"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -67,7 +69,21 @@ func (r *BenchResult) WritePNG(path string) error {
 		base.Color, base.Dashes = color.Gray{Y: 100}, []vg.Length{vg.Points(4), vg.Points(3)}
 		p.Add(base)
 		p.Legend.Add("raw TCP copy of the object over one link", base)
+		// One source's link shared by N-1 pullers: what single-source pulls
+		// cost at best.
+		var ideal plotter.XYs
+		for _, t := range ticks {
+			ideal = append(ideal, plotter.XY{X: t.Value, Y: (t.Value - 1) * r.TCPSeconds})
+		}
+		one, err := plotter.NewLine(ideal)
+		if err != nil {
+			return err
+		}
+		one.Color, one.Dashes = color.Gray{Y: 160}, []vg.Length{vg.Points(1), vg.Points(3)}
+		p.Add(one)
+		p.Legend.Add("(N-1) x the TCP copy: one source's link shared", one)
 	}
+	slices.SortFunc(ticks, func(a, b plot.Tick) int { return cmp.Compare(a.Value, b.Value) })
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	p.Y.Min = 0
 	p.Add(plotter.NewGrid())
