@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +38,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err := netns.Cleanup(ctx, func(c string) { fmt.Fprintln(stderr, "netcluster:", c) }); err != nil {
 			fmt.Fprintln(stderr, "netcluster: cleanup:", err)
 			return 1
+		}
+		// The sockets, spill directories and troved builds of killed runs.
+		for _, pat := range []string{"trove-netcluster-*", "netcluster-bin-*"} {
+			dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), pat))
+			for _, d := range dirs {
+				fmt.Fprintln(stderr, "netcluster: rm -r", d)
+				os.RemoveAll(d)
+			}
 		}
 		return 0
 	}
