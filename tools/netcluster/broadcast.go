@@ -117,6 +117,14 @@ func Broadcast(ctx context.Context, c *Cluster, o BroadcastOptions) (*BroadcastR
 			}
 		}
 	}
+	if o.Size <= 0 {
+		return nil, fmt.Errorf("broadcast: size %d: want at least one byte", o.Size)
+	}
+	for _, g := range append(slices.Clone(getters), o.Seeded...) {
+		if g < 1 || g >= len(c.Nodes) {
+			return nil, fmt.Errorf("broadcast: node %d: the getters and seeded nodes are 1 to %d (0 is the origin)", g, len(c.Nodes)-1)
+		}
+	}
 	origin := c.Nodes[0]
 	b, err := origin.Client.Create(ctx, o.Size)
 	if err != nil {
@@ -166,11 +174,13 @@ func Broadcast(ctx context.Context, c *Cluster, o BroadcastOptions) (*BroadcastR
 
 	// Borrow the ID on every getter first, so that the Gets start together.
 	refs := make([]trove.Ref, len(getters))
+	defer func() { // on failure paths; a zero Ref's Drop does nothing
+		for _, r := range refs {
+			r.Drop()
+		}
+	}()
 	for i, g := range getters {
 		if refs[i], err = c.Nodes[g].Client.Borrow(ref.ID()); err != nil {
-			for _, r := range refs[:i] {
-				r.Drop()
-			}
 			return nil, fmt.Errorf("borrow %s on %s: %w", ref.ID(), c.Nodes[g].Name, err)
 		}
 	}
