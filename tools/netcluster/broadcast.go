@@ -28,9 +28,10 @@ type BroadcastOptions struct {
 	Seeded     []int
 	SeedSettle time.Duration
 	// Started, if set, is called once every Get has been sent (faults are
-	// injected from it).
-	Started func()
-	Drained time.Duration // bound on the drain check after the refs are dropped; 0: 30 s
+	// injected from it); Ended once they have all returned, before the
+	// bytes are checked and the nodes drained (faults are undone from it).
+	Started, Ended func()
+	Drained        time.Duration // bound on the drain check after the refs are dropped; 0: 30 s
 }
 
 // GetResult is one node's Get.
@@ -218,6 +219,9 @@ func Broadcast(ctx context.Context, c *Cluster, o BroadcastOptions) (*BroadcastR
 	wg.Wait()
 	res.Overall = time.Since(start)
 	res.CPUSeconds = c.cpuSeconds() - cpu0
+	if o.Ended != nil {
+		o.Ended()
+	}
 	for i, n := range c.Nodes {
 		after, err := n.Host.Counters()
 		if err != nil {

@@ -247,10 +247,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 					logf("partition node %d: %v", p, err)
 				}
 			}
+		}, Ended: func() {
+			for _, p := range parts {
+				if err := c.Nodes[p].Host.Heal(ctx); err != nil {
+					logf("heal node %d: %v", p, err)
+				}
+			}
 		}})
-		for _, p := range parts {
-			c.Nodes[p].Host.Heal(ctx)
-		}
 		if res != nil {
 			printBroadcast(stdout, c, res)
 		}
