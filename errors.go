@@ -85,6 +85,16 @@ var (
 	ErrObjectLost = errors.New("trove: object lost: its owner is alive but no copy can be reached")
 )
 
+// Errors from remote functions (package task).
+var (
+	// ErrTaskFailed: the remote function whose result the object is returned an
+	// error or panicked (a write into a read-only argument is such a panic).
+	// The wrapping error names the function and the node it ran on, and on the
+	// caller's node unwraps to the cause (task.TaskError). Fix the function or
+	// its arguments and call it again.
+	ErrTaskFailed = errors.New("trove: the remote function that computes this object failed")
+)
+
 // Errors from the store itself.
 var (
 	// ErrClosed: the store has been closed. Every call after Close fails with it,

@@ -39,6 +39,9 @@ var layering = map[string]struct {
 	"net/quic": {allowed: []string{""}},
 	// cluster builds the cluster on the engine and the transport.
 	"cluster": {allowed: []string{"", "engine", "net/quic"}},
+	// task runs remote functions on the cluster; only cmd/, tools/,
+	// examples/ and bench/ import it (no package above has a rule naming it).
+	"task": {allowed: []string{"", "engine", "cluster", "net/ipc", "net/quic"}},
 	// the benchmarks and tools use what a user would: the store and its clients.
 	"tools/loadgen": {allowed: []string{"", "engine", "net/ipc", "cluster"}},
 	// the namespace cluster drives troved processes through their sockets;

@@ -39,7 +39,13 @@ type Node struct {
 	ctr   counters    // Stats
 	small *smallCache // small objects fetched from their owners
 
-	own  ownerTable // objects this node owns that other nodes borrow
+	own   ownerTable  // objects this node owns that other nodes borrow
+	fut   futureTable // this node's futures (future.go)
+	res   results     // results this node stores for other nodes' futures
+	layer struct {    // handlers of the layers above (Handle)
+		mu sync.Mutex
+		m  map[quic.Op]LayerHandler // guarded by mu
+	}
 	bor  borrowTable
 	outq updateQueue
 
@@ -149,6 +155,7 @@ func (n *Node) shutdown() error {
 	err := n.members.Close()
 	err = errors.Join(err, n.tr.Close())
 	n.own.dropAll()
+	n.dropAllResults()
 	n.small.close()
 	return errors.Join(err, n.local.Close())
 }
@@ -240,6 +247,8 @@ func (n *Node) onEvent(ev Event) {
 		n.log.Info("cluster: forgot a departed node's borrows", "node", ev.Member.Name, "state", ev.Member.State.String(), "objects", dropped)
 	}
 	n.outq.forgetNode(id)
+	n.forgetResults(id)
+	n.holderDied(id)
 }
 
 // deadChan is closed once node id is declared dead or has left.

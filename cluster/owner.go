@@ -283,6 +283,12 @@ func (h *handler) HandleRequest(ctx context.Context, peer quic.Peer, op quic.Op,
 	if f := n.stall.Load(); f != nil {
 		(*f)(ctx)
 	}
+	if op >= FirstLayerOp {
+		return n.serveLayer(ctx, peer, op, body, reply)
+	}
+	if op == opDropResult {
+		return n.serveDropResult(body, reply)
+	}
 	if op == opObjects {
 		_, limit, err := decodeListRequest(body)
 		if err != nil {
@@ -337,6 +343,9 @@ func (n *Node) ownsLive(id trove.ObjectID) error {
 func (n *Node) serveLocate(ctx context.Context, id trove.ObjectID, reply []byte) ([]byte, error) {
 	if err := n.ownsLive(id); err != nil {
 		return reply, err
+	}
+	if f := n.fut.lookup(id); f != nil {
+		return n.locateFuture(ctx, id, f, reply)
 	}
 	obj, err := n.local.PinByID(ctx, id)
 	if err != nil {

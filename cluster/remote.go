@@ -39,6 +39,9 @@ func (r *remote) Fetch(ctx context.Context, id trove.ObjectID, st *engine.Store)
 			n.ctr.fetchErrors.Add(1)
 		}
 	}()
+	if id.Node() == n.self {
+		return n.fetchFuture(ctx, id, st)
+	}
 	m, err := n.owner(id, "get")
 	if err != nil {
 		return err
@@ -234,6 +237,10 @@ func (n *Node) register(ctx context.Context, id trove.ObjectID) error {
 // Released queues the release of id for its owner (sent in a batch).
 func (r *remote) Released(id trove.ObjectID) {
 	n := (*Node)(r)
+	if id.Node() == n.self {
+		n.releasedFuture(id) // only futures are remote entries of this node's own IDs
+		return
+	}
 	t := &n.bor
 	t.mu.Lock()
 	b := t.m[id]

@@ -20,6 +20,10 @@ type Stats struct {
 	BytesIn       int64 // object bytes received: inline replies and pulled chunks
 	BytesOut      int64 // object bytes served: inline replies and chunks to peers
 	OwnedBorrowed int   // objects this node owns that other nodes borrow
+	Borrowing     int   // foreign objects this node borrows
+	OwedUpdates   int   // releases and new copies not yet sent to their owners
+	Futures       int   // this node's futures still referenced (future.go)
+	Results       int   // results this node stores for other nodes' futures
 }
 
 // counters are a Node's Stats counters.
@@ -32,7 +36,8 @@ func (n *Node) Stats() Stats {
 	s := Stats{
 		RemoteGets: n.ctr.remoteGets.Load(), RemoteInline: n.ctr.remoteInline.Load(), CacheHits: n.ctr.cacheHits.Load(), Pulls: n.ctr.pulls.Load(),
 		FetchErrors: n.ctr.fetchErrors.Load(), BytesIn: n.ctr.bytesIn.Load(), BytesOut: n.ctr.bytesOut.Load(),
-		OwnedBorrowed: n.own.len(),
+		OwnedBorrowed: n.own.len(), Borrowing: n.bor.len(), OwedUpdates: n.outq.pending(),
+		Futures: n.Futures(), Results: n.Results(),
 	}
 	for _, m := range n.members.Members() {
 		if m.State == StateAlive {

@@ -91,7 +91,11 @@ func (s *Store) CreateCopy(ctx context.Context, id trove.ObjectID, size int) (*B
 }
 
 func (s *Store) newBuilder(ctx context.Context, copyOf trove.ObjectID, size int, contains []trove.Ref) (*Builder, error) {
-	e, err := s.createEntry(ctx, copyOf, size, contains)
+	return s.builderOf(s.createEntry(ctx, copyOf, size, contains, false))
+}
+
+// builderOf wraps a new pending entry in a Builder.
+func (s *Store) builderOf(e *entry, err error) (*Builder, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -104,12 +108,14 @@ func (s *Store) newBuilder(ctx context.Context, copyOf trove.ObjectID, size int,
 
 // create allocates and publishes a pending object holding one ref for its creator.
 func (s *Store) create(ctx context.Context, size int, contains []trove.Ref) (*entry, error) {
-	return s.createEntry(ctx, trove.ObjectID{}, size, contains)
+	return s.createEntry(ctx, trove.ObjectID{}, size, contains, false)
 }
 
 // createEntry is create for a new object (copyOf zero) or for a secondary copy of
-// copyOf, an object owned elsewhere, which always lives in the arena.
-func (s *Store) createEntry(ctx context.Context, copyOf trove.ObjectID, size int, contains []trove.Ref) (e *entry, err error) {
+// copyOf, an object owned elsewhere, which always lives in the arena. With
+// primary set, the object owned elsewhere is stored here as its primary copy
+// (CreateResult, future.go): spilled under pressure, never evicted.
+func (s *Store) createEntry(ctx context.Context, copyOf trove.ObjectID, size int, contains []trove.Ref, primary bool) (e *entry, err error) {
 	s.writers.Add(1) // before checking closed: see maybeUnmap
 	defer func() {
 		if err != nil {
@@ -134,6 +140,10 @@ func (s *Store) createEntry(ctx context.Context, copyOf trove.ObjectID, size int
 		e = &entry{id: trove.NewObjectID(s.cfg.Node, s.seq.Add(1)), off: offInline}
 	} else {
 		if old := s.lookup(copyOf); old != nil {
+			if primary {
+				return s.revivePrimary(ctx, old, size, children)
+			}
+			s.dropChildren(children)
 			return s.reviveCopy(ctx, old, size)
 		}
 		e = &entry{id: copyOf, off: offInline}
@@ -155,7 +165,7 @@ func (s *Store) createEntry(ctx context.Context, copyOf trove.ObjectID, size int
 			e.more = &entryMore{}
 		}
 		e.more.size, e.more.arena = int64(size), true
-		e.more.secondary = !copyOf.IsZero()
+		e.more.secondary = !copyOf.IsZero() && !primary
 	}
 	e.rc.Store(refOne | uint64(statePending)<<stateShift)
 

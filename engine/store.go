@@ -213,8 +213,9 @@ func (s *Store) markFreed(e *entry) bool {
 func (s *Store) release(e *entry) {
 	sh := s.shardFor(e)
 	sh.mu.Lock()
-	// A foreign entry may have been replaced by a new one (foreignEntry).
-	if e.more == nil || !e.more.secondary || sh.mu.m[e.id] == e {
+	// A foreign entry may have been replaced by a new one (foreignEntry),
+	// a result's primary too (CreateResult).
+	if e.more == nil || !e.more.secondary && !s.foreign(e.id) || sh.mu.m[e.id] == e {
 		delete(sh.mu.m, e.id)
 	}
 	sh.mu.Unlock()

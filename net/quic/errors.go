@@ -32,6 +32,7 @@ const (
 	statusObjectTooLarge
 	statusClosed
 	statusTooLarge
+	statusTaskFailed
 	statusCount
 )
 
@@ -50,6 +51,7 @@ var statusErrors = [statusCount]error{
 	statusObjectTooLarge:  trove.ErrObjectTooLarge,
 	statusClosed:          trove.ErrClosed,
 	statusTooLarge:        ErrTooLarge,
+	statusTaskFailed:      trove.ErrTaskFailed,
 }
 
 // ErrTooLarge: a request, reply or chunk exceeds the bound of the node that

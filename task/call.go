@@ -1,0 +1,663 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/cluster"
+	"github.com/trovedb/trove/net/quic"
+)
+
+// The calling side. A call is kept, with handles on its arguments, from
+// Remote until its result's last handle is gone (its lineage: a result lost
+// with its node is computed again from it). Calls are placed when made: on
+// the runtimes whose resources could ever hold them, those with the asked
+// resources free now (as last heard, minus what this runtime sent since)
+// first; among them the node holding the most bytes of the call's
+// arguments, then the least loaded. When every slot is busy the call goes to
+// the best node all the same and waits in its queue: queues are per
+// executing node (FIFO), so that a node's slots are counted in one place
+// whichever callers share it.
+
+// call is one Remote call, as its caller keeps it.
+type call struct {
+	fn   *function
+	id   trove.ObjectID // the result's: the future's ID
+	need Resources
+	args []trove.Ref // the call's own handles on its arguments
+
+	mu        sync.Mutex
+	attempt   int          // guarded by mu: the current attempt (0 first)
+	retries   int          // guarded by mu: attempts left after this one
+	node      trove.NodeID // guarded by mu: where the current attempt runs (zero: not placed yet)
+	done      bool         // guarded by mu: the current attempt reported (or the call failed)
+	withdrawn bool         // guarded by mu: the caller's context ended
+	started   bool         // guarded by mu: not withdrawable any more (the result came)
+	stop      func() bool  // stops the caller's context's watch
+	excluded  []trove.NodeID
+}
+
+// release drops the call's handles on its arguments.
+func (c *call) release() {
+	c.mu.Lock()
+	args := c.args
+	c.args = nil
+	c.mu.Unlock()
+	for _, r := range args {
+		r.Drop()
+	}
+	if c.stop != nil {
+		c.stop()
+	}
+}
+
+type callTable struct {
+	mu sync.Mutex
+	m  map[trove.ObjectID]*call // guarded by mu
+}
+
+func (t *callTable) get(id trove.ObjectID) *call {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[id]
+}
+
+func (t *callTable) add(c *call) {
+	t.mu.Lock()
+	t.m[c.id] = c
+	t.mu.Unlock()
+}
+
+func (t *callTable) remove(id trove.ObjectID) *call {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.m[id]
+	delete(t.m, id)
+	return c
+}
+
+func (t *callTable) takeAll() []*call {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cs := make([]*call, 0, len(t.m))
+	for _, c := range t.m {
+		cs = append(cs, c)
+	}
+	clear(t.m)
+	return cs
+}
+
+// each returns the calls for which keep is true.
+func (t *callTable) filter(keep func(*call) bool) []*call {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var cs []*call
+	for _, c := range t.m {
+		if keep(c) {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// Calls is the number of calls made through rt whose results are still
+// referenced (each keeps its arguments alive for its lineage).
+func (rt *Runtime) Calls() int {
+	rt.calls.mu.Lock()
+	defer rt.calls.mu.Unlock()
+	return len(rt.calls.m)
+}
+
+// submit makes a call of fn: its arguments are stored (values) or borrowed
+// (refs), its future minted, and it is placed.
+func (rt *Runtime) submit(ctx context.Context, fn *function, opts callOpts, args ...func(context.Context, trove.Store) (trove.Ref, error)) (trove.Ref, error) {
+	if rt == nil {
+		return trove.Ref{}, errors.New("task: Remote with a nil *Runtime; pass the one task.Start returned")
+	}
+	if rt.closed.Load() {
+		return trove.Ref{}, fmt.Errorf("task: call %s: the runtime of node %s is closed: %w", fn.name, rt.name, trove.ErrClosed)
+	}
+	need := opts.needs()
+	if err := checkResources("call "+fn.name, need); err != nil {
+		return trove.Ref{}, err
+	}
+	refs := make([]trove.Ref, 0, len(args))
+	fail := func(err error) (trove.Ref, error) {
+		for _, r := range refs {
+			r.Drop()
+		}
+		return trove.Ref{}, err
+	}
+	for i, a := range args {
+		r, err := a(ctx, rt.node)
+		if err != nil {
+			return fail(fmt.Errorf("task: call %s: argument %d: %w", fn.name, i+1, err))
+		}
+		refs = append(refs, r)
+	}
+	fut, err := rt.node.NewFuture()
+	if err != nil {
+		return fail(fmt.Errorf("task: call %s: %w", fn.name, err))
+	}
+	c := &call{fn: fn, id: fut.ID(), need: need, args: refs, retries: opts.retries()}
+	rt.calls.add(c)
+	c.mu.Lock()
+	c.stop = context.AfterFunc(ctx, func() { rt.withdraw(c, context.Cause(ctx)) })
+	c.mu.Unlock()
+	rt.place(c)
+	return fut, nil
+}
+
+// place sends c's current attempt to the best node (see above), or fails it.
+func (rt *Runtime) place(c *call) {
+	for tries := 0; ; tries++ {
+		c.mu.Lock()
+		if c.done || c.withdrawn {
+			c.mu.Unlock()
+			return
+		}
+		excluded := slices.Clone(c.excluded)
+		attempt := c.attempt
+		c.mu.Unlock()
+		to, err := rt.choose(c, excluded)
+		if err != nil && tries == 0 {
+			// The view may be stale (a runtime just started): look again.
+			ctx, cancel := context.WithTimeout(rt.life, 5*time.Second)
+			rt.refresh(ctx)
+			cancel()
+			continue
+		}
+		if err != nil {
+			rt.fail(c, attempt, err)
+			return
+		}
+		c.mu.Lock()
+		if c.attempt != attempt || c.done || c.withdrawn {
+			c.mu.Unlock()
+			return
+		}
+		c.node = to
+		args := make([]trove.ObjectID, len(c.args))
+		for i, r := range c.args {
+			args[i] = r.ID()
+		}
+		c.mu.Unlock()
+		j := &job{owner: rt.self, id: c.id, attempt: attempt, fn: c.fn, need: c.need, args: args}
+		if to == rt.self {
+			if err := rt.ex.enqueue(j); err != nil {
+				rt.exclude(c, to)
+				continue
+			}
+			return
+		}
+		rt.wg.Go(func() { rt.send(c, j, to) })
+		return
+	}
+}
+
+// exclude records that c cannot run on node.
+func (rt *Runtime) exclude(c *call, node trove.NodeID) {
+	c.mu.Lock()
+	c.excluded = append(c.excluded, node)
+	c.node = trove.NodeID{}
+	c.mu.Unlock()
+}
+
+// send submits j to node to; a node that refuses it or cannot be reached is
+// excluded, and the call placed again.
+func (rt *Runtime) send(c *call, j *job, to trove.NodeID) {
+	m := submitReq{from: rt.self, id: j.id, attempt: j.attempt, fn: j.fn.name, need: j.need, args: j.args}
+	rep, err := rt.node.Call(rt.life, to, opSubmit, m.append(nil), nil)
+	if err == nil {
+		err = checkAck(rep)
+	}
+	if err == nil {
+		c.mu.Lock()
+		withdrawn := c.withdrawn
+		c.mu.Unlock()
+		if withdrawn { // the caller's context ended while the submit was on its way
+			rt.sendWithdraw(to, c.id)
+		}
+		return
+	}
+	if rt.life.Err() != nil {
+		return
+	}
+	c.mu.Lock()
+	stale := c.attempt != j.attempt || c.done
+	c.mu.Unlock()
+	if stale {
+		return
+	}
+	rt.exclude(c, to)
+	rt.place(c)
+}
+
+// fail fails c's attempt with err (no node can run it).
+func (rt *Runtime) fail(c *call, attempt int, err error) {
+	c.mu.Lock()
+	if c.done || c.attempt != attempt {
+		c.mu.Unlock()
+		return
+	}
+	c.done = true
+	c.mu.Unlock()
+	rt.node.FailFuture(c.id, err)
+	c.release()
+}
+
+// completed records how attempt of the call id ended on node from; it
+// reports whether the caller keeps the result.
+func (rt *Runtime) completed(id trove.ObjectID, attempt int, from trove.NodeID, fromName string, out outcome) bool {
+	c := rt.calls.get(id)
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	if c.done || c.attempt != attempt || c.node != from {
+		c.mu.Unlock()
+		return false
+	}
+	if out.status == doneRefused {
+		c.excluded = append(c.excluded, from)
+		c.node = trove.NodeID{}
+		c.mu.Unlock()
+		rt.place(c)
+		return false
+	}
+	c.done, c.started = true, true
+	c.mu.Unlock()
+	switch out.status {
+	case doneOK:
+		if err := rt.node.ResolveFuture(id, from, out.size, out.inline); err != nil {
+			return false
+		}
+		return true
+	case doneFailed:
+		cause := out.cause
+		if cause == nil {
+			cause = &remoteCause{msg: out.msg, panicked: out.panicked}
+		}
+		rt.node.FailFuture(id, &TaskError{Func: c.fn.name, Node: fromName, Err: cause})
+	case doneWithdrawn:
+		rt.node.FailFuture(id, fmt.Errorf("task: call of %s: %w", c.fn.name, errWithdrawn))
+	}
+	c.release() // a failed call's lineage is of no use
+	return false
+}
+
+// withdraw withdraws c if it has not started: the caller's context ended.
+func (rt *Runtime) withdraw(c *call, cause error) {
+	c.mu.Lock()
+	if c.done || c.withdrawn {
+		c.mu.Unlock()
+		return
+	}
+	c.withdrawn = true
+	node := c.node
+	c.mu.Unlock()
+	switch {
+	case node == (trove.NodeID{}):
+		// Not placed (or between placements): nothing runs it.
+		c.mu.Lock()
+		c.done = true
+		c.mu.Unlock()
+		rt.node.FailFuture(c.id, fmt.Errorf("task: call of %s: %w (%v)", c.fn.name, errWithdrawn, cause))
+		c.release()
+	case node == rt.self:
+		if j, ok := rt.ex.withdraw(rt.self, c.id); ok {
+			rt.completed(c.id, j.attempt, rt.self, rt.name, outcome{status: doneWithdrawn})
+		}
+	default:
+		rt.wg.Go(func() { rt.sendWithdraw(node, c.id) })
+	}
+}
+
+func (rt *Runtime) sendWithdraw(to trove.NodeID, id trove.ObjectID) {
+	rep, err := rt.node.Call(rt.life, to, opWithdraw, appendIDReq(nil, rt.self, id), nil)
+	if err == nil {
+		err = checkAck(rep)
+	}
+	_ = err // unreachable: its death places the call again, which then sees it withdrawn
+}
+
+// onEvent follows the membership: calls running on a node that died or left
+// are run again elsewhere (MaxRetries), and calls queued here by it dropped.
+func (rt *Runtime) onEvent(ev cluster.Event) {
+	if ev.Kind != cluster.EventDead && ev.Kind != cluster.EventLeft {
+		return
+	}
+	dead := ev.Member.ID
+	rt.view.remove(dead)
+	rt.ex.dropOwner(dead)
+	for _, c := range rt.calls.filter(func(c *call) bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return !c.done && c.node == dead
+	}) {
+		rt.retry(c, dead, fmt.Errorf("its node %s %s before the call finished", ev.Member.Name, ev.Kind))
+	}
+}
+
+// retry runs c again after its node died (or lost its result); it reports
+// whether it will.
+func (rt *Runtime) retry(c *call, dead trove.NodeID, why error) bool {
+	c.mu.Lock()
+	if c.node != dead {
+		c.mu.Unlock()
+		return true // already elsewhere
+	}
+	if c.retries <= 0 || c.args == nil || c.withdrawn {
+		attempts := c.attempt + 1
+		done := c.done
+		c.done = true
+		c.mu.Unlock()
+		if !done {
+			rt.node.FailFuture(c.id, &TaskError{Func: c.fn.name, Node: nodeName(rt.node, dead),
+				Err: fmt.Errorf("%v, after %d attempts (raise MaxRetries to try more): %w", why, attempts, trove.ErrNodeUnreachable)})
+			c.release()
+		}
+		return false
+	}
+	c.retries--
+	c.attempt++
+	c.done, c.started = false, false
+	c.node = trove.NodeID{}
+	c.excluded = append(c.excluded, dead)
+	c.mu.Unlock()
+	rt.wg.Go(func() { rt.place(c) })
+	return true
+}
+
+func nodeName(n *cluster.Node, id trove.NodeID) string {
+	if m, ok := n.Lookup(id); ok {
+		return m.Name
+	}
+	return id.String()
+}
+
+// lost is FutureHooks.Lost: the result of the call id was lost with its
+// node; it is computed again if the call's lineage allows.
+func (rt *Runtime) lost(id trove.ObjectID, holder cluster.Member) (bool, error) {
+	c := rt.calls.get(id)
+	if c == nil {
+		return false, errors.New("its call is not known to its owner any more")
+	}
+	c.mu.Lock()
+	if c.node != holder.ID || !c.done {
+		c.mu.Unlock()
+		return false, errors.New("its call is not known to have run there")
+	}
+	if c.retries <= 0 || c.args == nil {
+		c.mu.Unlock()
+		return false, fmt.Errorf("its call of %s used its MaxRetries attempts (raise MaxRetries to try more)", c.fn.name)
+	}
+	c.done = false
+	c.mu.Unlock()
+	if !rt.retry(c, holder.ID, errors.New("its result was lost")) {
+		return false, errors.New("its call could not be run again")
+	}
+	return true, nil
+}
+
+// freed is FutureHooks.Freed: the result's last handle is gone, and with it
+// the call's lineage; a call still queued somewhere is withdrawn.
+func (rt *Runtime) freed(id trove.ObjectID) {
+	c := rt.calls.remove(id)
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	running := !c.done
+	c.mu.Unlock()
+	if running {
+		rt.withdraw(c, errors.New("every ref to its result was dropped"))
+	}
+	c.release()
+}
+
+// serveSubmit answers opSubmit: the call is queued here.
+func (rt *Runtime) serveSubmit(ctx context.Context, peer quic.Peer, body, reply []byte) ([]byte, error) {
+	m, err := decodeSubmit(body)
+	if err != nil {
+		return reply, fmt.Errorf("from %s: %w", peer.Name, err)
+	}
+	if m.id.Node() != m.from {
+		return reply, fmt.Errorf("%w: node %s submitted a call whose result %s it does not own", errMessage, peer.Name, m.id)
+	}
+	fn := lookupFunc(m.fn)
+	if fn == nil {
+		return reply, fmt.Errorf("task: node %s has no function %q (its program does not Define it)", rt.name, m.fn)
+	}
+	if len(m.args) != fn.arity {
+		return reply, fmt.Errorf("task: function %q takes %d arguments, the call passed %d (run one program across the cluster)", m.fn, fn.arity, len(m.args))
+	}
+	if err := rt.ex.enqueue(&job{owner: m.from, id: m.id, attempt: m.attempt, fn: fn, need: m.need, args: m.args}); err != nil {
+		return reply, err
+	}
+	return append(reply, wireVersion), nil
+}
+
+// serveDone answers opDone: an executor reports how a call made here ended.
+func (rt *Runtime) serveDone(ctx context.Context, peer quic.Peer, body, reply []byte) ([]byte, error) {
+	m, err := decodeDone(body)
+	if err != nil {
+		return reply, fmt.Errorf("from %s: %w", peer.Name, err)
+	}
+	keep := rt.completed(m.id, m.attempt, m.from, m.node, outcome{status: m.status, size: m.size,
+		inline: m.inline, panicked: m.panicked, msg: m.msg})
+	var k byte
+	if keep {
+		k = 1
+	}
+	return append(reply, wireVersion, k), nil
+}
+
+// serveWithdraw answers opWithdraw.
+func (rt *Runtime) serveWithdraw(ctx context.Context, peer quic.Peer, body, reply []byte) ([]byte, error) {
+	from, id, err := decodeIDReq(body)
+	if err != nil {
+		return reply, fmt.Errorf("from %s: %w", peer.Name, err)
+	}
+	if j, ok := rt.ex.withdraw(from, id); ok {
+		rt.wg.Go(func() { rt.report(j, outcome{status: doneWithdrawn}) })
+	}
+	return append(reply, wireVersion), nil
+}
+
+// serveStatus answers opStatus.
+func (rt *Runtime) serveStatus(ctx context.Context, peer quic.Peer, body, reply []byte) ([]byte, error) {
+	if _, err := decodeHeaderOnly(body); err != nil {
+		return reply, fmt.Errorf("from %s: %w", peer.Name, err)
+	}
+	st := rt.ex.status()
+	return st.append(reply), nil
+}
+
+// peer is another runtime as this one last heard of it.
+type peer struct {
+	id   trove.NodeID
+	name string
+	st   status
+	sent Resources // what this runtime sent it since st
+	n    int       // calls sent since st
+}
+
+type peerView struct {
+	mu sync.Mutex
+	m  map[trove.NodeID]*peer // guarded by mu
+}
+
+func (v *peerView) remove(id trove.NodeID) {
+	v.mu.Lock()
+	delete(v.m, id)
+	v.mu.Unlock()
+}
+
+func (v *peerView) list() []NodeStatus {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make([]NodeStatus, 0, len(v.m))
+	for _, p := range v.m {
+		out = append(out, NodeStatus{Node: p.name, ID: p.id, Total: p.st.total.clone(), Free: p.st.free.clone(),
+			Queued: p.st.queued, Running: p.st.running})
+	}
+	slices.SortFunc(out, func(a, b NodeStatus) int {
+		switch {
+		case a.Node < b.Node:
+			return -1
+		case a.Node > b.Node:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// refresh asks every alive member's runtime for its status (this node's
+// own is read directly); members that have none, or do not answer, leave
+// the view.
+func (rt *Runtime) refresh(ctx context.Context) {
+	type got struct {
+		p  *peer
+		id trove.NodeID
+	}
+	members := rt.node.Members()
+	res := make(chan got, len(members))
+	var wg sync.WaitGroup
+	for _, m := range members {
+		if m.State != cluster.StateAlive && m.State != cluster.StateSuspect {
+			continue
+		}
+		if m.ID == rt.self {
+			continue
+		}
+		wg.Go(func() {
+			rep, err := rt.node.Call(ctx, m.ID, opStatus, appendHeader(nil, rt.self), nil)
+			var st status
+			if err == nil {
+				st, err = decodeStatus(rep)
+			}
+			if err != nil {
+				res <- got{id: m.ID}
+				return
+			}
+			res <- got{p: &peer{id: m.ID, name: m.Name, st: st, sent: Resources{}}, id: m.ID}
+		})
+	}
+	wg.Wait()
+	close(res)
+	self := &peer{id: rt.self, name: rt.name, st: rt.ex.status(), sent: Resources{}}
+	rt.view.mu.Lock()
+	defer rt.view.mu.Unlock()
+	if !rt.closed.Load() {
+		rt.view.m[rt.self] = self
+	}
+	for g := range res {
+		if g.p == nil {
+			delete(rt.view.m, g.id)
+		} else {
+			rt.view.m[g.id] = g.p
+		}
+	}
+	present := map[trove.NodeID]bool{rt.self: true}
+	for _, m := range members {
+		if m.State == cluster.StateAlive || m.State == cluster.StateSuspect {
+			present[m.ID] = true
+		}
+	}
+	for id := range rt.view.m {
+		if !present[id] {
+			delete(rt.view.m, id)
+		}
+	}
+}
+
+// refreshLoop refreshes the view every StatusInterval until Close.
+func (rt *Runtime) refreshLoop() {
+	t := time.NewTicker(rt.cfg.StatusInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-rt.life.Done():
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(rt.life, max(rt.cfg.StatusInterval, time.Second))
+			rt.refresh(ctx)
+			cancel()
+		}
+	}
+}
+
+// choose picks the node for c's attempt (see above).
+func (rt *Runtime) choose(c *call, excluded []trove.NodeID) (trove.NodeID, error) {
+	locs := rt.node.Locations(c.args, nil)
+	bytesAt := map[trove.NodeID]int64{}
+	for _, l := range locs {
+		bytesAt[l.Node] += l.Bytes
+	}
+	for _, r := range c.args {
+		if id := r.ID(); id.Node() != rt.self && !slices.ContainsFunc(locs, func(l cluster.Location) bool { return l.Node == id.Node() }) {
+			bytesAt[id.Node()]++ // an object another node owns: it holds the primary, size unknown here
+		}
+	}
+	rt.view.mu.Lock()
+	defer rt.view.mu.Unlock()
+	var best *peer
+	bestFree := false
+	var bestLoad float64
+	feasible := 0
+	for _, p := range rt.view.m {
+		if slices.Contains(excluded, p.id) || !p.st.total.fits(c.need) {
+			continue
+		}
+		feasible++
+		st, sent, n := p.st, p.sent, p.n
+		if p.id == rt.self {
+			st, sent, n = rt.ex.status(), nil, 0
+		}
+		free := st.free.clone()
+		free.take(sent)
+		isFree := free.fits(c.need)
+		load := float64(st.running+st.queued+n) / max(st.total[CPU], 1)
+		better := false
+		switch {
+		case best == nil:
+			better = true
+		case isFree != bestFree:
+			better = isFree
+		case bytesAt[p.id] != bytesAt[best.id]:
+			better = bytesAt[p.id] > bytesAt[best.id]
+		case load != bestLoad:
+			better = load < bestLoad
+		case (p.id == rt.self) != (best.id == rt.self):
+			better = p.id == rt.self
+		default:
+			better = p.name < best.name
+		}
+		if better {
+			best, bestFree, bestLoad = p, isFree, load
+		}
+	}
+	if best == nil {
+		var largest []string
+		for _, p := range rt.view.m {
+			largest = append(largest, fmt.Sprintf("%s %v", p.name, p.st.total))
+		}
+		slices.Sort(largest)
+		if len(rt.view.m) == 0 || feasible == 0 && len(excluded) == 0 {
+			return trove.NodeID{}, fmt.Errorf("task: call of %s needs %v, and no runtime of the cluster has that much (runtimes: %v): start one whose task.Config (CPUs, Resources) has it, or ask for less (task.CPUs, task.Resource)",
+				c.fn.name, c.need, largest)
+		}
+		return trove.NodeID{}, fmt.Errorf("task: call of %s needs %v, and no runtime of the cluster that has it could take it (runtimes: %v; tried %d)",
+			c.fn.name, c.need, largest, len(excluded))
+	}
+	best.sent.add(c.need)
+	best.n++
+	return best.id, nil
+}

@@ -1,0 +1,370 @@
+package task
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+
+	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/cluster"
+	"github.com/trovedb/trove/net/quic"
+)
+
+// The runtime's messages between nodes, carried as cluster layer requests
+// (cluster.Node.Handle/Call). Every body starts with the wire version and
+// the sending node's ID; integers are uvarints (minimal), amounts float64
+// bits big endian, strings a uvarint length then bytes, resource maps sorted
+// by name (one encoding each):
+//
+//	opSubmit   caller → executor: id(16), attempt, name, need, n, n × arg id(16) → ack
+//	opDone     executor → caller: id(16), attempt, status u8, then
+//	             doneOK: size, inline (a string: empty if not inline)
+//	             doneFailed: panicked u8, node, message
+//	             doneWithdrawn: nothing
+//	           → ack, keep u8 (0: the caller no longer wants this result: drop it)
+//	opWithdraw caller → executor: id(16) → ack (the call is dropped if it has not started)
+//	opStatus   anyone → executor: nothing → total, free, queued, running
+//
+// Lengths are checked against what is left of the body before anything is
+// allocated; a message with bytes after its end is refused.
+const (
+	wireVersion = 1
+
+	opSubmit   = cluster.FirstLayerOp + 0
+	opDone     = cluster.FirstLayerOp + 1
+	opWithdraw = cluster.FirstLayerOp + 2
+	opStatus   = cluster.FirstLayerOp + 3
+
+	doneOK        uint8 = 1
+	doneFailed    uint8 = 2
+	doneWithdrawn uint8 = 3
+	doneRefused   uint8 = 4 // the executor's runtime closed before starting it: run it elsewhere
+
+	maxName         = 256
+	maxResources    = 16
+	maxResourceName = 64
+	maxAmount       = 1 << 40
+	maxArgs         = 1 << 16
+	maxMessage      = 64 << 10 // a failure's message
+	maxInline       = 1 << 21  // a result's bytes carried in opDone
+	headerLen       = 1 + 8
+	idLen           = len(trove.ObjectID{})
+)
+
+var errMessage = errors.New("task: malformed message")
+
+// ops lists the runtime's ops (for Handle).
+var ops = []quic.Op{opSubmit, opDone, opWithdraw, opStatus}
+
+func appendHeader(b []byte, from trove.NodeID) []byte {
+	b = append(b, wireVersion)
+	return append(b, from[:]...)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendResources(b []byte, r Resources) []byte {
+	names := slices.Sorted(maps.Keys(r))
+	b = binary.AppendUvarint(b, uint64(len(names)))
+	for _, k := range names {
+		b = appendString(b, k)
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(r[k]))
+	}
+	return b
+}
+
+// reader decodes a body; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: "+format, append([]any{errMessage}, args...)...)
+	}
+}
+
+func (r *reader) uvarint(what string, limit uint64) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, k := binary.Uvarint(r.b)
+	if k <= 0 || (k > 1 && r.b[k-1] == 0) || v > limit {
+		r.fail("%s invalid or over %d", what, limit)
+		return 0
+	}
+	r.b = r.b[k:]
+	return v
+}
+
+func (r *reader) bytes(what string, n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < n {
+		r.fail("%s truncated", what)
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) str(what string, limit int) string {
+	n := r.uvarint(what+" length", uint64(limit))
+	return string(r.bytes(what, int(n)))
+}
+
+func (r *reader) id(what string) trove.ObjectID {
+	b := r.bytes(what, idLen)
+	if b == nil {
+		return trove.ObjectID{}
+	}
+	id := trove.ObjectID(b)
+	if id.IsZero() {
+		r.fail("%s is the zero object ID", what)
+	}
+	return id
+}
+
+func (r *reader) u8(what string) uint8 {
+	b := r.bytes(what, 1)
+	if b == nil {
+		return 0
+	}
+	return b[0]
+}
+
+func (r *reader) resources(what string) Resources {
+	n := r.uvarint(what+" count", maxResources)
+	if r.err != nil {
+		return nil
+	}
+	res := make(Resources, n)
+	last := ""
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		k := r.str(what+" name", maxResourceName)
+		b := r.bytes(what+" amount", 8)
+		if r.err != nil {
+			break
+		}
+		v := math.Float64frombits(binary.BigEndian.Uint64(b))
+		switch {
+		case k == "" || (i > 0 && k <= last):
+			r.fail("%s names empty, repeated or unsorted", what)
+		case math.IsNaN(v) || math.IsInf(v, 0) || v < -maxAmount || v > maxAmount:
+			r.fail("%s %s amount %v out of bounds", what, k, v)
+		}
+		res[k], last = v, k
+	}
+	return res
+}
+
+func (r *reader) header() trove.NodeID {
+	b := r.bytes("header", headerLen)
+	if b == nil {
+		return trove.NodeID{}
+	}
+	if b[0] != wireVersion {
+		r.fail("wire version %d, this node speaks %d (run one trove version across the cluster)", b[0], wireVersion)
+	}
+	return trove.NodeID(b[1:])
+}
+
+func (r *reader) end() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("%d bytes after the message's end", len(r.b))
+	}
+	return r.err
+}
+
+// submitReq is an opSubmit.
+type submitReq struct {
+	from    trove.NodeID
+	id      trove.ObjectID
+	attempt int
+	fn      string
+	need    Resources
+	args    []trove.ObjectID
+}
+
+func (m *submitReq) append(b []byte) []byte {
+	b = appendHeader(b, m.from)
+	b = append(b, m.id[:]...)
+	b = binary.AppendUvarint(b, uint64(m.attempt))
+	b = appendString(b, m.fn)
+	b = appendResources(b, m.need)
+	b = binary.AppendUvarint(b, uint64(len(m.args)))
+	for _, a := range m.args {
+		b = append(b, a[:]...)
+	}
+	return b
+}
+
+func decodeSubmit(b []byte) (submitReq, error) {
+	r := reader{b: b}
+	var m submitReq
+	m.from = r.header()
+	m.id = r.id("result ID")
+	m.attempt = int(r.uvarint("attempt", 1<<20))
+	m.fn = r.str("function name", maxName)
+	m.need = r.resources("need")
+	n := r.uvarint("argument count", maxArgs)
+	if r.err == nil && uint64(len(r.b)) != n*uint64(idLen) {
+		r.fail("%d arguments in %d bytes", n, len(r.b))
+	}
+	if r.err == nil {
+		m.args = make([]trove.ObjectID, n)
+		for i := range m.args {
+			m.args[i] = r.id("argument")
+		}
+	}
+	if err := r.end(); err != nil {
+		return submitReq{}, err
+	}
+	if m.fn == "" {
+		return submitReq{}, fmt.Errorf("%w: empty function name", errMessage)
+	}
+	for _, v := range m.need {
+		if v < 0 {
+			return submitReq{}, fmt.Errorf("%w: a negative resource need", errMessage)
+		}
+	}
+	return m, nil
+}
+
+// doneReq is an opDone.
+type doneReq struct {
+	from     trove.NodeID
+	id       trove.ObjectID
+	attempt  int
+	status   uint8
+	size     int64  // doneOK
+	inline   []byte // doneOK: the result's bytes, or nil (aliases the body)
+	panicked bool   // doneFailed
+	node     string // doneFailed
+	msg      string // doneFailed
+}
+
+func (m *doneReq) append(b []byte) []byte {
+	b = appendHeader(b, m.from)
+	b = append(b, m.id[:]...)
+	b = binary.AppendUvarint(b, uint64(m.attempt))
+	b = append(b, m.status)
+	switch m.status {
+	case doneOK:
+		b = binary.AppendUvarint(b, uint64(m.size))
+		b = binary.AppendUvarint(b, uint64(len(m.inline)))
+		b = append(b, m.inline...)
+	case doneFailed:
+		var p byte
+		if m.panicked {
+			p = 1
+		}
+		b = append(b, p)
+		b = appendString(b, m.node)
+		b = appendString(b, m.msg)
+	}
+	return b
+}
+
+func decodeDone(b []byte) (doneReq, error) {
+	r := reader{b: b}
+	var m doneReq
+	m.from = r.header()
+	m.id = r.id("result ID")
+	m.attempt = int(r.uvarint("attempt", 1<<20))
+	m.status = r.u8("status")
+	switch {
+	case r.err != nil:
+	case m.status == doneOK:
+		m.size = int64(r.uvarint("size", 1<<62))
+		n := r.uvarint("inline length", maxInline)
+		m.inline = r.bytes("inline bytes", int(n))
+		if r.err == nil && n != 0 && int64(n) != m.size {
+			r.fail("inline result of %d bytes carries %d", m.size, n)
+		}
+		if n == 0 {
+			m.inline = nil
+		}
+	case m.status == doneFailed:
+		switch p := r.u8("panicked"); p {
+		case 0, 1:
+			m.panicked = p == 1
+		default:
+			r.fail("panicked flag %d", p)
+		}
+		m.node = r.str("node name", maxName)
+		m.msg = r.str("message", maxMessage)
+	case m.status == doneWithdrawn, m.status == doneRefused:
+	default:
+		r.fail("status %d", m.status)
+	}
+	if err := r.end(); err != nil {
+		return doneReq{}, err
+	}
+	return m, nil
+}
+
+// idReq is an opWithdraw.
+func appendIDReq(b []byte, from trove.NodeID, id trove.ObjectID) []byte {
+	return append(appendHeader(b, from), id[:]...)
+}
+
+func decodeIDReq(b []byte) (trove.NodeID, trove.ObjectID, error) {
+	r := reader{b: b}
+	from := r.header()
+	id := r.id("result ID")
+	return from, id, r.end()
+}
+
+func decodeHeaderOnly(b []byte) (trove.NodeID, error) {
+	r := reader{b: b}
+	from := r.header()
+	return from, r.end()
+}
+
+// status is an opStatus reply: a node's resources and load.
+type status struct {
+	total, free     Resources
+	queued, running int
+}
+
+func (s *status) append(b []byte) []byte {
+	b = append(b, wireVersion)
+	b = appendResources(b, s.total)
+	b = appendResources(b, s.free)
+	b = binary.AppendUvarint(b, uint64(s.queued))
+	return binary.AppendUvarint(b, uint64(s.running))
+}
+
+func decodeStatus(b []byte) (status, error) {
+	r := reader{b: b}
+	if v := r.u8("version"); r.err == nil && v != wireVersion {
+		r.fail("wire version %d, this node speaks %d", v, wireVersion)
+	}
+	var s status
+	s.total = r.resources("total")
+	s.free = r.resources("free")
+	s.queued = int(r.uvarint("queued", 1<<40))
+	s.running = int(r.uvarint("running", 1<<40))
+	if err := r.end(); err != nil {
+		return status{}, err
+	}
+	return s, nil
+}
+
+// checkAck checks an empty acknowledgement.
+func checkAck(b []byte) error {
+	if len(b) != 1 || b[0] != wireVersion {
+		return fmt.Errorf("%w: %d-byte acknowledgement", errMessage, len(b))
+	}
+	return nil
+}
