@@ -37,8 +37,9 @@ var layering = map[string]struct {
 	// net/quic carries bytes between nodes; it knows nothing of the engine or
 	// ownership (the cluster's Handler does).
 	"net/quic": {allowed: []string{""}},
-	// cluster builds the cluster on the engine and the transport.
-	"cluster": {allowed: []string{"", "engine", "net/quic"}},
+	// cluster builds the cluster on the engine and the transport (and the
+	// swarm scheduler for its pulls).
+	"cluster": {allowed: []string{"", "engine", "net/quic", "swarm"}},
 	// task runs remote functions on the cluster; only cmd/, tools/,
 	// examples/ and bench/ import it (no package above has a rule naming it).
 	"task": {allowed: []string{"", "engine", "cluster", "net/ipc", "net/quic"}},

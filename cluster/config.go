@@ -12,10 +12,12 @@ import (
 
 // Defaults for Config's zero timing fields.
 const (
-	DefaultRequestTimeout  = 5 * time.Second        // a control request other than a locate (which waits for the seal)
-	DefaultReleaseDelay    = 2 * time.Millisecond   // how long releases gather before they are sent as one batch
-	DefaultSmallCacheBytes = 64 << 20               // the cache of small fetched objects
-	DefaultRetryDelay      = 200 * time.Millisecond // between attempts to send a batch an owner did not take
+	DefaultRequestTimeout   = 5 * time.Second        // a control request other than a locate (which waits for the seal)
+	DefaultReleaseDelay     = 2 * time.Millisecond   // how long releases gather before they are sent as one batch
+	DefaultSmallCacheBytes  = 64 << 20               // the cache of small fetched objects
+	DefaultRetryDelay       = 200 * time.Millisecond // between attempts to send a batch an owner did not take
+	DefaultPullRefresh      = 100 * time.Millisecond // how often a pull tells the owner its chunks and learns the locations
+	DefaultPullChunkTimeout = 10 * time.Second       // a chunk pull not done by then is asked of another holder
 )
 
 // Config configures a Node. Exactly one of CertsDir and Insecure must be set.
@@ -64,9 +66,28 @@ type Config struct {
 	ProbeInterval, ProbeTimeout, GossipInterval, PushPullInterval, DeadNodeReclaimTime time.Duration
 	SuspicionMult                                                                      int
 
-	// Transport tuning, passed to net/quic (zero: its defaults).
+	// Transport tuning, passed to net/quic (zero: its defaults). ChunkSize is
+	// also a pull's unit: the bytes asked of one holder at a time.
 	ChunkSize, Streams int
 	IdleTimeout        time.Duration
+
+	// PullSources is how many holders one pull of a large object takes
+	// chunks from at once: 0 (the default) every holder the owner names,
+	// nodes still pulling it included (a swarm: each serves the chunks it
+	// has); 1 one holder at a time, a sealed copy (copies first, the
+	// primary last), the next only when it fails, and no partial copies
+	// served or used (Ray's PullFromRandomLocation); k > 1 at most k at once.
+	PullSources int
+
+	// PullRefresh is how often a swarm pull tells the owner which chunks it
+	// holds and learns the object's locations anew (peers that started
+	// later, chunks they got). Default DefaultPullRefresh.
+	PullRefresh time.Duration
+
+	// PullChunkTimeout bounds one chunk's pull from one holder; a holder
+	// that has not delivered it by then is passed over and the chunk asked
+	// of another. Default DefaultPullChunkTimeout.
+	PullChunkTimeout time.Duration
 
 	// Logger receives the node's events. Default slog.Default().
 	Logger *slog.Logger
@@ -96,6 +117,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReleaseDelay <= 0 {
 		c.ReleaseDelay = DefaultReleaseDelay
+	}
+	if c.PullSources < 0 {
+		return c, fmt.Errorf("cluster: Config.PullSources %d: want 0 (every holder), 1 (one at a time) or more", c.PullSources)
+	}
+	if c.PullRefresh <= 0 {
+		c.PullRefresh = DefaultPullRefresh
+	}
+	if c.PullChunkTimeout <= 0 {
+		c.PullChunkTimeout = DefaultPullChunkTimeout
 	}
 	if c.SmallCacheBytes == 0 {
 		c.SmallCacheBytes = DefaultSmallCacheBytes

@@ -6,6 +6,7 @@ import (
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/net/quic"
+	"github.com/trovedb/trove/swarm"
 )
 
 // FuzzDecodeRequest: any body a peer sends for any op decodes to a request or
@@ -16,6 +17,11 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add(uint16(opBorrow), appendIDRequest(nil, from, id))
 	f.Add(uint16(opUpdate), appendUpdates(nil, from, []update{{updateRelease, id}, {updateCopied, id}}))
 	f.Add(uint16(opUpdate), appendUpdates(nil, from, nil))
+	f.Add(uint16(opUpdate), appendUpdates(nil, from, []update{{updatePullEnd, id}}))
+	have := swarm.NewBitmap(10)
+	have.Set(3)
+	f.Add(uint16(opPulling), appendPulling(nil, from, id, 1<<20, have))
+	f.Add(uint16(opPulling), appendPulling(nil, from, id, 1, swarm.NewBitmap(0)))
 	f.Add(uint16(9), []byte{wireVersion})
 	f.Fuzz(func(t *testing.T, op uint16, b []byte) {
 		r, err := decodeRequest(quic.Op(op), b, nil)
@@ -26,6 +32,11 @@ func FuzzDecodeRequest(f *testing.F) {
 		switch quic.Op(op) {
 		case opLocate, opBorrow:
 			again = appendIDRequest(nil, r.from, r.id)
+		case opPulling:
+			if r.chunk <= 0 || r.chunk > maxPullChunk || r.have.Len() > swarm.MaxChunks {
+				t.Fatalf("opPulling decoded out of bounds: chunk %d, %d chunks", r.chunk, r.have.Len())
+			}
+			again = appendPulling(nil, r.from, r.id, r.chunk, r.have)
 		case opUpdate:
 			if len(r.updates) > maxUpdates {
 				t.Fatalf("%d updates decoded, bound %d", len(r.updates), maxUpdates)
@@ -45,22 +56,31 @@ func FuzzDecodeRequest(f *testing.F) {
 func FuzzDecodeLocateReply(f *testing.F) {
 	f.Add(appendInlineReply(nil, []byte("hello")))
 	f.Add(appendInlineReply(nil, nil))
-	f.Add(appendHoldersReply(nil, 1<<30, []string{"127.0.0.1:7100", "10.0.0.2:7100"}))
-	f.Add([]byte{wireVersion, replyHolders, 0x80})
+	have := swarm.NewBitmap(int(chunksOf(1<<30, 1<<20)))
+	have.Set(0)
+	have.Set(1000)
+	f.Add(appendLocationsReply(nil, 1<<30, []location{{addr: "127.0.0.1:7100", full: true}, {addr: "10.0.0.2:7100", chunk: 1 << 20, have: have}}))
+	f.Add(appendLocationsReply(nil, 5, []location{{addr: "a", chunk: 2, have: swarm.FullBitmap(3)}}))
+	f.Add([]byte{wireVersion, replyLocations, 0x80})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		const bound = 1 << 40
 		r, err := decodeLocateReply(b, bound)
 		if err != nil {
 			return
 		}
-		if r.size < 0 || r.size > bound || len(r.holders) > maxHolders {
-			t.Fatalf("decoded out of bounds: size %d, %d holders", r.size, len(r.holders))
+		if r.size < 0 || r.size > bound || len(r.locs) > maxHolders {
+			t.Fatalf("decoded out of bounds: size %d, %d locations", r.size, len(r.locs))
+		}
+		for _, l := range r.locs {
+			if !l.full && int64(l.have.Len()) != chunksOf(r.size, l.chunk) {
+				t.Fatalf("a partial location's %d chunks do not cover %d bytes in chunks of %d", l.have.Len(), r.size, l.chunk)
+			}
 		}
 		var again []byte
-		if r.holders == nil {
+		if r.locs == nil {
 			again = appendInlineReply(nil, r.inline)
 		} else {
-			again = appendHoldersReply(nil, r.size, r.holders)
+			again = appendLocationsReply(nil, r.size, r.locs)
 		}
 		if !bytes.Equal(again, b) {
 			t.Fatalf("reply re-encodes as %x, was %x", again, b)

@@ -36,6 +36,11 @@ type Node struct {
 	// node that does not answer.
 	stall atomic.Pointer[func(ctx context.Context)]
 
+	// serveHook, set only by tests, is called before each chunk is served,
+	// with the asking peer and the chunk's offset; an error refuses the chunk.
+	serveHook atomic.Pointer[func(ctx context.Context, peer quic.Peer, id trove.ObjectID, off int64) error]
+
+	pulls pullTable   // pulls in progress, served from while they run
 	ctr   counters    // Stats
 	small *smallCache // small objects fetched from their owners
 

@@ -112,9 +112,9 @@ func requireDrained(t *testing.T, nodes ...*Node) {
 		busy := func() string {
 			st := n.local.Stats()
 			if st.Objects != 0 || st.ObjectBytes != 0 || st.Used != 0 || st.PinnedObjects != 0 || st.Views != 0 ||
-				n.own.len() != 0 || n.bor.len() != 0 || n.outq.pending() != 0 {
-				return fmt.Sprintf("node %s: objects=%d bytes=%d used=%d pinned=%d views=%d owned-borrowed=%d borrowing=%d owed=%d",
-					n.Name(), st.Objects, st.ObjectBytes, st.Used, st.PinnedObjects, st.Views, n.own.len(), n.bor.len(), n.outq.pending())
+				n.own.len() != 0 || n.bor.len() != 0 || n.outq.pending() != 0 || n.pulls.len() != 0 {
+				return fmt.Sprintf("node %s: objects=%d bytes=%d used=%d pinned=%d views=%d owned-borrowed=%d borrowing=%d owed=%d pulls=%d",
+					n.Name(), st.Objects, st.ObjectBytes, st.Used, st.PinnedObjects, st.Views, n.own.len(), n.bor.len(), n.outq.pending(), n.pulls.len())
 			}
 			return ""
 		}

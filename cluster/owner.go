@@ -10,6 +10,7 @@ import (
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/engine"
 	"github.com/trovedb/trove/net/quic"
+	"github.com/trovedb/trove/swarm"
 )
 
 // The owner's side. A node owns the objects it creates (their IDs name it);
@@ -34,9 +35,42 @@ import (
 // entry: the engine hold and the first borrowing node inline (one
 // allocation of 32 bytes), the others, rarely any, apart.
 type ownedMeta struct {
-	hold engine.Hold // the count held on the primary for the borrowers
-	one  borrower    // the first borrowing node; count 0 when there is none
-	more *[]borrower // the other borrowing nodes
+	hold  engine.Hold    // the count held on the primary for the borrowers
+	one   borrower       // the first borrowing node; count 0 when there is none
+	more  *[]borrower    // the other borrowing nodes
+	pulls *[]partialCopy // borrowing nodes still pulling the object (opPulling), rarely any
+}
+
+// partialCopy is a borrowing node's copy in progress, as it last said.
+type partialCopy struct {
+	node  trove.NodeID
+	chunk int64        // its chunk size
+	have  swarm.Bitmap // the chunks it holds (the owner's own copy of the bits)
+}
+
+// setPull records node's partial copy, replacing what it said before.
+func (m *ownedMeta) setPull(node trove.NodeID, chunk int64, have swarm.Bitmap) {
+	if m.pulls == nil {
+		m.pulls = new([]partialCopy)
+	}
+	for i := range *m.pulls {
+		if p := &(*m.pulls)[i]; p.node == node {
+			p.chunk, p.have = chunk, have
+			return
+		}
+	}
+	*m.pulls = append(*m.pulls, partialCopy{node: node, chunk: chunk, have: have})
+}
+
+// endPull forgets node's partial copy, if any.
+func (m *ownedMeta) endPull(node trove.NodeID) {
+	if m.pulls == nil {
+		return
+	}
+	*m.pulls = slices.DeleteFunc(*m.pulls, func(p partialCopy) bool { return p.node == node })
+	if len(*m.pulls) == 0 {
+		m.pulls = nil
+	}
 }
 
 // borrower is one node borrowing an owned object.
@@ -180,6 +214,7 @@ func (t *ownerTable) releaseLocked(sh *ownerShard, node trove.NodeID, id trove.O
 	// A release means the node's entry, and its copy with it, is gone; a
 	// later borrow of the same node (counted here) has no copy yet.
 	b.copy = false
+	m.endPull(node)
 	if b.count--; b.count > 0 || !m.remove(node) {
 		return nil
 	}
@@ -187,7 +222,8 @@ func (t *ownerTable) releaseLocked(sh *ownerShard, node trove.NodeID, id trove.O
 	return m
 }
 
-// copied records that node holds a sealed copy of id.
+// copied records that node holds a sealed copy of id (its partial one, if
+// it had told of it, is now full).
 func (t *ownerTable) copied(node trove.NodeID, id trove.ObjectID) {
 	sh := t.shard(id)
 	sh.mu.Lock()
@@ -195,8 +231,46 @@ func (t *ownerTable) copied(node trove.NodeID, id trove.ObjectID) {
 	if m := sh.m[id]; m != nil {
 		if b := m.find(node); b != nil {
 			b.copy = true
+			m.endPull(node)
 		}
 	}
+}
+
+// pulling records that node, a borrower of id, is pulling it and holds the
+// chunks in have (of chunk bytes each). A node that does not borrow id (its
+// release crossed this message) is not recorded.
+func (t *ownerTable) pulling(node trove.NodeID, id trove.ObjectID, chunk int64, have swarm.Bitmap) {
+	sh := t.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if m := sh.m[id]; m != nil {
+		if b := m.find(node); b != nil && !b.copy {
+			m.setPull(node, chunk, have)
+		}
+	}
+}
+
+// pullEnded forgets node's partial copy of id: its pull failed.
+func (t *ownerTable) pullEnded(node trove.NodeID, id trove.ObjectID) {
+	sh := t.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if m := sh.m[id]; m != nil {
+		m.endPull(node)
+	}
+}
+
+// partials appends the partial copies of id (their bitmaps are the table's
+// own: the caller only reads them, and a later pulling replaces, never
+// changes, a bitmap).
+func (t *ownerTable) partials(id trove.ObjectID, dst []partialCopy) []partialCopy {
+	sh := t.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if m := sh.m[id]; m != nil && m.pulls != nil {
+		dst = append(dst, *m.pulls...)
+	}
+	return dst
 }
 
 // holders appends the nodes that hold sealed copies of id.
@@ -230,6 +304,7 @@ func (t *ownerTable) forgetNode(node trove.NodeID) int {
 				continue
 			}
 			n++
+			m.endPull(node)
 			if m.remove(node) {
 				delete(sh.m, id)
 				drop = append(drop, held{m.hold})
@@ -319,9 +394,18 @@ func (h *handler) HandleRequest(ctx context.Context, peer quic.Peer, op quic.Op,
 				n.own.release(req.from, u.id)
 			case updateCopied:
 				n.own.copied(req.from, u.id)
+			case updatePullEnd:
+				n.own.pullEnded(req.from, u.id)
 			}
 		}
 		return append(reply, wireVersion), nil
+	case opPulling:
+		if err := n.ownsLive(req.id); err != nil {
+			return reply, err
+		}
+		n.own.pulling(req.from, req.id, req.chunk, req.have)
+		n.ctr.pullRefreshes.Add(1)
+		return n.serveLocate(ctx, req.id, reply)
 	}
 	return reply, fmt.Errorf("cluster: unknown op %d", op)
 }
@@ -337,9 +421,12 @@ func (n *Node) ownsLive(id trove.ObjectID) error {
 	return nil
 }
 
-// serveLocate answers opLocate: once the object is sealed (the call waits
-// for it, as a future, until the caller gives up), its bytes if it is small,
-// else the nodes to pull it from: holders of copies first, this node last.
+// serveLocate answers opLocate and opPulling: once the object is sealed
+// (the call waits for it, as a future, until the caller gives up), its bytes
+// if it is small, else its locations: the holders of sealed copies first,
+// this node (the primary) next, then the nodes still pulling it with the
+// chunks each holds, at most maxHolders in all and maxPartialBytes of
+// bitmaps. Only members alive now are listed.
 func (n *Node) serveLocate(ctx context.Context, id trove.ObjectID, reply []byte) ([]byte, error) {
 	if err := n.ownsLive(id); err != nil {
 		return reply, err
@@ -352,24 +439,49 @@ func (n *Node) serveLocate(ctx context.Context, id trove.ObjectID, reply []byte)
 		return reply, err
 	}
 	defer obj.Release()
-	if int64(obj.Size()) <= n.inlineMax {
-		n.ctr.bytesOut.Add(int64(obj.Size()))
+	size := int64(obj.Size())
+	if size <= n.inlineMax {
+		n.ctr.bytesOut.Add(size)
 		return appendInlineReply(reply, obj.Bytes()), nil
 	}
+	alive := func(node trove.NodeID) (string, bool) {
+		m, ok := n.members.Lookup(node)
+		return m.Addr, ok && m.State == StateAlive && len(m.Addr) <= maxAddr && m.Addr != ""
+	}
 	var ids [8]trove.NodeID
-	addrs := make([]string, 0, 4)
+	locs := make([]location, 0, 4)
 	for _, node := range n.own.holders(id, ids[:0]) {
-		if m, ok := n.members.Lookup(node); ok && m.State == StateAlive && len(m.Addr) <= maxAddr && len(addrs) < maxHolders-1 {
-			addrs = append(addrs, m.Addr)
+		if addr, ok := alive(node); ok && len(locs) < maxHolders-1 {
+			locs = append(locs, location{addr: addr, full: true})
 		}
 	}
-	addrs = append(addrs, n.Addr())
-	return appendHoldersReply(reply, int64(obj.Size()), addrs), nil
+	locs = append(locs, location{addr: n.Addr(), full: true})
+	budget := maxPartialBytes
+	for _, p := range n.own.partials(id, nil) {
+		addr, ok := alive(p.node)
+		if !ok || len(locs) >= maxHolders || chunksOf(size, p.chunk) != int64(p.have.Len()) || p.have.Count() == 0 {
+			continue
+		}
+		if budget -= p.have.EncodedLen(); budget < 0 {
+			break
+		}
+		locs = append(locs, location{addr: addr, chunk: p.chunk, have: p.have})
+	}
+	return appendLocationsReply(reply, size, locs), nil
 }
 
-// ServeChunk serves bytes of an object this node holds: its primary or a copy.
+// ServeChunk serves bytes of an object this node holds: its primary, a copy,
+// or the chunks it has of a copy it is still pulling (servePartial).
 func (h *handler) ServeChunk(ctx context.Context, peer quic.Peer, id trove.ObjectID, off, size int64, w io.Writer) error {
 	n := (*Node)(h)
+	if f := n.serveHook.Load(); f != nil {
+		if err := (*f)(ctx, peer, id, off); err != nil {
+			return err
+		}
+	}
+	if served, err := n.servePartial(id, off, size, w); served {
+		return err
+	}
 	obj, err := n.local.PinByID(ctx, id)
 	if err != nil {
 		return err

@@ -26,8 +26,9 @@ const maxObjectSize = 1 << 62
 // Fetch brings a sealed copy of id into st: it asks the owner (waiting, as a
 // future, until the owner has sealed it), then writes the inline bytes of a
 // small object into a CreateCopy builder, or pulls a large one's chunks
-// straight into the builder from the holders the owner named (copies first,
-// the owner's primary last), seals it and tells the owner it holds a copy.
+// straight into the builder from the locations the owner named, several
+// holders at once (swarmPull, pull.go), seals it and tells the owner it holds
+// a copy.
 // Small objects are also kept in a bounded, lossy cache (smallCache), so that
 // fetching one again (its arena copy evicted, or dropped and borrowed anew)
 // asks nobody.
@@ -72,13 +73,13 @@ func (r *remote) Fetch(ctx context.Context, id trove.ObjectID, st *engine.Store)
 		return err
 	}
 	defer b.Ref().Drop()
-	if loc.holders == nil {
+	if loc.locs == nil {
 		n.ctr.remoteInline.Add(1)
 		copy(b.Bytes(), loc.inline)
 		n.small.put(id, loc.inline)
 	} else {
 		n.ctr.pulls.Add(1)
-		if err := n.pull(ctx, m, id, loc.holders, b.Bytes()); err != nil {
+		if err := n.swarmPull(ctx, m, id, loc, b.Bytes()); err != nil {
 			b.Abort()
 			return err
 		}
@@ -108,30 +109,6 @@ func (n *Node) copyInline(ctx context.Context, st *engine.Store, id trove.Object
 	}
 	n.outq.push(id.Node(), update{kind: updateCopied, id: id})
 	return nil
-}
-
-// pull reads id's bytes into dst from the first of holders that serves them all.
-func (n *Node) pull(ctx context.Context, owner Member, id trove.ObjectID, holders []string, dst []byte) error {
-	var last error
-	for _, addr := range holders {
-		if addr == n.Addr() {
-			continue // a copy this node held once, whose release the owner had not yet heard of
-		}
-		err := n.tr.Pull(ctx, addr, id, 0, dst)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ownerErr(ctx, err)
-		}
-		last = err
-		n.log.Info("cluster: pull from a holder failed; trying the next", "object", id, "holder", addr, "err", err)
-	}
-	if last == nil {
-		last = errors.New("it named no node but this one")
-	}
-	return &trove.NodeError{Kind: trove.ErrObjectLost, Node: owner.Name, Addr: owner.Addr, Object: id, Op: "pull",
-		Err: fmt.Errorf("none of the %d holders the owner named could serve it; the last said: %w", len(holders), last)}
 }
 
 // settle is the error of a call to id's owner that failed with err. An owner

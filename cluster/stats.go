@@ -24,11 +24,21 @@ type Stats struct {
 	OwedUpdates   int   // releases and new copies not yet sent to their owners
 	Futures       int   // this node's futures still referenced (future.go)
 	Results       int   // results this node stores for other nodes' futures
+
+	// Swarm pulls (pull.go).
+	ChunksPulled        int64 // chunks of large objects pulled into this node
+	PartialChunksServed int64 // chunks served from a copy this node was still pulling
+	MultiSourcePulls    int64 // pulls that took chunks from more than one holder
+	PullHolderFailures  int64 // chunk pulls that failed (a holder died, slowed past PullChunkTimeout, or failed mid-chunk)
+	PullRefreshes       int64 // as an owner: pulls' refreshes of locations served (opPulling)
+	PullsInProgress     int   // pulls under way now
 }
 
 // counters are a Node's Stats counters.
 type counters struct {
 	remoteGets, remoteInline, cacheHits, pulls, fetchErrors, bytesIn, bytesOut atomic.Int64
+
+	chunksPulled, partialChunksServed, multiSourcePulls, pullHolderFailures, pullRefreshes atomic.Int64
 }
 
 // Stats returns the node's cluster counters.
@@ -38,6 +48,10 @@ func (n *Node) Stats() Stats {
 		FetchErrors: n.ctr.fetchErrors.Load(), BytesIn: n.ctr.bytesIn.Load(), BytesOut: n.ctr.bytesOut.Load(),
 		OwnedBorrowed: n.own.len(), Borrowing: n.bor.len(), OwedUpdates: n.outq.pending(),
 		Futures: n.Futures(), Results: n.Results(),
+
+		ChunksPulled: n.ctr.chunksPulled.Load(), PartialChunksServed: n.ctr.partialChunksServed.Load(),
+		MultiSourcePulls: n.ctr.multiSourcePulls.Load(), PullHolderFailures: n.ctr.pullHolderFailures.Load(),
+		PullRefreshes: n.ctr.pullRefreshes.Load(), PullsInProgress: n.pulls.len(),
 	}
 	for _, m := range n.members.Members() {
 		if m.State == StateAlive {

@@ -21,7 +21,7 @@ func openNode(ctx context.Context, cfg config, scfg engine.Config, logger *slog.
 		CertsDir: cfg.CertsDir, Insecure: cfg.Insecure,
 		RequestTimeout: cfg.RequestTimeout, ProbeInterval: cfg.ProbeInterval, ProbeTimeout: cfg.ProbeTimeout,
 		GossipInterval: cfg.GossipInterval, SuspicionMult: cfg.SuspicionMult,
-		Logger: logger,
+		PullSources: cfg.PullSources, Logger: logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster node on %s (-listen): %w", cfg.Listen, err)
@@ -78,6 +78,18 @@ var clusterMetrics = []struct {
 		prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.BytesIn) }},
 	{prometheus.NewDesc("trove_cluster_bytes_out_total", "Object bytes served to other nodes.", nil, nil),
 		prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.BytesOut) }},
+	{prometheus.NewDesc("trove_cluster_chunks_pulled_total", "Chunks of large objects pulled into this node.", nil, nil),
+		prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.ChunksPulled) }},
+	{prometheus.NewDesc("trove_cluster_partial_chunks_served_total", "Chunks served from copies this node was still pulling.", nil, nil),
+		prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.PartialChunksServed) }},
+	{prometheus.NewDesc("trove_cluster_multi_source_pulls_total", "Pulls that took chunks from more than one holder.", nil, nil),
+		prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.MultiSourcePulls) }},
+	{prometheus.NewDesc("trove_cluster_pull_holder_failures_total", "Chunk pulls that failed (a holder died, slowed or failed mid-chunk); the chunk was asked of another.", nil, nil),
+		prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.PullHolderFailures) }},
+	{prometheus.NewDesc("trove_cluster_pull_refreshes_total", "As an owner: pulls' refreshes of their objects' locations served.", nil, nil),
+		prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.PullRefreshes) }},
+	{prometheus.NewDesc("trove_cluster_pulls_in_progress", "Pulls under way on this node.", nil, nil),
+		prometheus.GaugeValue, func(s *cluster.Stats) float64 { return float64(s.PullsInProgress) }},
 }
 
 // clusterCollector reads the node's cluster.Stats at each scrape.

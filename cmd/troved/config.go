@@ -45,6 +45,7 @@ type config struct {
 	// Membership and request timing (zero: the cluster's defaults).
 	ProbeInterval, ProbeTimeout, GossipInterval, RequestTimeout time.Duration
 	SuspicionMult                                               int
+	PullSources                                                 int // cluster.Config.PullSources
 }
 
 // setting is one configuration key: its flag, environment variable and config
@@ -77,6 +78,7 @@ var settings = []setting{
 	{key: "gossip-interval", env: "TROVE_GOSSIP_INTERVAL", usage: "membership: how often (a `DURATION`) gossip is sent"},
 	{key: "suspicion-mult", env: "TROVE_SUSPICION_MULT", usage: "membership: suspicion timeout as a multiple (a `NUMBER`) of the probe interval"},
 	{key: "request-timeout", env: "TROVE_REQUEST_TIMEOUT", usage: "bound (a `DURATION`) on a control request to another node (default 5s)"},
+	{key: "pull-sources", env: "TROVE_PULL_SOURCES", usage: "holders (a `NUMBER`) one pull of a large object takes chunks from at once: 0 every holder, nodes still pulling it included (a swarm); 1 one sealed copy at a time (default 0)"},
 	{key: "shutdown-grace", env: "TROVE_SHUTDOWN_GRACE", def: "10s", usage: "how long (a `DURATION`: 10s, 500ms) requests in progress may run after SIGTERM before they are failed"},
 }
 
@@ -335,8 +337,13 @@ func parseCluster(cfg config, vals map[string]value, bad func(string, error) err
 			return config{}, bad("suspicion-mult", errors.New("want a positive whole number"))
 		}
 	}
+	if v, ok := vals["pull-sources"]; ok && v.text != "" {
+		if cfg.PullSources, err = strconv.Atoi(v.text); err != nil || cfg.PullSources < 0 {
+			return config{}, bad("pull-sources", errors.New("want 0 (every holder), 1 (one at a time) or more"))
+		}
+	}
 	if cfg.Listen == "" {
-		for _, k := range []string{"join", "certs-dir", "name", "probe-interval", "probe-timeout", "gossip-interval", "suspicion-mult", "request-timeout"} {
+		for _, k := range []string{"join", "certs-dir", "name", "probe-interval", "probe-timeout", "gossip-interval", "suspicion-mult", "request-timeout", "pull-sources"} {
 			if v, ok := vals[k]; ok && v.text != "" {
 				return config{}, fmt.Errorf("%s (from %s) is a cluster setting: give -listen HOST:PORT too, or drop it", k, v.source)
 			}

@@ -139,6 +139,8 @@ func TestConfigErrors(t *testing.T) {
 		{"listen without port", []string{"-listen", "127.0.0.1", "-insecure"}, nil, []string{`listen "127.0.0.1" (from flag -listen)`, "host:port"}},
 		{"bad probe interval", []string{"-listen", ":0", "-insecure", "-probe-interval", "fast"}, nil, []string{`probe-interval "fast"`, "positive duration"}},
 		{"bad suspicion mult", []string{"-listen", ":0", "-insecure", "-suspicion-mult", "0"}, nil, []string{"suspicion-mult", "positive whole number"}},
+		{"bad pull sources", []string{"-listen", ":0", "-insecure", "-pull-sources", "-1"}, nil, []string{"pull-sources", "0 (every holder)"}},
+		{"pull sources without listen", []string{"-pull-sources", "1"}, nil, []string{"pull-sources (from flag -pull-sources) is a cluster setting"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,14 +161,14 @@ func TestConfigErrors(t *testing.T) {
 func TestConfigCluster(t *testing.T) {
 	cfg, err := loadConfig([]string{"-listen", "127.0.0.1:7100", "-join", "127.0.0.1:7101,127.0.0.1:7102", "-join", "127.0.0.1:7103",
 		"-certs-dir", "/etc/trove/node", "-name", "n1", "-probe-interval", "100ms", "-probe-timeout", "50ms",
-		"-gossip-interval", "20ms", "-suspicion-mult", "2", "-request-timeout", "2s"}, envOf(nil), io.Discard)
+		"-gossip-interval", "20ms", "-suspicion-mult", "2", "-request-timeout", "2s", "-pull-sources", "1"}, envOf(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Listen != "127.0.0.1:7100" || !slices.Equal(cfg.Join, []string{"127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"}) ||
 		cfg.CertsDir != "/etc/trove/node" || cfg.Insecure || cfg.Name != "n1" || cfg.ProbeInterval != 100*time.Millisecond ||
 		cfg.ProbeTimeout != 50*time.Millisecond || cfg.GossipInterval != 20*time.Millisecond || cfg.SuspicionMult != 2 ||
-		cfg.RequestTimeout != 2*time.Second {
+		cfg.RequestTimeout != 2*time.Second || cfg.PullSources != 1 {
 		t.Fatalf("cluster config: %+v", cfg)
 	}
 	cfg, err = loadConfig(nil, envOf(nil), io.Discard)

@@ -1,0 +1,562 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/net/quic"
+	"github.com/trovedb/trove/swarm"
+)
+
+// Swarm pulls: a large object is pulled in chunks from every node that holds
+// some of it at once, chosen by a swarm.Scheduler, and a node still pulling
+// serves the chunks it has to the others.
+//
+// The puller's side (swarmPull) is one event loop per pull: it asks the
+// scheduler for work and starts a goroutine per chunk (net/quic Pull of that
+// chunk, straight into the builder's arena bytes); it reports each chunk's
+// end back to the scheduler; every Config.PullRefresh it tells the owner
+// which chunks it holds and learns the object's locations again (opPulling:
+// one request does both, so the owner pushes nothing and keeps no timers;
+// a refresh also picks up peers that started after this one). The loop
+// holds the only reference to the scheduler: no lock guards it.
+//
+// The serving side: a pull in progress is registered in the node's
+// pullTable; ServeChunk answers a chunk of it from the builder's bytes if
+// every chunk the range covers has arrived. The bytes are copied out under
+// the pull's read lock and written to the stream after it is dropped, so a
+// slow reader never delays the pull's end: the pull's close takes the write
+// lock, and from then on (Seal or Abort frees or freezes the bytes) nobody
+// reads them. The copy costs one memcpy per chunk served from a partial copy;
+// chunks of sealed copies are written from the store's memory as before.
+//
+// One writer per chunk: a chunk is asked of one holder at a time (the
+// scheduler's SlowAfter re-asks are not used, since two pulls of one chunk
+// would write the same builder bytes at once, one of them possibly while
+// the chunk is served). A slow holder's chunk is given up after
+// Config.PullChunkTimeout and asked of another.
+
+// maxHolderFailures is the failed chunks in a row after which a holder is
+// dropped for the rest of a pull.
+const maxHolderFailures = 3
+
+// maxStuckRefreshes is how many refreshes a pull that no holder can finish
+// waits for a partial holder to get the missing chunks before it fails.
+const maxStuckRefreshes = 5
+
+// pullTable holds this node's pulls in progress, for ServeChunk.
+type pullTable struct {
+	mu sync.Mutex
+	m  map[trove.ObjectID]*pulling // guarded by mu
+}
+
+// pulling is one pull in progress as servers see it.
+type pulling struct {
+	size, chunk int64
+
+	mu   sync.RWMutex // read: copying served bytes out of buf; write: marking chunks, closing
+	buf  []byte       // the builder's bytes; nil once the pull ended (guarded by mu)
+	have swarm.Bitmap // chunks of buf that hold their bytes (guarded by mu)
+}
+
+func (t *pullTable) add(id trove.ObjectID, p *pulling) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[trove.ObjectID]*pulling{}
+	}
+	if t.m[id] != nil {
+		return false
+	}
+	t.m[id] = p
+	return true
+}
+
+func (t *pullTable) remove(id trove.ObjectID, p *pulling) {
+	t.mu.Lock()
+	if t.m[id] == p {
+		delete(t.m, id)
+	}
+	t.mu.Unlock()
+	p.mu.Lock()
+	p.buf = nil // no server reads the bytes from here on
+	p.mu.Unlock()
+}
+
+func (t *pullTable) get(id trove.ObjectID) *pulling {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[id]
+}
+
+// len is the number of pulls in progress.
+func (t *pullTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
+
+// chunkBufs holds the buffers chunks of partial copies are served from.
+var chunkBufs sync.Pool
+
+// errPartial: this node is still pulling the object and lacks some of the
+// bytes asked for. It matches trove.ErrObjectEvicted (this node has no copy
+// of them): the asker drops this node as a holder for its pull.
+func errPartial(name string, id trove.ObjectID, off, size int64) error {
+	return fmt.Errorf("node %s is still pulling %s and does not hold all of bytes [%d, +%d) yet; ask another holder (it advertised only the chunks it has): %w",
+		name, id, off, size, trove.ErrObjectEvicted)
+}
+
+// servePartial serves [off, off+size) of id from a pull in progress, if
+// there is one: served reports whether it answered (with err).
+func (n *Node) servePartial(id trove.ObjectID, off, size int64, w io.Writer) (served bool, err error) {
+	p := n.pulls.get(id)
+	if p == nil {
+		return false, nil
+	}
+	p.mu.RLock()
+	if p.buf == nil { // ended: sealed (PinByID serves it) or aborted
+		p.mu.RUnlock()
+		return false, nil
+	}
+	if off < 0 || size <= 0 || off > p.size || size > p.size-off {
+		p.mu.RUnlock()
+		return true, fmt.Errorf("chunk [%d, +%d) of %s is outside its %d bytes: %w", off, size, id, p.size, trove.ErrUnknownObject)
+	}
+	for c := off / p.chunk; c <= (off+size-1)/p.chunk; c++ {
+		if !p.have.Has(swarm.Chunk(c)) {
+			p.mu.RUnlock()
+			return true, errPartial(n.cfg.Name, id, off, size)
+		}
+	}
+	bp, _ := chunkBufs.Get().(*[]byte)
+	if bp == nil || int64(cap(*bp)) < size {
+		b := make([]byte, size)
+		bp = &b
+	}
+	buf := (*bp)[:size]
+	copy(buf, p.buf[off:off+size])
+	p.mu.RUnlock()
+	k, err := w.Write(buf)
+	chunkBufs.Put(bp)
+	n.ctr.bytesOut.Add(int64(k))
+	n.ctr.partialChunksServed.Add(1)
+	return true, err
+}
+
+// pullChunkSize is the chunk a pull asks of one holder at a time: the
+// transport's unit, Config.ChunkSize.
+func (n *Node) pullChunkSize() int64 {
+	if n.cfg.ChunkSize > 0 {
+		return int64(n.cfg.ChunkSize)
+	}
+	return quic.DefaultChunkSize
+}
+
+// source is one holder as a pull sees it.
+type source struct {
+	addr     string
+	active   bool // given to the scheduler (PullSources may cap how many are)
+	retiring bool // no longer listed or dropped: removed once its chunks in flight end
+	banned   bool // failed: never asked again in this pull
+	fails    int  // failed chunks in a row
+	lastErr  error
+}
+
+// chunkResult is a chunk pull's end.
+type chunkResult struct {
+	a   swarm.Assignment
+	err error
+}
+
+// refreshResult is an opPulling's answer.
+type refreshResult struct {
+	locs []location
+	err  error
+}
+
+// puller is one swarm pull's state, owned by its event loop (swarmPull).
+type puller struct {
+	n      *Node
+	owner  Member
+	id     trove.ObjectID
+	size   int64
+	chunk  int64
+	dst    []byte
+	sched  *swarm.Scheduler
+	p      *pulling // registered for ServeChunk; nil for a single-source pull
+	srcs   map[string]*source
+	order  []*source // in the order first listed
+	limit  int       // sources active at once (0: all)
+	locs   []location
+	failed int // chunks failed in all
+	last   error
+}
+
+// swarmPull reads the object's bytes into dst (its builder's) from the
+// locations the owner named (loc), per the package doc above.
+func (n *Node) swarmPull(ctx context.Context, owner Member, id trove.ObjectID, loc locateReply, dst []byte) error {
+	chunk := n.pullChunkSize()
+	pl := &puller{
+		n: n, owner: owner, id: id, size: loc.size, chunk: chunk, dst: dst,
+		sched: swarm.New(loc.size, swarm.Config{ChunkSize: chunk, RetryAfter: min(n.cfg.PullRefresh, 100*time.Millisecond), Seed: swarm.SeedOf(n.Addr())}),
+		srcs:  map[string]*source{}, limit: n.cfg.PullSources, locs: loc.locs,
+	}
+	swarming := n.cfg.PullSources != 1
+	if swarming {
+		pl.p = &pulling{size: loc.size, chunk: chunk, buf: dst, have: swarm.NewBitmap(pl.sched.Chunks())}
+		if !n.pulls.add(id, pl.p) {
+			pl.p = nil // cannot happen (one Fetch per ID); serve nothing rather than the wrong bytes
+		}
+	}
+	err := pl.run(ctx, swarming)
+	if pl.p != nil {
+		n.pulls.remove(id, pl.p)
+	}
+	if pl.sched.Stats().Sources > 1 {
+		n.ctr.multiSourcePulls.Add(1)
+	}
+	return err
+}
+
+// run is the pull's event loop; it returns once no chunk pull or refresh of
+// it is running.
+func (pl *puller) run(ctx context.Context, swarming bool) (err error) {
+	n := pl.n
+	ctx, cancel := context.WithCancelCause(ctx)
+	stopLife := context.AfterFunc(n.life, func() {
+		cancel(fmt.Errorf("node %s is closing: %w", n.cfg.Name, trove.ErrClosed))
+	})
+	defer stopLife()
+	var wg sync.WaitGroup
+	results := make(chan chunkResult, 64)
+	refreshes := make(chan refreshResult, 1)
+	workers, refreshing, told := 0, false, false
+	defer func() {
+		cancel(nil)
+		for workers > 0 {
+			<-results
+			workers--
+		}
+		wg.Wait()
+		if err != nil && told {
+			n.outq.push(pl.id.Node(), update{kind: updatePullEnd, id: pl.id})
+		}
+	}()
+	refresh := func() {
+		if refreshing || !swarming {
+			return
+		}
+		refreshing, told = true, true
+		have := pl.sched.Have()
+		wg.Go(func() {
+			locs, err := n.refreshLocations(ctx, pl.owner, pl.id, pl.chunk, have)
+			refreshes <- refreshResult{locs, err}
+		})
+	}
+	pl.apply(pl.locs, false)
+	tick := time.NewTicker(n.cfg.PullRefresh)
+	defer tick.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	stuckRefreshes := 0
+	for {
+		if ctx.Err() != nil {
+			return ownerErr(ctx, fmt.Errorf("pull %s: %w", pl.id, context.Cause(ctx)))
+		}
+		now := time.Now()
+		for {
+			a, ok := pl.sched.Next(now)
+			if !ok {
+				break
+			}
+			workers++
+			wg.Go(func() {
+				cctx, cancel := context.WithTimeout(ctx, n.cfg.PullChunkTimeout)
+				err := n.tr.Pull(cctx, string(a.Peer), pl.id, a.Off, pl.dst[a.Off:a.Off+a.Len])
+				cancel()
+				results <- chunkResult{a, err}
+			})
+		}
+		if pl.sched.Complete() && workers == 0 {
+			return nil
+		}
+		// No holder has some missing chunk: learn the locations again at
+		// once; then, while partial holders may still get it, at each
+		// tick, up to maxStuckRefreshes without a chunk arriving.
+		if workers == 0 && !refreshing && pl.sched.Stuck() {
+			if !swarming || stuckRefreshes > maxStuckRefreshes || stuckRefreshes > 0 && !pl.partials() {
+				return pl.lost()
+			}
+			if stuckRefreshes == 0 {
+				stuckRefreshes++
+				refresh()
+			}
+		}
+		if pl.failed > 3*pl.sched.Chunks()+8 {
+			return pl.lost()
+		}
+		if t, ok := pl.sched.Wake(now); ok {
+			wake.Reset(time.Until(t))
+		}
+		select {
+		case <-ctx.Done():
+			return ownerErr(ctx, fmt.Errorf("pull %s: %w", pl.id, context.Cause(ctx)))
+		case r := <-results:
+			workers--
+			if ctx.Err() != nil {
+				continue
+			}
+			if pl.chunkEnded(r, now) {
+				stuckRefreshes = 0
+			}
+		case r := <-refreshes:
+			refreshing = false
+			if r.err != nil {
+				n.log.Info("cluster: a pull's refresh of its object's locations failed; pulling on from the holders known", "object", pl.id, "owner", pl.owner.Name, "err", r.err)
+				continue
+			}
+			pl.apply(r.locs, len(r.locs) >= maxHolders)
+		case <-tick.C:
+			if workers == 0 && pl.sched.Stuck() {
+				stuckRefreshes++
+			}
+			refresh()
+		case <-wake.C:
+		}
+	}
+}
+
+// partials reports whether a partial holder (a node still pulling, which
+// may yet get the chunks no one has) is among the active sources.
+func (pl *puller) partials() bool {
+	for _, l := range pl.locs {
+		if s := pl.srcs[l.addr]; !l.full && s != nil && s.active {
+			return true
+		}
+	}
+	return false
+}
+
+// chunkEnded handles a chunk pull's end; it reports whether the chunk arrived.
+func (pl *puller) chunkEnded(r chunkResult, now time.Time) bool {
+	s := pl.srcs[string(r.a.Peer)]
+	if r.err == nil {
+		if pl.p != nil {
+			pl.p.mu.Lock()
+			pl.p.have.Set(r.a.Chunk)
+			pl.p.mu.Unlock()
+		}
+		pl.sched.Done(r.a)
+		pl.n.ctr.chunksPulled.Add(1)
+		s.fails = 0
+		pl.settle(s)
+		return true
+	}
+	n := pl.n
+	n.ctr.pullHolderFailures.Add(1)
+	pl.failed++
+	pl.last, s.lastErr = r.err, r.err
+	pl.sched.Failed(r.a, now)
+	s.fails++
+	if gone(r.err) || s.fails >= maxHolderFailures {
+		if !s.banned {
+			n.log.Info("cluster: a holder failed during a pull; pulling its chunks from others", "object", pl.id, "holder", s.addr, "err", r.err)
+		}
+		s.banned = true
+		pl.retire(s)
+		pl.apply(pl.locs, true) // a capped pull (PullSources) takes the next holder
+	}
+	pl.settle(s)
+	return false
+}
+
+// gone reports whether a chunk's error means its holder cannot serve the
+// object at all (it is unreachable, closing, or has no copy), rather than
+// that this one chunk failed (mid-chunk, or too slow).
+func gone(err error) bool {
+	var re *quic.RemoteError
+	if errors.As(err, &re) {
+		return errors.Is(err, trove.ErrObjectEvicted) || errors.Is(err, trove.ErrUnknownObject) ||
+			errors.Is(err, trove.ErrObjectFreed) || errors.Is(err, trove.ErrObjectAborted) || errors.Is(err, trove.ErrClosed)
+	}
+	return errors.Is(err, trove.ErrNodeUnreachable) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// retire stops giving s new chunks; it is removed from the scheduler once
+// its chunks in flight end (never before: a chunk is pulled by one
+// goroutine at a time).
+func (pl *puller) retire(s *source) {
+	if !s.active {
+		return
+	}
+	s.active, s.retiring = false, true
+	pl.sched.SetHolder(swarm.PeerID(s.addr), swarm.Bitmap{})
+	pl.settle(s)
+}
+
+// settle removes a retiring source with nothing in flight.
+func (pl *puller) settle(s *source) {
+	if s.retiring && pl.sched.InFlight(swarm.PeerID(s.addr)) == 0 {
+		s.retiring = false
+		pl.sched.RemoveHolder(swarm.PeerID(s.addr))
+	}
+}
+
+// apply takes the owner's list of locations: each holder not dropped is
+// given to the scheduler with the chunks it has (at most PullSources of them
+// at once), and holders no longer listed are retired, unless the list may
+// have been cut (truncated).
+func (pl *puller) apply(locs []location, truncated bool) {
+	self := pl.n.Addr()
+	pl.locs = locs
+	listed := map[string]bool{}
+	active := 0
+	for _, s := range pl.order {
+		if s.active {
+			active++
+		}
+	}
+	n := pl.sched.Chunks()
+	for _, l := range locs {
+		if l.addr == self || (!l.full && pl.p == nil) {
+			continue // this node; partial copies are for swarm pulls only
+		}
+		listed[l.addr] = true
+		s := pl.srcs[l.addr]
+		if s == nil {
+			s = &source{addr: l.addr}
+			pl.srcs[l.addr] = s
+			pl.order = append(pl.order, s)
+		}
+		if s.banned {
+			continue
+		}
+		if !s.active {
+			if pl.limit > 0 && active >= pl.limit {
+				continue
+			}
+			s.active, s.retiring = true, false
+			active++
+		}
+		if l.full {
+			pl.sched.SetHolder(swarm.PeerID(l.addr), swarm.FullBitmap(n))
+		} else {
+			pl.sched.SetHolder(swarm.PeerID(l.addr), rechunk(l.have, l.chunk, pl.size, pl.chunk))
+		}
+	}
+	if truncated {
+		return
+	}
+	for _, s := range pl.order {
+		if s.active && !listed[s.addr] {
+			pl.retire(s)
+		}
+	}
+}
+
+// rechunk converts a holder's bitmap of src-byte chunks into this pull's
+// chunks of dst bytes: a chunk is held if every source chunk it overlaps is.
+func rechunk(have swarm.Bitmap, src, size, dst int64) swarm.Bitmap {
+	if src == dst {
+		return have
+	}
+	n := int(chunksOf(size, dst))
+	out := swarm.NewBitmap(n)
+next:
+	for c := range n {
+		lo := int64(c) * dst
+		hi := min(size, lo+dst)
+		for k := lo / src; k <= (hi-1)/src; k++ {
+			if !have.Has(swarm.Chunk(k)) {
+				continue next
+			}
+		}
+		out.Set(swarm.Chunk(c))
+	}
+	return out
+}
+
+// lost is the error of a pull no holder can finish.
+func (pl *puller) lost() error {
+	missing := 0
+	for c := range pl.sched.Chunks() {
+		if !pl.sched.Held(swarm.Chunk(c)) {
+			missing++
+		}
+	}
+	dropped := 0
+	for _, s := range pl.order {
+		if s.banned {
+			dropped++
+		}
+	}
+	why := "none of them has the missing chunks"
+	if pl.last != nil {
+		why = fmt.Sprintf("the last failure: %v", pl.last)
+	}
+	return &trove.NodeError{Kind: trove.ErrObjectLost, Node: pl.owner.Name, Addr: pl.owner.Addr, Object: pl.id, Op: "pull",
+		Err: fmt.Errorf("%d of %d chunks missing after %d failed chunk pulls; %d of the %d holders the owner named failed and were dropped; %s",
+			missing, pl.sched.Chunks(), pl.failed, dropped, len(pl.order), why)}
+}
+
+// refreshLocations tells id's owner which chunks this node holds (opPulling)
+// and returns the object's locations now.
+func (n *Node) refreshLocations(ctx context.Context, owner Member, id trove.ObjectID, chunk int64, have swarm.Bitmap) ([]location, error) {
+	req, rep := bufs.Get(), bufs.Get()
+	defer bufs.Put(req)
+	defer bufs.Put(rep)
+	req.B = appendPulling(req.B[:0], n.self, id, chunk, have)
+	if err := n.request(ctx, owner.Addr, opPulling, req.B, &rep.B); err != nil {
+		return nil, err
+	}
+	loc, err := decodeLocateReply(rep.B, maxObjectSize)
+	if err != nil {
+		return nil, fmt.Errorf("locations of %s from node %s: %w", id, owner.Name, err)
+	}
+	if loc.locs == nil {
+		return nil, fmt.Errorf("locations of %s from node %s: %w: an inline reply to a pull's refresh", id, owner.Name, errMessage)
+	}
+	return loc.locs, nil
+}
+
+// Location is one node holding some or all of an object's bytes, as its
+// owner knows it.
+type Location struct {
+	Node   string // the member's name
+	Addr   string
+	Full   bool // a sealed copy: the primary (on the owner) or a copy
+	Chunks int  // a partial copy's chunks held (0 if Full)
+	Of     int  // and the object's chunks in that node's chunk size
+}
+
+// Locations lists the nodes holding id, an object this node owns, as it
+// knows them now: the copies (from the batched updates of their Gets), this
+// node's primary, and the nodes still pulling it with the chunks each said it
+// holds at its last refresh. An object no other node borrows lists only the
+// primary; one this node does not own gives nil.
+func (n *Node) Locations(id trove.ObjectID) []Location {
+	if id.Node() != n.self {
+		return nil
+	}
+	name := func(node trove.NodeID) (string, string) {
+		m, _ := n.members.Lookup(node)
+		return m.Name, m.Addr
+	}
+	var out []Location
+	for _, node := range n.own.holders(id, nil) {
+		nm, addr := name(node)
+		out = append(out, Location{Node: nm, Addr: addr, Full: true})
+	}
+	out = append(out, Location{Node: n.cfg.Name, Addr: n.Addr(), Full: true})
+	for _, p := range n.own.partials(id, nil) {
+		nm, addr := name(p.node)
+		out = append(out, Location{Node: nm, Addr: addr, Chunks: p.have.Count(), Of: p.have.Len()})
+	}
+	return out
+}
