@@ -33,7 +33,10 @@
 //
 // # Inspection
 //
-// Stats (stats.go) counts a node's remote gets, pulls and bytes in and out;
+// Stats (stats.go) counts a node's remote gets, pulls and bytes in and out,
+// and the swarm's chunks pulled, chunks served from partial copies,
+// multi-source pulls and holder failures; Locations lists an owned object's
+// full and partial copies as the owner knows them;
 // ClusterObjects (listing.go) asks every alive member for its object listing
 // (opObjects), bounded by a limit per node, for `trove memory -cluster`.
 //
@@ -56,8 +59,17 @@
 //     trove.ErrOwnerDied; a borrower's death drops its borrows at the owner;
 //     every control request but opLocate has Config.RequestTimeout, and a
 //     silent peer gives trove.ErrNodeUnreachable; holders that all fail a pull
-//     give trove.ErrObjectLost. A sealed copy a node holds keeps serving its
-//     local holders after the owner dies.
+//     give trove.ErrObjectLost, and so does a pull no holder left can finish
+//     (no holder has a missing chunk, and no partial holder gets it within
+//     a few refreshes). A sealed copy a node holds keeps serving its local
+//     holders after the owner dies.
+//   - A pull's chunk is pulled by one goroutine at a time (never raced by
+//     a re-ask), and served to peers only once it has arrived; a pull's
+//     bytes are served only while the pull runs (its close takes the
+//     write lock before Seal or Abort), then from the sealed copy.
+//   - The owner lists a partial copy only while its node borrows the object,
+//     is alive and pulls: the copied update, updatePullEnd, the release and
+//     the node's death each remove it.
 //   - Control messages (wire.go) are versioned, bounded, encoded into pooled
 //     buffers, have exactly one encoding each, and are fuzzed.
 //   - The CA's private key (CAKeyFile) is written only to the CA's directory,

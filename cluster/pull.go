@@ -41,8 +41,8 @@ import (
 // the chunk is served). A slow holder's chunk is given up after
 // Config.PullChunkTimeout and asked of another.
 
-// maxHolderFailures is the failed chunks in a row after which a holder is
-// dropped for the rest of a pull.
+// maxHolderFailures is the chunks in a row a holder fails with an error (not
+// a timeout) after which it is dropped for the rest of a pull.
 const maxHolderFailures = 3
 
 // maxStuckRefreshes is how many refreshes a pull that no holder can finish
@@ -194,8 +194,53 @@ type puller struct {
 	order  []*source // in the order first listed
 	limit  int       // sources active at once (0: all)
 	locs   []location
-	failed int // chunks failed in all
+	failed int // chunk pulls failed with an error or timeout in all
 	last   error
+
+	running   map[swarm.Chunk]*chunkWork // chunk pulls under way: one per chunk at most
+	preempted map[swarm.Chunk]int        // times each chunk's pull was given up as slow
+	avg       time.Duration              // moving average of a chunk's pull time (0 until one arrived)
+}
+
+// chunkWork is one chunk pull under way.
+type chunkWork struct {
+	a         swarm.Assignment
+	start     time.Time
+	stop      context.CancelCauseFunc
+	preempted bool
+}
+
+// errSlow ends a chunk pull given up as slow (preemptSlow).
+var errSlow = errors.New("the holder was slow to send the chunk; asking another holder")
+
+// minSlow is the least time a chunk pull runs before it may be given up as
+// slow: a chunk's time on a busy link varies, and an abandoned pull wastes
+// what it received.
+const minSlow = 50 * time.Millisecond
+
+// maxPreempt is how often one chunk's pull may be given up as slow: then it
+// runs to its end or PullChunkTimeout, so that chunks cannot bounce between
+// holders that are all slower than the average.
+const maxPreempt = 1
+
+// preemptSlow gives up the chunk pulls running much longer than this pull's
+// chunks take (4× the average, at least minSlow, at most PullChunkTimeout)
+// whose chunk another holder could serve now: a holder that slowed loses its
+// chunks to the others. The chunk's goroutine ends (its context cancelled)
+// and reports the failure before the chunk is asked again, so no two pulls
+// of one chunk write its bytes at once.
+func (pl *puller) preemptSlow(now time.Time) {
+	if pl.avg == 0 {
+		return
+	}
+	slow := max(4*pl.avg, minSlow)
+	for c, w := range pl.running {
+		if !w.preempted && pl.preempted[c] < maxPreempt && now.Sub(w.start) > slow && pl.sched.Alternative(w.a, now) {
+			w.preempted = true
+			pl.preempted[c]++
+			w.stop(errSlow)
+		}
+	}
 }
 
 // swarmPull reads the object's bytes into dst (its builder's) from the
@@ -206,6 +251,7 @@ func (n *Node) swarmPull(ctx context.Context, owner Member, id trove.ObjectID, l
 		n: n, owner: owner, id: id, size: loc.size, chunk: chunk, dst: dst,
 		sched: swarm.New(loc.size, swarm.Config{ChunkSize: chunk, RetryAfter: min(n.cfg.PullRefresh, 100*time.Millisecond), Seed: swarm.SeedOf(n.Addr())}),
 		srcs:  map[string]*source{}, limit: n.cfg.PullSources, locs: loc.locs,
+		running: map[swarm.Chunk]*chunkWork{}, preempted: map[swarm.Chunk]int{},
 	}
 	swarming := n.cfg.PullSources != 1
 	if swarming {
@@ -276,13 +322,17 @@ func (pl *puller) run(ctx context.Context, swarming bool) (err error) {
 				break
 			}
 			workers++
+			wctx, stop := context.WithCancelCause(ctx)
+			pl.running[a.Chunk] = &chunkWork{a: a, start: now, stop: stop}
 			wg.Go(func() {
-				cctx, cancel := context.WithTimeout(ctx, n.cfg.PullChunkTimeout)
+				cctx, cancel := context.WithTimeout(wctx, n.cfg.PullChunkTimeout)
 				err := n.tr.Pull(cctx, string(a.Peer), pl.id, a.Off, pl.dst[a.Off:a.Off+a.Len])
 				cancel()
+				stop(nil)
 				results <- chunkResult{a, err}
 			})
 		}
+		pl.preemptSlow(now)
 		if pl.sched.Complete() && workers == 0 {
 			return nil
 		}
@@ -312,7 +362,7 @@ func (pl *puller) run(ctx context.Context, swarming bool) (err error) {
 			if ctx.Err() != nil {
 				continue
 			}
-			if pl.chunkEnded(r, now) {
+			if pl.chunkEnded(r, time.Now()) {
 				stuckRefreshes = 0
 			}
 		case r := <-refreshes:
@@ -345,8 +395,17 @@ func (pl *puller) partials() bool {
 
 // chunkEnded handles a chunk pull's end; it reports whether the chunk arrived.
 func (pl *puller) chunkEnded(r chunkResult, now time.Time) bool {
+	defer delete(pl.running, r.a.Chunk)
 	s := pl.srcs[string(r.a.Peer)]
 	if r.err == nil {
+		if w := pl.running[r.a.Chunk]; w != nil {
+			d := now.Sub(w.start)
+			if pl.avg == 0 {
+				pl.avg = d
+			} else {
+				pl.avg += (d - pl.avg) / 8
+			}
+		}
 		if pl.p != nil {
 			pl.p.mu.Lock()
 			pl.p.have.Set(r.a.Chunk)
@@ -360,10 +419,20 @@ func (pl *puller) chunkEnded(r chunkResult, now time.Time) bool {
 	}
 	n := pl.n
 	n.ctr.pullHolderFailures.Add(1)
-	pl.failed++
 	pl.last, s.lastErr = r.err, r.err
 	pl.sched.Failed(r.a, now)
-	s.fails++
+	// A chunk that was too slow (given up, or past PullChunkTimeout) backs
+	// its holder off and goes to another if one has it; only errors drop
+	// the holder. Errors and timeouts count against the pull (a holder that
+	// never answers ends it), chunks given up as slow (at most maxPreempt
+	// per chunk) do not.
+	slow := errors.Is(r.err, errSlow)
+	if !slow {
+		pl.failed++
+	}
+	if !slow && !errors.Is(r.err, context.DeadlineExceeded) {
+		s.fails++
+	}
 	if gone(r.err) || s.fails >= maxHolderFailures {
 		if !s.banned {
 			n.log.Info("cluster: a holder failed during a pull; pulling its chunks from others", "object", pl.id, "holder", s.addr, "err", r.err)

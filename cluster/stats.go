@@ -31,7 +31,7 @@ type Stats struct {
 	MultiSourcePulls    int64 // pulls that took chunks from more than one holder
 	PullHolderFailures  int64 // chunk pulls that failed (a holder died, slowed past PullChunkTimeout, or failed mid-chunk)
 	PullRefreshes       int64 // as an owner: pulls' refreshes of locations served (opPulling)
-	PullsInProgress     int   // pulls under way now
+	PullsInProgress     int   // swarm pulls under way now (serving the chunks they have)
 }
 
 // counters are a Node's Stats counters.

@@ -16,6 +16,8 @@ import (
 	"github.com/trovedb/trove/swarm"
 )
 
+const debugSwarm = false
+
 // swarmKnobs: 1 MiB chunks and fast refreshes, so that a test's pullers
 // learn of each other within a few chunks.
 func swarmKnobs(_ int, c *Config) {
@@ -51,7 +53,7 @@ func getAsync(ctx context.Context, n *Node, ref trove.Ref) <-chan []byte {
 	return ch
 }
 
-// TestSwarmBroadcast: four nodes pull one 48 MiB object at once. The owner
+// TestSwarmBroadcast: four nodes pull one 24 MiB object of 48 chunks at once. The owner
 // serves 24 chunks to B only and holds every other request until the test
 // lets go, so B stops part-way and C, D and E can get chunks only from B (a
 // partial copy) and each other: the owner's listing shows the four partial
@@ -60,9 +62,12 @@ func getAsync(ctx context.Context, n *Node, ref trove.Ref) <-chan []byte {
 // pulls from it alone.
 func TestSwarmBroadcast(t *testing.T) {
 	ctx := context.Background()
-	nodes := newCluster(t, 5, nil, swarmKnobs)
+	t0 := time.Now()
+	defer func() { t.Logf("phase: test body %v", time.Since(t0)) }()
+	const chunk = 512 << 10
+	nodes := newCluster(t, 5, nil, swarmKnobs, func(_ int, c *Config) { c.ChunkSize = chunk })
 	a, b := nodes[0], nodes[1]
-	const size = 48 << 20
+	const size = 48 * chunk
 	const half = 24
 	want := pattern(size, 21)
 	r, err := a.Put(ctx, want)
@@ -94,17 +99,28 @@ func TestSwarmBroadcast(t *testing.T) {
 	for i, n := range nodes[1:] {
 		got[i+1] = getAsync(ctx, n, refs[i+1])
 	}
+	start := time.Now()
 	// The owner lists the four partial copies, each of exactly the chunks
 	// it let B have.
 	awaitCond(t, "the owner lists 4 partial copies of 24 chunks", func() bool {
 		k := 0
 		for _, l := range a.Locations(r.ID()) {
-			if !l.Full && l.Chunks == half && l.Of == size>>20 {
+			if !l.Full && l.Chunks == half && l.Of == 2*half {
 				k++
 			}
 		}
-		return k == 4
+		if k == 4 {
+			return true
+		}
+		if time.Since(start) > 19*time.Second || debugSwarm && time.Since(start)%time.Second < 3*time.Millisecond {
+			t.Logf("locations %+v", a.Locations(r.ID()))
+			for _, n := range nodes {
+				t.Logf("%s: %+v", n.Name(), n.Stats())
+			}
+		}
+		return false
 	})
+	t.Logf("phase: partial copies listed after %v", time.Since(start))
 	if b.Stats().PullsInProgress != 1 {
 		t.Fatalf("B has %d pulls in progress while held, want 1", b.Stats().PullsInProgress)
 	}
@@ -114,6 +130,7 @@ func TestSwarmBroadcast(t *testing.T) {
 			t.Fatalf("%s pulled different bytes (%d of them: %.80q)", n.Name(), len(g), g)
 		}
 	}
+	t.Logf("phase: pulls done after %v", time.Since(start))
 	var partial, chunks int64
 	for _, n := range nodes[1:] {
 		st := n.Stats()
@@ -123,17 +140,17 @@ func TestSwarmBroadcast(t *testing.T) {
 	// Every chunk a puller pulled arrived once. C, D and E had their first
 	// 24 chunks from partial copies; the owner served at most B's 48 and
 	// the other 24 to each of C, D and E.
-	if chunks != 4*size>>20 {
-		t.Fatalf("%d chunks pulled by the 4 pullers, want %d", chunks, 4*size>>20)
+	if chunks != 4*2*half {
+		t.Fatalf("%d chunks pulled by the 4 pullers, want %d", chunks, 4*2*half)
 	}
-	maxOut := int64(size + 3*half<<20)
+	maxOut := int64(size + 3*half*chunk)
 	if out := a.Stats().BytesOut; out > maxOut {
 		t.Fatalf("the owner served %d bytes, want at most %d (one copy and the chunks none of the others had)", out, maxOut)
 	}
 	if partial < 3*half {
 		t.Fatalf("%d chunks served from partial copies, want at least %d", partial, 3*half)
 	}
-	t.Logf("owner egress %d MiB for 4 pulls of %d MiB; %d chunks from partial copies", a.Stats().BytesOut>>20, size>>20, partial)
+	t.Logf("owner egress %d KiB for 4 pulls of %d KiB; %d chunks from partial copies", a.Stats().BytesOut>>10, size>>10, partial)
 	awaitCond(t, "the owner forgets the partial copies once sealed", func() bool {
 		return len(a.own.partials(r.ID(), nil)) == 0 && len(a.own.holders(r.ID(), nil)) == 4
 	})
@@ -144,8 +161,8 @@ func TestSwarmBroadcast(t *testing.T) {
 }
 
 // TestSwarmPartialHolderDies: B is part-way through its pull (the owner lets
-// it have 12 chunks, then holds it) and serves C from its partial copy; on
-// C's fourth chunk request B crashes. C's pull loses B and completes from
+// it have 12 chunks, then holds it) and serves C from its partial copy; once
+// C has 3 chunks from it, B crashes on C's next request. C's pull loses B and completes from
 // the owner once it lets go.
 func TestSwarmPartialHolderDies(t *testing.T) {
 	ctx := context.Background()
@@ -175,11 +192,11 @@ func TestSwarmPartialHolderDies(t *testing.T) {
 	}
 	a.serveHook.Store(&hold)
 	defer a.serveHook.Store(nil)
-	var served atomic.Int64
 	var once sync.Once
 	crashed := make(chan struct{})
 	die := func(ctx context.Context, _ quic.Peer, _ trove.ObjectID, _ int64) error {
-		if served.Add(1) < 4 {
+		// While the owner holds C, every chunk C has came from B.
+		if c.Stats().ChunksPulled < 3 {
 			return nil
 		}
 		once.Do(func() {

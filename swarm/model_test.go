@@ -218,6 +218,22 @@ func (w *world) check() error {
 			return fmt.Errorf("InFlight(%s) %d, model %d", p, w.s.InFlight(p), w.inflight(p))
 		}
 	}
+	for _, o := range w.out {
+		want := false
+		for _, p := range w.peers {
+			if p == o.a.Peer || !w.live[p] || !w.haves[p].Has(o.a.Chunk) || w.inflight(p) >= w.cfg.PerPeer || w.now.Before(w.retry[p]) || w.held[o.a.Chunk] {
+				continue
+			}
+			asked := false
+			for _, q := range w.out {
+				asked = asked || q.a.Chunk == o.a.Chunk && q.a.Peer == p
+			}
+			want = want || !asked
+		}
+		if got := w.s.Alternative(o.a, w.now); got != want {
+			return fmt.Errorf("Alternative(%+v) %v, model %v", o.a, got, want)
+		}
+	}
 	held := 0
 	for c := range w.n {
 		if w.s.Held(Chunk(c)) != w.held[c] {

@@ -317,6 +317,30 @@ func (s *Scheduler) Next(now time.Time) (Assignment, bool) {
 	return s.assign(best, s.pick(elig, best, s.asks[best]), now, true), true
 }
 
+// Alternative reports whether a's chunk, not yet arrived, could be asked now
+// of a holder other than those it is asked of: one that has it, under
+// PerPeer and not backing off. A caller that cannot race two asks of one
+// chunk (the cluster writes chunks straight into place) uses it to give up a
+// slow ask (Failed) only when another holder can take the chunk.
+func (s *Scheduler) Alternative(a Assignment, now time.Time) bool {
+	if a.Chunk < 0 || int(a.Chunk) >= s.n || s.have.Has(a.Chunk) {
+		return false
+	}
+next:
+	for _, h := range s.order {
+		if h.id == a.Peer || !h.have.Has(a.Chunk) || len(h.inflight) >= s.cfg.PerPeer || now.Before(h.retryAt) {
+			continue
+		}
+		for _, o := range s.asks[a.Chunk] {
+			if o.h == h {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
+}
+
 // lastAsk is when chunk c was last asked.
 func (s *Scheduler) lastAsk(c Chunk) time.Time {
 	var t time.Time

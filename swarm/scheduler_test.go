@@ -404,3 +404,40 @@ func TestBitmapWire(t *testing.T) {
 		t.Fatal("the zero Bitmap holds nothing")
 	}
 }
+
+func TestAlternative(t *testing.T) {
+	s := New(2, Config{ChunkSize: 1, PerPeer: 1, RetryAfter: time.Second})
+	s.SetHolder("a", FullBitmap(2))
+	a0, _ := s.Next(t0)
+	if s.Alternative(a0, t0) {
+		t.Fatal("an alternative with one holder")
+	}
+	s.SetHolder("b", bitmapOf(2, 1-a0.Chunk))
+	if s.Alternative(a0, t0) {
+		t.Fatal("b lacks the chunk, yet is an alternative")
+	}
+	s.SetHolder("b", FullBitmap(2))
+	if !s.Alternative(a0, t0) {
+		t.Fatal("b has the chunk and room: an alternative")
+	}
+	b1, _ := s.Next(t0) // b's one slot taken
+	if b1.Peer != "b" || s.Alternative(a0, t0) {
+		t.Fatalf("b is full (%v), yet an alternative", b1)
+	}
+	s.Failed(a0, t0) // a backs off; the chunk goes back
+	s.Done(b1)
+	c, ok := s.Next(t0)
+	if !ok || c.Peer != "b" || c.Chunk != a0.Chunk {
+		t.Fatalf("after a's failure got %v %v, want its chunk of b", c, ok)
+	}
+	if s.Alternative(c, t0) {
+		t.Fatal("a is backing off, yet an alternative")
+	}
+	if !s.Alternative(c, t0.Add(time.Second)) {
+		t.Fatal("a's backoff is over: an alternative")
+	}
+	s.Done(c)
+	if s.Alternative(c, t0.Add(time.Second)) || !s.Complete() {
+		t.Fatal("an arrived chunk has no alternative")
+	}
+}

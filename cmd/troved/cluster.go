@@ -88,7 +88,7 @@ var clusterMetrics = []struct {
 		prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.PullHolderFailures) }},
 	{prometheus.NewDesc("trove_cluster_pull_refreshes_total", "As an owner: pulls' refreshes of their objects' locations served.", nil, nil),
 		prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.PullRefreshes) }},
-	{prometheus.NewDesc("trove_cluster_pulls_in_progress", "Pulls under way on this node.", nil, nil),
+	{prometheus.NewDesc("trove_cluster_pulls_in_progress", "Swarm pulls under way on this node (serving the chunks they have).", nil, nil),
 		prometheus.GaugeValue, func(s *cluster.Stats) float64 { return float64(s.PullsInProgress) }},
 }
 
