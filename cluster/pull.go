@@ -313,7 +313,7 @@ func (pl *puller) run(ctx context.Context, swarming bool) (err error) {
 	stuckRefreshes := 0
 	for {
 		if ctx.Err() != nil {
-			return ownerErr(ctx, fmt.Errorf("pull %s: %w", pl.id, context.Cause(ctx)))
+			return ownerErr(ctx, fmt.Errorf("pull %s: %w", pl.id, trove.ContextError(ctx)))
 		}
 		now := time.Now()
 		for {
@@ -356,7 +356,7 @@ func (pl *puller) run(ctx context.Context, swarming bool) (err error) {
 		}
 		select {
 		case <-ctx.Done():
-			return ownerErr(ctx, fmt.Errorf("pull %s: %w", pl.id, context.Cause(ctx)))
+			return ownerErr(ctx, fmt.Errorf("pull %s: %w", pl.id, trove.ContextError(ctx)))
 		case r := <-results:
 			workers--
 			if ctx.Err() != nil {
