@@ -35,7 +35,7 @@
 //
 // Stats (stats.go) counts a node's remote gets, pulls and bytes in and out,
 // and the swarm's chunks pulled, chunks served from partial copies,
-// multi-source pulls and holder failures; Locations lists an owned object's
+// multi-source pulls and holder failures; Holders lists an owned object's
 // full and partial copies as the owner knows them;
 // ClusterObjects (listing.go) asks every alive member for its object listing
 // (opObjects), bounded by a limit per node, for `trove memory -cluster`.

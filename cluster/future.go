@@ -334,14 +334,14 @@ func (n *Node) locateFuture(ctx context.Context, id trove.ObjectID, f *future, r
 			n.ctr.bytesOut.Add(int64(obj.Size()))
 			return appendInlineReply(reply, obj.Bytes()), nil
 		}
-		return appendHoldersReply(reply, int64(obj.Size()), n.holderAddrs(id, trove.NodeID{})), nil
+		return appendLocationsReply(reply, int64(obj.Size()), fullLocations(n.holderAddrs(id, trove.NodeID{}))), nil
 	}
 	m, ok := n.members.Lookup(holder)
 	if !ok || m.State == StateDead || m.State == StateLeft {
 		return reply, &trove.NodeError{Kind: trove.ErrObjectLost, Node: holder.String(), Object: id, Op: "locate",
 			Err: errors.New("the node holding the result has left the cluster")}
 	}
-	return appendHoldersReply(reply, size, n.holderAddrs(id, holder)), nil
+	return appendLocationsReply(reply, size, fullLocations(n.holderAddrs(id, holder))), nil
 }
 
 // holderAddrs lists the addresses to pull id from: holders of copies, then

@@ -594,9 +594,9 @@ func (n *Node) refreshLocations(ctx context.Context, owner Member, id trove.Obje
 	return loc.locs, nil
 }
 
-// Location is one node holding some or all of an object's bytes, as its
+// Holder is one node holding some or all of an object's bytes, as its
 // owner knows it.
-type Location struct {
+type Holder struct {
 	Node   string // the member's name
 	Addr   string
 	Full   bool // a sealed copy: the primary (on the owner) or a copy
@@ -604,12 +604,12 @@ type Location struct {
 	Of     int  // and the object's chunks in that node's chunk size
 }
 
-// Locations lists the nodes holding id, an object this node owns, as it
+// Holders lists the nodes holding id, an object this node owns, as it
 // knows them now: the copies (from the batched updates of their Gets), this
 // node's primary, and the nodes still pulling it with the chunks each said it
 // holds at its last refresh. An object no other node borrows lists only the
 // primary; one this node does not own gives nil.
-func (n *Node) Locations(id trove.ObjectID) []Location {
+func (n *Node) Holders(id trove.ObjectID) []Holder {
 	if id.Node() != n.self {
 		return nil
 	}
@@ -617,15 +617,24 @@ func (n *Node) Locations(id trove.ObjectID) []Location {
 		m, _ := n.members.Lookup(node)
 		return m.Name, m.Addr
 	}
-	var out []Location
+	var out []Holder
 	for _, node := range n.own.holders(id, nil) {
 		nm, addr := name(node)
-		out = append(out, Location{Node: nm, Addr: addr, Full: true})
+		out = append(out, Holder{Node: nm, Addr: addr, Full: true})
 	}
-	out = append(out, Location{Node: n.cfg.Name, Addr: n.Addr(), Full: true})
+	out = append(out, Holder{Node: n.cfg.Name, Addr: n.Addr(), Full: true})
 	for _, p := range n.own.partials(id, nil) {
 		nm, addr := name(p.node)
-		out = append(out, Location{Node: nm, Addr: addr, Chunks: p.have.Count(), Of: p.have.Len()})
+		out = append(out, Holder{Node: nm, Addr: addr, Chunks: p.have.Count(), Of: p.have.Len()})
 	}
 	return out
+}
+
+// fullLocations is a locate reply's list of sealed copies at addrs.
+func fullLocations(addrs []string) []location {
+	locs := make([]location, len(addrs))
+	for i, a := range addrs {
+		locs[i] = location{addr: a, full: true}
+	}
+	return locs
 }

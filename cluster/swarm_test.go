@@ -100,7 +100,7 @@ func TestSwarmBroadcast(t *testing.T) {
 	// it let B have.
 	awaitCond(t, "the owner lists 4 partial copies of 24 chunks", func() bool {
 		k := 0
-		for _, l := range a.Locations(r.ID()) {
+		for _, l := range a.Holders(r.ID()) {
 			if !l.Full && l.Chunks == half && l.Of == 2*half {
 				k++
 			}
@@ -109,7 +109,7 @@ func TestSwarmBroadcast(t *testing.T) {
 			return true
 		}
 		if time.Since(start) > 19*time.Second { // about to fail: say what the owner knows
-			t.Logf("locations %+v", a.Locations(r.ID()))
+			t.Logf("locations %+v", a.Holders(r.ID()))
 			for _, n := range nodes {
 				t.Logf("%s: %+v", n.Name(), n.Stats())
 			}
@@ -205,7 +205,7 @@ func TestSwarmPartialHolderDies(t *testing.T) {
 	b.serveHook.Store(&die)
 	bgot := getAsync(ctx, b, br)
 	awaitCond(t, "the owner lists B's partial copy", func() bool {
-		for _, l := range a.Locations(r.ID()) {
+		for _, l := range a.Holders(r.ID()) {
 			if l.Node == b.Name() && l.Chunks > 0 {
 				return true
 			}
