@@ -66,9 +66,9 @@
 // Next is O(H·C/64 + C + H) for H holders and C chunks (a union of the
 // eligible holders' bitmaps, a scan of the missing chunks, a scan of the
 // holders); Done and Failed are O(PerPeer + re-asks). A 256-chunk object
-// costs about 0.4 µs per chunk with one holder, 1 µs with 16 and 6 µs with
-// 256 (BenchmarkNextDone, a busy 2-vCPU VM), against ~25 µs to copy the
-// chunk's 1 MiB once.
+// costs 0.30 µs per chunk with one holder, 0.38 µs with 16 and 3.5 µs with
+// 256 (BenchmarkNextDone, medians of 6 runs on a busy 2-vCPU VM, perf.md),
+// against ~20 µs to copy the chunk's 1 MiB once.
 //
 // # Concurrency
 //
