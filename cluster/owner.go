@@ -33,7 +33,8 @@ import (
 
 // ownedMeta is what an owner keeps per borrowed object, beyond its store's
 // entry: the engine hold and the first borrowing node inline (one
-// allocation of 32 bytes), the others, rarely any, apart.
+// allocation of 40 bytes), the others and any partial copies being pulled,
+// rarely any, apart.
 type ownedMeta struct {
 	hold  engine.Hold    // the count held on the primary for the borrowers
 	one   borrower       // the first borrowing node; count 0 when there is none
