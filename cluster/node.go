@@ -40,9 +40,10 @@ type Node struct {
 	// with the asking peer and the chunk's offset; an error refuses the chunk.
 	serveHook atomic.Pointer[func(ctx context.Context, peer quic.Peer, id trove.ObjectID, off int64) error]
 
-	pulls pullTable   // pulls in progress, served from while they run
-	ctr   counters    // Stats
-	small *smallCache // small objects fetched from their owners
+	pulls   pullTable    // pulls in progress, served from while they run
+	pullers pullWatchers // pulls in progress, told of holders that die
+	ctr     counters     // Stats
+	small   *smallCache  // small objects fetched from their owners
 
 	own   ownerTable  // objects this node owns that other nodes borrow
 	fut   futureTable // this node's futures (future.go)
@@ -234,6 +235,7 @@ func (n *Node) onEvent(ev Event) {
 	if ev.Kind != EventDead && ev.Kind != EventLeft {
 		return
 	}
+	n.pullers.holderGone(ev.Member.Addr)
 	id := ev.Member.ID
 	n.mu.Lock()
 	if c, ok := n.mu.dead[id]; ok {

@@ -55,6 +55,46 @@ type pullTable struct {
 	m  map[trove.ObjectID]*pulling // guarded by mu
 }
 
+// pullWatchers are this node's pulls under way, told when a holder dies or
+// leaves (Node.onEvent): a holder killed mid-chunk sends nothing more, and
+// without the membership's word its chunks would wait for the connection's
+// idle timeout (net/quic's IdleTimeout, 10 s) or PullChunkTimeout, though the
+// membership declares it dead sooner.
+type pullWatchers struct {
+	mu sync.Mutex
+	m  map[*puller]struct{} // guarded by mu
+}
+
+func (w *pullWatchers) add(pl *puller) {
+	w.mu.Lock()
+	if w.m == nil {
+		w.m = map[*puller]struct{}{}
+	}
+	w.m[pl] = struct{}{}
+	w.mu.Unlock()
+}
+
+func (w *pullWatchers) remove(pl *puller) {
+	w.mu.Lock()
+	delete(w.m, pl)
+	w.mu.Unlock()
+}
+
+// holderGone tells every pull under way that the node at addr died or left.
+func (w *pullWatchers) holderGone(addr string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for pl := range w.m {
+		pl.gone.mu.Lock()
+		pl.gone.addrs = append(pl.gone.addrs, addr)
+		pl.gone.mu.Unlock()
+		select {
+		case pl.gone.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // pulling is one pull in progress as servers see it.
 type pulling struct {
 	size, chunk int64
@@ -197,6 +237,12 @@ type puller struct {
 	failed int // chunk pulls failed with an error or timeout in all
 	last   error
 
+	gone struct { // holders the membership declared dead or departed, from pullWatchers
+		mu    sync.Mutex
+		addrs []string // guarded by mu
+		wake  chan struct{}
+	}
+
 	running   map[swarm.Chunk]*chunkWork // chunk pulls under way: one per chunk at most
 	preempted map[swarm.Chunk]int        // times each chunk's pull was given up as slow
 	avg       time.Duration              // moving average of a chunk's pull time (0 until one arrived)
@@ -253,6 +299,9 @@ func (n *Node) swarmPull(ctx context.Context, owner Member, id trove.ObjectID, l
 		srcs:  map[string]*source{}, limit: n.cfg.PullSources, locs: loc.locs,
 		running: map[swarm.Chunk]*chunkWork{}, preempted: map[swarm.Chunk]int{},
 	}
+	pl.gone.wake = make(chan struct{}, 1)
+	n.pullers.add(pl)
+	defer n.pullers.remove(pl)
 	swarming := n.cfg.PullSources != 1
 	if swarming {
 		pl.p = &pulling{size: loc.size, chunk: chunk, buf: dst, have: swarm.NewBitmap(pl.sched.Chunks())}
@@ -372,6 +421,8 @@ func (pl *puller) run(ctx context.Context, swarming bool) (err error) {
 				continue
 			}
 			pl.apply(r.locs, len(r.locs) >= maxHolders)
+		case <-pl.gone.wake:
+			pl.holdersGone()
 		case <-tick.C:
 			if workers == 0 && pl.sched.Stuck() {
 				stuckRefreshes++
@@ -379,6 +430,36 @@ func (pl *puller) run(ctx context.Context, swarming bool) (err error) {
 			refresh()
 		case <-wake.C:
 		}
+	}
+}
+
+// holdersGone drops the holders the membership declared dead or departed
+// since the last call: their chunks under way are given up (each goroutine
+// ends and reports the failure, and the chunk goes to another holder), and
+// they are asked nothing more in this pull. An address a live member has
+// again (a restarted node) is kept.
+func (pl *puller) holdersGone() {
+	pl.gone.mu.Lock()
+	addrs := pl.gone.addrs
+	pl.gone.addrs = nil
+	pl.gone.mu.Unlock()
+	for _, addr := range addrs {
+		s := pl.srcs[addr]
+		if s == nil || s.banned || pl.n.aliveAt(addr) {
+			continue
+		}
+		err := &trove.NodeError{Kind: trove.ErrNodeUnreachable, Addr: addr, Object: pl.id, Op: "pull",
+			Err: errors.New("the membership declared the holder dead or departed mid-pull")}
+		for _, w := range pl.running {
+			if string(w.a.Peer) == addr {
+				w.stop(err)
+			}
+		}
+		pl.n.log.Info("cluster: a holder died or left during a pull; pulling its chunks from others", "object", pl.id, "holder", addr)
+		s.banned, s.lastErr = true, err
+		pl.last = err
+		pl.retire(s)
+		pl.apply(pl.locs, true) // a capped pull (PullSources) takes the next holder
 	}
 }
 
@@ -637,4 +718,14 @@ func fullLocations(addrs []string) []location {
 		locs[i] = location{addr: a, full: true}
 	}
 	return locs
+}
+
+// aliveAt reports whether a member alive or suspect now has address addr.
+func (n *Node) aliveAt(addr string) bool {
+	for _, m := range n.members.Members() {
+		if m.Addr == addr && (m.State == StateAlive || m.State == StateSuspect) {
+			return true
+		}
+	}
+	return false
 }

@@ -336,3 +336,72 @@ func TestRechunk(t *testing.T) {
 		}
 	}
 }
+
+// TestPullDropsHolderDeclaredDead: a holder that stops sending mid-chunk but
+// whose connection stays up (a killed host: no close reaches the puller) is
+// given up when the membership declares it dead, not after
+// PullChunkTimeout, which is an hour here: the pull completes from the
+// owner only because the death was heeded. The death is injected into C's
+// node as the membership would deliver it.
+func TestPullDropsHolderDeclaredDead(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes := newCluster(t, 3, nil, swarmKnobs, func(_ int, c *Config) { c.PullChunkTimeout = time.Hour })
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	want := pattern(8<<20, 23)
+	r, br := putBorrowed(t, a, b, want)
+	defer r.Drop()
+	getBytes(t, ctx, b, br)
+	awaitHolder(t, a, r.ID())
+	// The owner serves C nothing until B is declared dead; B never
+	// finishes a chunk for C.
+	var dead atomic.Bool
+	stalled := make(chan struct{}, 64)
+	holdA := func(ctx context.Context, peer quic.Peer, _ trove.ObjectID, _ int64) error {
+		for !dead.Load() {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
+		return nil
+	}
+	a.serveHook.Store(&holdA)
+	defer a.serveHook.Store(nil)
+	hang := func(ctx context.Context, peer quic.Peer, _ trove.ObjectID, _ int64) error {
+		stalled <- struct{}{}
+		<-ctx.Done() // until the puller gives the chunk up
+		return ctx.Err()
+	}
+	b.serveHook.Store(&hang)
+	defer b.serveHook.Store(nil)
+	cr, err := c.Borrow(r.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cr.Drop()
+	cgot := getAsync(ctx, c, cr)
+	select {
+	case <-stalled:
+	case <-ctx.Done():
+		t.Fatal("C never asked B for a chunk: the test proves nothing")
+	}
+	bm, ok := c.members.Lookup(b.self)
+	if !ok {
+		t.Fatal("C does not know B")
+	}
+	bm.State = StateDead
+	dead.Store(true)
+	c.onEvent(Event{Member: bm, Kind: EventDead})
+	if g := <-cgot; !bytes.Equal(g, want) {
+		t.Fatalf("C's pull after B was declared dead: %d bytes (%.80q), want the object", len(g), g)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("C's pull ended only with the test's deadline")
+	}
+	if st := c.Stats(); st.PullHolderFailures == 0 {
+		t.Fatalf("C's stats %+v: want B's stalled chunks counted as holder failures", st)
+	}
+	runtime.KeepAlive(br)
+}
