@@ -15,6 +15,7 @@ import (
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/cluster"
 	"github.com/trovedb/trove/engine"
+	"github.com/trovedb/trove/task"
 )
 
 // Settle bounds the waits for the membership to converge and for every node's
@@ -40,7 +41,8 @@ type Config struct {
 // Cluster is an in-process cluster. Nodes[0] is the first node, which the
 // others joined; the examples run their driver on it.
 type Cluster struct {
-	Nodes []*cluster.Node
+	Nodes    []*cluster.Node
+	runtimes []*task.Runtime // StartTasks's, closed before the nodes
 }
 
 // lockedWriter serialises writes to w: the nodes log from their goroutines.
@@ -128,9 +130,10 @@ func (c *Cluster) waitMembers(ctx context.Context) error {
 	}, "the in-process cluster did not converge", "is the machine overloaded, or the loopback interface filtered?")
 }
 
-// Close closes the nodes, the last started first; each leaves the cluster.
+// Close closes the task runtimes, then the nodes, the last started first;
+// each node leaves the cluster.
 func (c *Cluster) Close() error {
-	var errs []error
+	errs := []error{c.closeTasks()}
 	for _, n := range slices.Backward(c.Nodes) {
 		if n != nil {
 			errs = append(errs, n.Close())
