@@ -54,8 +54,8 @@ var layering = map[string]struct {
 	"fuzz": {allowed: []string{"", "engine", "zerocopy"}, noNet: true},
 	// the examples' and the demo's in-process cluster, and their batch inference
 	// (Parquet and Arrow, which only those programs link).
-	"internal/localcluster": {allowed: []string{"", "engine", "cluster"}},
-	"internal/batchinfer":   {allowed: []string{"zerocopy"}, noNet: true},
+	"internal/localcluster": {allowed: []string{"", "engine", "cluster", "task"}},
+	"internal/batchinfer":   {allowed: []string{"zerocopy", "task"}, noNet: true},
 }
 
 type pkgFiles struct {
