@@ -33,7 +33,7 @@ func TestRun(t *testing.T) {
 		}
 	}
 	for _, re := range []string{
-		`(?m)^\(echo on node-[123]\) 1 2 3$`,                 // by value: literal arguments
+		`(?m)^\(echo on node-[123]\) 1 2 3$`,                  // by value: literal arguments
 		`(?m)^\(echo on node-[123]\) 1 2 3$[\s\S]*^\(echo on`, // and by ref, resolved
 		`(?m)^\(echo_and_get on node-[123]\) args: \[Ref\([0-9a-f]{32}\) Ref\([0-9a-f]{32}\) Ref\([0-9a-f]{32}\)\]$`,
 		`(?m)^\(print_via_capture on node-[123]\) \[1 2 3\]$`,
