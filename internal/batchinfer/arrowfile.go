@@ -18,7 +18,7 @@ import (
 //
 // The layout (https://arrow.apache.org/docs/format/Columnar.html#ipc-file-format):
 // "ARROW1\0\0", the stream's messages, the Footer flatbuffer, its int32 length,
-// "ARROW1". The Footer's schema must be exactly PredictionSchema, and it must
+// "ARROW1". The Footer's schema must be one non-nullable bool column "score", and it must
 // list one record batch, whose message (a Message flatbuffer with a RecordBatch
 // header) names one field node and two buffers (validity, values) in its body.
 
@@ -173,7 +173,7 @@ func (t table) str(i int) (string, error) {
 }
 
 // readArrowScores checks that b is an Arrow IPC file of one record batch of
-// PredictionSchema and returns its row count and the count of true scores,
+// one non-nullable bool column, score, and returns its row count and the count of true scores,
 // with the bitmap read in place (inPlace: it lies inside b).
 func readArrowScores(b []byte) (rows, tips int64, bitmap []byte, err error) {
 	n := int64(len(b))
@@ -196,7 +196,7 @@ func readArrowScores(b []byte) (rows, tips int64, bitmap []byte, err error) {
 		return 0, 0, nil, fmt.Errorf("footer: no schema (%v)", err)
 	}
 	if err := checkScoreSchema(schema); err != nil {
-		return 0, 0, nil, fmt.Errorf("schema: %w (want %s)", err, PredictionSchema)
+		return 0, 0, nil, fmt.Errorf("schema: %w (want one non-nullable bool column, score)", err)
 	}
 	if _, nd, err := footer.vector(2, 24); err != nil || nd != 0 {
 		return 0, 0, nil, fmt.Errorf("footer: %d dictionaries (%v), want none", nd, err)
@@ -267,7 +267,7 @@ func readArrowScores(b []byte) (rows, tips int64, bitmap []byte, err error) {
 	return rows, countBits(bitmap, rows), bitmap, nil
 }
 
-// checkScoreSchema checks that schema is PredictionSchema: little-endian, one
+// checkScoreSchema checks that schema is the predictions': little-endian, one
 // field "score", a non-nullable bool without dictionary or children.
 func checkScoreSchema(schema table) error {
 	if e, err := schema.scalar(0, 2, 0); err != nil || e != 0 {

@@ -18,6 +18,10 @@ import (
 	"github.com/trovedb/trove/zerocopy"
 )
 
+// predictionSchema is the predictions' schema as arrow-go has it, for reading
+// them with arrow-go's reader and writing other files to refuse.
+var predictionSchema = arrow.NewSchema([]arrow.Field{{Name: "score", Type: arrow.FixedWidthTypes.Boolean}}, nil)
+
 // TestPredictShards writes small shards, predicts each, and checks the
 // predictions against the trips read back one by one: every row scored, the
 // tips counted as the model says, and the scores read in place.
@@ -176,11 +180,11 @@ func TestBadPredictions(t *testing.T) {
 	}
 	w.Close()
 	var two bytes.Buffer
-	w, _ = ipc.NewFileWriter(&two, ipc.WithSchema(PredictionSchema))
+	w, _ = ipc.NewFileWriter(&two, ipc.WithSchema(predictionSchema))
 	bb := array.NewBooleanBuilder(memory.DefaultAllocator)
 	bb.AppendValues([]bool{true}, nil)
 	bcol := bb.NewBooleanArray()
-	brec := array.NewRecordBatch(PredictionSchema, []arrow.Array{bcol}, 1)
+	brec := array.NewRecordBatch(predictionSchema, []arrow.Array{bcol}, 1)
 	w.Write(brec)
 	w.Write(brec)
 	w.Close()
@@ -218,7 +222,7 @@ func arrowGoCounts(t *testing.T, b []byte) (rows, tips int64) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if !r.Schema().Equal(PredictionSchema) || r.NumRecords() != 1 {
+	if !r.Schema().Equal(predictionSchema) || r.NumRecords() != 1 {
 		t.Fatalf("arrow-go reads schema %s and %d batches", r.Schema(), r.NumRecords())
 	}
 	rec, err := r.RecordBatchAt(0)
@@ -233,4 +237,61 @@ func arrowGoCounts(t *testing.T, b []byte) (rows, tips int64) {
 		}
 	}
 	return rec.NumRows(), tips
+}
+
+// TestArrowInterop: what EncodePredictions writes, arrow-go reads value by
+// value; what arrow-go writes, ReadPredictions counts the same.
+func TestArrowInterop(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 63, 64, 65, 1000} {
+		scores := make([]bool, n)
+		want := int64(0)
+		for i := range scores {
+			scores[i] = (i*7)%3 == 0
+			if scores[i] {
+				want++
+			}
+		}
+		ours, err := EncodePredictions(scores)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ipc.NewMappedFileReader(ours)
+		if err != nil {
+			t.Fatalf("n=%d: arrow-go cannot open our file: %v", n, err)
+		}
+		rec, err := r.RecordBatchAt(0)
+		if err != nil {
+			t.Fatalf("n=%d: arrow-go cannot read our batch: %v", n, err)
+		}
+		col := rec.Column(0).(*array.Boolean)
+		if !r.Schema().Equal(predictionSchema) || col.Len() != n || col.NullN() != 0 {
+			t.Fatalf("n=%d: arrow-go reads schema %s, %d values, %d nulls", n, r.Schema(), col.Len(), col.NullN())
+		}
+		for i := range n {
+			if col.Value(i) != scores[i] {
+				t.Fatalf("n=%d: arrow-go reads score %d as %v", n, i, col.Value(i))
+			}
+		}
+		rec.Release()
+		r.Close()
+
+		b := array.NewBooleanBuilder(memory.DefaultAllocator)
+		b.AppendValues(scores, nil)
+		arr := b.NewBooleanArray()
+		var theirs bytes.Buffer
+		w, err := ipc.NewFileWriter(&theirs, ipc.WithSchema(predictionSchema))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(array.NewRecordBatch(predictionSchema, []arrow.Array{arr}, int64(n))); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		for name, file := range map[string][]byte{"ours": ours, "arrow-go's": theirs.Bytes()} {
+			p, err := ReadPredictions(file)
+			if err != nil || p != (Predictions{Rows: int64(n), Tips: want, InPlace: true}) {
+				t.Errorf("n=%d: ReadPredictions of %s file: %+v, %v; want %d rows, %d tips", n, name, p, err, n, want)
+			}
+		}
+	}
 }

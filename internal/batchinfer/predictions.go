@@ -1,44 +1,9 @@
 package batchinfer
 
 import (
-	"bytes"
 	"fmt"
 	"unsafe"
-
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 )
-
-// PredictionSchema is the predictions' Arrow schema: the seed's
-// pd.DataFrame({"score": predict}), one non-nullable boolean column.
-var PredictionSchema = arrow.NewSchema([]arrow.Field{{Name: "score", Type: arrow.FixedWidthTypes.Boolean}}, nil)
-
-// EncodePredictions returns scores as an Arrow IPC file holding one record
-// batch of PredictionSchema. The file form (with its footer) is what
-// ReadPredictions can read in place, without copying the batch's buffers.
-func EncodePredictions(scores []bool) ([]byte, error) {
-	b := array.NewBooleanBuilder(memory.DefaultAllocator)
-	defer b.Release()
-	b.AppendValues(scores, nil)
-	col := b.NewBooleanArray()
-	defer col.Release()
-	rec := array.NewRecordBatch(PredictionSchema, []arrow.Array{col}, int64(len(scores)))
-	defer rec.Release()
-	var buf bytes.Buffer
-	w, err := ipc.NewFileWriter(&buf, ipc.WithSchema(PredictionSchema))
-	if err != nil {
-		return nil, fmt.Errorf("batchinfer: encode predictions: %w", err)
-	}
-	if err := w.Write(rec); err != nil {
-		return nil, fmt.Errorf("batchinfer: encode predictions: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("batchinfer: encode predictions: %w", err)
-	}
-	return buf.Bytes(), nil
-}
 
 // Predictions is what a driver reads of a shard's predictions.
 type Predictions struct {
