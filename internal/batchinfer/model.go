@@ -74,8 +74,7 @@ func (m Model) Score(t *Trip) bool {
 // The seed reads the whole table into pandas (pq.read_table(shard_path)); the
 // model looks at one column, so Predict reads that one, as
 // pq.read_table(shard_path, columns=["passenger_count"]) would: a Parquet file
-// is stored column by column, and decoding the other 18 into Go structs made
-// each call several times slower for nothing.
+// is stored column by column, so the other 18 are never decoded.
 func (m Model) Predict(shardPath string) ([]byte, error) {
 	if err := m.Check(); err != nil {
 		return nil, err
