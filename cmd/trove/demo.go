@@ -16,6 +16,7 @@ import (
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/engine"
+	"github.com/trovedb/trove/internal/localcluster"
 	"github.com/trovedb/trove/task"
 	"github.com/trovedb/trove/zerocopy"
 )
@@ -367,8 +368,19 @@ func passingExample(ctx context.Context, rt *task.Runtime, st *engine.Store, say
 	say("  the dict's ref gives %v...; the list holds %v", inner[:5], list)
 	dropAll(list)
 	asList.Drop()
+	// The calls above release their arguments (the values Val stored, their
+	// own handles) as they finish, a moment after their results are sealed:
+	// wait for them, with a bound generous for a loaded machine.
+	deadline := time.Now().Add(localcluster.Settle)
+	for st.Stats().Objects != 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	if n := st.Stats().Objects; n != 0 {
-		return fmt.Errorf("%d objects left after dropping the containers", n)
+		return fmt.Errorf("%d objects left %v after dropping the containers and every call's result", n, localcluster.Settle)
 	}
 	say("  containers dropped: x is freed too (objects in store: 0)")
 	return nil
