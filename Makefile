@@ -39,7 +39,8 @@ FUZZ_TARGETS := alloc:FuzzAllocFree zerocopy:FuzzParseFrame .:FuzzDecodeValue .:
 	fuzz:FuzzMetamorphic \
 	net/quic:FuzzReadPacket cluster:FuzzNodeMeta cluster:FuzzSnoop \
 	cluster:FuzzDecodeRequest cluster:FuzzDecodeLocateReply \
-	cluster:FuzzDecodeListing swarm:FuzzScheduler
+	cluster:FuzzDecodeListing swarm:FuzzScheduler \
+	internal/batchinfer:FuzzReadPredictions
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 

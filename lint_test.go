@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,6 +52,10 @@ var layering = map[string]struct {
 	"tools/netcluster/netns": {allowed: []string{}},
 	// the metamorphic test drives the in-process store as a user does.
 	"fuzz": {allowed: []string{"", "engine", "zerocopy"}, noNet: true},
+	// the examples' and the demo's in-process cluster, and their batch inference
+	// (Parquet and Arrow, which only those programs link).
+	"internal/localcluster": {allowed: []string{"", "engine", "cluster", "task"}},
+	"internal/batchinfer":   {allowed: []string{"zerocopy", "task"}, noNet: true},
 }
 
 type pkgFiles struct {
@@ -182,6 +187,22 @@ func TestLintNoEmbeddedMutex(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestLintTrovedLean: the node daemon links no Parquet or Arrow code. Those
+// libraries are for the programs that run batch inference (internal/batchinfer:
+// arrow-go's pqarrow alone would add ~33 MB); troved stays a store.
+func TestLintTrovedLean(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "./cmd/troved").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps ./cmd/troved: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.Contains(pkg, "parquet") || strings.Contains(pkg, "arrow-go") || strings.Contains(pkg, "apache/arrow") ||
+			pkg == module+"/internal/batchinfer" {
+			t.Errorf("cmd/troved depends on %s: keep Parquet and Arrow out of the daemon (see DEPENDENCIES.md)", pkg)
 		}
 	}
 }

@@ -2,38 +2,33 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
-
 	"time"
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/cluster"
-	"github.com/trovedb/trove/engine"
+	"github.com/trovedb/trove/internal/localcluster"
 	"github.com/trovedb/trove/net/ipc"
 	"github.com/trovedb/trove/net/quic"
+	"github.com/trovedb/trove/task"
 )
 
-// The demo's cluster: three nodes in this process, on 127.0.0.1 with ports the
-// kernel picks, so that `trove demo` needs no set-up and leaves nothing behind.
-const (
-	demoNodes = 3
-	// demoSettle bounds the waits for the membership to converge and for every
-	// node's store to drain (releases travel to owners in batches). Both take
-	// milliseconds; the bound is generous for a loaded machine.
-	demoSettle = 20 * time.Second
-)
+// The demo's cluster: three nodes in this process (internal/localcluster), on
+// 127.0.0.1 with ports the kernel picks, so that `trove demo` needs no set-up
+// and leaves nothing behind, each running a task runtime.
+const demoNodes = 3
 
-// demoCluster is the demo's in-process cluster. nodes[0] runs the walkthrough.
+// demoCluster is the demo's in-process cluster. Nodes[0] runs the walkthrough,
+// through rts[0].
 type demoCluster struct {
-	nodes []*cluster.Node
+	*localcluster.Cluster
+	rts []*task.Runtime
 }
 
 // lockedWriter serialises writes to w: the demo's prose and the nodes' log
@@ -50,142 +45,40 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 // openDemoCluster starts the demo's nodes, each with capacity bytes of shared
-// memory, the later ones joining the first, and waits until every node sees
-// every other alive. The nodes log warnings and errors only, to logw.
+// memory, and a task runtime on each: GOMAXPROCS CPU slots, and, as Ray
+// gives every node a "node:<address>" resource, a "node:<name>" resource of
+// 1 that pins a call to one node when it asks for it; node-1 also declares the
+// tutorial's resources={'Custom': 2}. The nodes log warnings and errors only,
+// to logw.
 //
-// The nodes run Insecure: self-signed TLS that verifies no one and
-// unauthenticated gossip. That is for a laptop, where every node is in one
-// process on the loopback interface; a real cluster's nodes are given
-// certificates from one CA (`trove cert create-ca`, `trove cert create-node`,
-// troved -certs-dir), and Open refuses to start without them unless Insecure
-// is asked for.
+// Nodes 2 and 3 are populated up front (a fraction of a second each, in
+// parallel), so that the transfer the demo times lands in warm memory, not in
+// first-touch page faults, which on this class of machine are many times
+// slower than the transfer. Node 1's arena fills as the walkthrough runs.
+//
+// The nodes run Insecure (see internal/localcluster): a real cluster's nodes
+// are given certificates from one CA (`trove cert create-ca`, `trove cert
+// create-node`, troved -certs-dir).
 func openDemoCluster(ctx context.Context, capacity int64, logw io.Writer) (*demoCluster, error) {
-	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	config := func(i int) cluster.Config {
-		return cluster.Config{
-			// Node 1's arena fills as the walkthrough runs. The others are
-			// populated up front (a fraction of a second each, in parallel), so
-			// that the transfer the demo times lands in warm memory, not in
-			// first-touch page faults, which on this class of machine are many
-			// times slower than the transfer.
-			Store:    engine.Config{Capacity: capacity, PrefaultAll: i > 0},
-			Name:     fmt.Sprintf("node-%d", i+1),
-			Listen:   "127.0.0.1:0",
-			Insecure: true, // a laptop demo: see the comment above
-			// All three nodes are in this process: gossip often, so that
-			// joins and leaves spread in milliseconds and the demo starts and
-			// ends at once.
-			GossipInterval: 20 * time.Millisecond,
-			Logger:         log,
-		}
-	}
-	first, err := cluster.Open(ctx, config(0))
+	c, err := localcluster.Open(ctx, localcluster.Config{Nodes: demoNodes, Capacity: capacity, Prefault: true, Log: logw})
 	if err != nil {
-		return nil, fmt.Errorf("demo: start node-1: %w", err)
+		return nil, fmt.Errorf("demo: %w", err)
 	}
-	c := &demoCluster{nodes: make([]*cluster.Node, demoNodes)}
-	c.nodes[0] = first
-	errs := make([]error, demoNodes)
-	var wg sync.WaitGroup
-	for i := 1; i < demoNodes; i++ {
-		wg.Go(func() {
-			cfg := config(i)
-			cfg.Join = []string{first.Addr()}
-			c.nodes[i], errs[i] = cluster.Open(ctx, cfg)
-			if errs[i] != nil {
-				errs[i] = fmt.Errorf("demo: start %s: %w", cfg.Name, errs[i])
-			}
-		})
+	rts, err := c.StartTasks(func(i int) task.Config {
+		res := map[string]float64{"node:" + c.Nodes[i].Name(): 1}
+		if i == 0 {
+			res["Custom"] = 2
+		}
+		return task.Config{Resources: res}
+	})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("demo: %w", err), c.Close())
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, errors.Join(err, c.Close())
-	}
-	if err := c.waitMembers(ctx); err != nil {
-		return nil, errors.Join(err, c.Close())
-	}
-	return c, nil
+	return &demoCluster{Cluster: c, rts: rts}, nil
 }
 
-// waitMembers waits, up to demoSettle, until every node lists every node alive.
-func (c *demoCluster) waitMembers(ctx context.Context) error {
-	deadline := time.Now().Add(demoSettle)
-	for {
-		missing := ""
-		for _, n := range c.nodes {
-			alive := map[trove.NodeID]bool{}
-			for _, m := range n.Members() {
-				alive[m.ID] = m.State == cluster.StateAlive
-			}
-			for _, o := range c.nodes {
-				if !alive[o.ID()] && missing == "" {
-					missing = fmt.Sprintf("%s does not see %s alive", n.Name(), o.Name())
-				}
-			}
-		}
-		if missing == "" {
-			return nil
-		}
-		if !time.Now().Before(deadline) {
-			return fmt.Errorf("demo: the in-process cluster did not converge within %v: %s (is the machine overloaded, or the loopback interface filtered?)", demoSettle, missing)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
-// Close closes the nodes, the last started first; each leaves the cluster.
-func (c *demoCluster) Close() error {
-	var errs []error
-	for _, n := range slices.Backward(c.nodes) {
-		if n != nil {
-			errs = append(errs, n.Close())
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// busy describes what a node's store still holds, or "" if it holds nothing.
-func busy(n *cluster.Node) string {
-	s := n.Local().Stats()
-	if s.Objects == 0 && s.ObjectBytes == 0 && s.Used == 0 && s.PinnedObjects == 0 && s.Views == 0 && s.RemoteObjects == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%s: objects=%d bytes=%d used=%d pinned=%d views=%d refs to other nodes' objects=%d",
-		n.Name(), s.Objects, s.ObjectBytes, s.Used, s.PinnedObjects, s.Views, s.RemoteObjects)
-}
-
-// waitDrained waits, up to demoSettle, until every node's store is empty:
-// releases reach owners in batches, and an owner frees its primary only when
-// the last borrower's release has arrived.
-func (c *demoCluster) waitDrained(ctx context.Context) error {
-	deadline := time.Now().Add(demoSettle)
-	for {
-		var left []string
-		for _, n := range c.nodes {
-			if b := busy(n); b != "" {
-				left = append(left, b)
-			}
-		}
-		if len(left) == 0 {
-			for _, n := range c.nodes {
-				n.Local().WaitIdle()
-			}
-			return nil
-		}
-		if !time.Now().Before(deadline) {
-			return fmt.Errorf("demo: stores not empty %v after every ref was dropped: %s", demoSettle, strings.Join(left, "; "))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
+// onNode is the call option that runs a call on n.
+func onNode(n *cluster.Node) task.CallOption { return task.Resource("node:"+n.Name(), 0.001) }
 
 // printNodeMembers prints the cluster's members as n sees them, in the table
 // trove status prints for a cluster node. The used figures are gossiped every
@@ -210,7 +103,7 @@ func rate(size int64, d time.Duration) string {
 // show: a ref made on one node and got on another ("if the current node's
 // object store does not contain the object, the object is downloaded").
 func clusterExample(ctx context.Context, c *demoCluster, say func(string, ...any), scale func(time.Duration) time.Duration, quick bool, capacity int64) error {
-	a, b, cn := c.nodes[0], c.nodes[1], c.nodes[2]
+	a, b, cn := c.Nodes[0], c.Nodes[1], c.Nodes[2]
 	inline := a.Local().Config().InlineThreshold
 	say("Ray: \"If the current node's object store does not contain the object, the object is downloaded.\"")
 
@@ -338,21 +231,19 @@ func clusterExample(ctx context.Context, c *demoCluster, say func(string, ...any
 	say("  %s: got the dict (owner %s), dropped it, then x through the ref inside (owner %s): %v...", cn.Name(), b.Name(), a.Name(), inner[:5])
 	d["obj"].Drop()
 
-	// Wait across owners: three values still being produced, one per node.
-	say("\nWait across owners (%s waits on values produced on all three nodes):", cn.Name())
+	// Wait across owners: three calls still running, each made by one node's
+	// runtime and run there, so each result is owned by a different node.
+	say("\nWait across owners (%s waits on calls made and running on all three nodes):", cn.Name())
 	delays := []time.Duration{600 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}
 	var owned, borrowed, refs []trove.Ref
 	defer func() {
 		dropAll(borrowed)
 		dropAll(owned)
 	}()
-	for i, n := range c.nodes {
+	for i, n := range c.Nodes {
 		d := scale(delays[i])
 		v := uint64(100 * (i + 1))
-		r, err := remote(ctx, n.Local(), 8, func(dst []byte) {
-			time.Sleep(d)
-			binary.LittleEndian.PutUint64(dst, v)
-		})
+		r, err := delayedValue.Options(onNode(n)).Remote(ctx, c.rts[i], task.Val(d), task.Val(v))
 		if err != nil {
 			return err
 		}
@@ -361,7 +252,7 @@ func clusterExample(ctx context.Context, c *demoCluster, say func(string, ...any
 			refs = append(refs, r)
 			continue
 		}
-		br, err := cn.Borrow(r.ID()) // pending: borrowed before it is sealed, like a task's result
+		br, err := cn.Borrow(r.ID()) // pending: borrowed before the call has finished
 		if err != nil {
 			return err
 		}
@@ -378,12 +269,11 @@ func clusterExample(ctx context.Context, c *demoCluster, say func(string, ...any
 		if len(ready) != 1 {
 			return fmt.Errorf("wait(num_returns=1) returned %d ready", len(ready))
 		}
-		obj, err := cn.Get(ctx, ready[0])
+		v, err := trove.GetValue[uint64](ctx, cn, ready[0])
 		if err != nil {
 			return err
 		}
-		say("  ready: %v, owned by %s = %d (%d still being produced)", ready[0], ownerName(c, ready[0]), binary.LittleEndian.Uint64(obj.Bytes()), len(remaining))
-		obj.Release()
+		say("  ready: %v, owned by %s = %d (%d still running)", ready[0], ownerName(c, ready[0]), v, len(remaining))
 	}
 	ready, pending, err := cn.Wait(ctx, refs, len(refs))
 	if err != nil {
@@ -406,7 +296,7 @@ func clusterExample(ctx context.Context, c *demoCluster, say func(string, ...any
 
 // ownerName is the name of the demo node that owns ref.
 func ownerName(c *demoCluster, ref trove.Ref) string {
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes {
 		if n.ID() == ref.ID().Node() {
 			return n.Name()
 		}

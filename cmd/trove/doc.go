@@ -1,6 +1,6 @@
 // Command trove is trove's command-line tool.
 //
-//	trove demo                 walk through Ray's remote-objects tutorial on an in-process cluster of three nodes
+//	trove demo                 walk through Ray's remote-objects tutorials on an in-process cluster of three nodes
 //	trove status               the daemon's memory, objects, spilling and clients
 //	trove memory               every object and what holds it, like `ray memory`
 //	trove put FILE|-           store a file (or stdin); prints the object ID
@@ -10,9 +10,10 @@
 //	trove cert create-ca -dir D                                   a cluster's CA
 //	trove cert create-node -ca-dir D -dir N -name NAME -host H... a node's credentials
 //
-// The demo needs no daemon and no flags: it opens an in-process store (package
-// engine), runs each step of the tutorial against it, prints what happens, and
-// checks every result, exiting non-zero if one is wrong.
+// The demo needs no daemon and no flags: it starts an in-process cluster of
+// three nodes with a task runtime each (internal/localcluster), runs each step
+// of the seed tutorials against it (remote calls and batch inference included),
+// prints what happens, and checks every result, exiting non-zero if one is wrong.
 //
 // cert needs no daemon either: it calls cluster.CreateCA and
 // cluster.CreateNodeCert. The other commands are clients of the node's daemon (cmd/troved) over its unix

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRun runs the tutorial with its sleeps shortened and checks each step's
+// output; run checks every result (each transformed tensor against its
+// original) and ends once every node's store is empty.
+func TestRun(t *testing.T) {
+	defer func(u time.Duration) { unit = u }(unit)
+	unit = time.Second / 20
+	var out bytes.Buffer
+	if err := run(context.Background(), &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	s := out.String()
+	for _, want := range []string{
+		"val.size() = torch.Size([25 50]), read in place: true",
+		"results = ray.get(tensor_list_obj_ref): 100 tensors",
+		"transformed_tensor_values = ray.get(transformed_object_list): 100 tensors, each the original times an integer in [2, 10]",
+		"current value of argument x: 25\n",
+		"current value of argument x: [0 1 2 3 4 5 6 7 8 9]\n",
+		"with arr = arr.copy(): arr[0] = 1, and the stored array is unchanged (arr[0] = 0)",
+		"`get` timed out\n",
+		"without a timeout, Get waits for it: 42",
+		"all refs dropped: every node's store is empty",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	for _, re := range []string{
+		`tensor_list_obj_ref\[:2\], len\(tensor_list_obj_ref\) = \[Ref\([0-9a-f]{32}\) Ref\([0-9a-f]{32}\)\], 100`,
+		`current value of argument x: map\[obj:Ref\([0-9a-f]{32}\)\]`,
+		`current value of argument x: \[Ref\([0-9a-f]{32}\)\]`,
+		`RayTaskError as e: task f failed on node-[123]: .*(fault|invalid memory address).* \(a write into memory mapped read-only\)`,
+	} {
+		if !regexp.MustCompile(re).MatchString(s) {
+			t.Errorf("output does not match %s:\n%s", re, s)
+		}
+	}
+}

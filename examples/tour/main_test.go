@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRun runs both editions of the tour with their sleeps shortened and
+// checks each cell's output; run checks every result and ends once every
+// node's store is empty.
+func TestRun(t *testing.T) {
+	defer func(u time.Duration) { unit = u }(unit)
+	unit = time.Second / 20
+	var out bytes.Buffer
+	if err := run(context.Background(), &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	s := out.String()
+	for _, want := range []string{
+		"ray.get(obj_ref) = [23 42 93]\n",
+		"ray.get(calc_ref) = 158\n",
+		"ray.get([ray.put(i) for i in range(3)]) = [0 1 2]\n",
+		"# A Guided Tour of Ray Core: Remote Objects (中文版)",
+		"torch.Size([25 50]) [",
+		"ray.get(tensor_list_obj_ref): 100 tensors, the first torch.Size([25 50])",
+		"(all 100 checked: each the original times an integer from 2 to 10)",
+		"current value of argument x: 25\n",
+		"current value of argument x: [0 1 2 3 4 5 6 7 8 9]\n",
+		"### 长时间运行的任务呢?",
+		"all refs dropped: every node's store is empty",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	if n := strings.Count(s, "`get` timed out\nwithout a timeout: 42\n"); n != 2 {
+		t.Errorf("%d timed-out Gets followed by the value, want 2 (one per edition):\n%s", n, s)
+	}
+	for _, re := range []string{
+		`obj_ref = Ref\([0-9a-f]{32}\)\nWall time: `,
+		`calc_ref = my_function.remote\(obj_ref\) = Ref\([0-9a-f]{32}\)`,
+		`current value of argument x: map\[obj:Ref\([0-9a-f]{32}\)\]`,
+		`current value of argument x: \[Ref\([0-9a-f]{32}\)\]`,
+	} {
+		if !regexp.MustCompile(re).MatchString(s) {
+			t.Errorf("output does not match %s:\n%s", re, s)
+		}
+	}
+}
