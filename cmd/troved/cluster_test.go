@@ -33,8 +33,19 @@ var (
 	binErr  error
 )
 
-// binaries builds troved and trove once per test run (into a directory
-// TestMain removes) and returns their paths.
+// releaseFlags are the link flags of the shipped binaries (the Makefile's
+// RELEASE_FLAGS: no symbol table or DWARF). The Makefile also passes
+// -trimpath, which the tests leave out so that their builds share the build
+// cache; it changes the size by a few kilobytes.
+var releaseFlags = []string{"-ldflags=-s -w"}
+
+// maxTrovedBytes bounds the shipped troved's size (issue 11: the daemon stays
+// lean; Parquet and Arrow live in packages it does not import, which
+// TestLintTrovedLean checks).
+const maxTrovedBytes = 20 << 20
+
+// binaries builds troved and trove once per test run, as they ship
+// (releaseFlags), into a directory TestMain removes, and returns their paths.
 func binaries(t *testing.T) (troved, troveCLI string) {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
@@ -49,7 +60,7 @@ func binaries(t *testing.T) (troved, troveCLI string) {
 			return
 		}
 		for _, b := range []struct{ out, pkg string }{{"troved", "."}, {"trove", "../trove"}} {
-			out, err := exec.Command(gobin, "build", "-o", filepath.Join(binDir, b.out), b.pkg).CombinedOutput()
+			out, err := exec.Command(gobin, append(append([]string{"build"}, releaseFlags...), "-o", filepath.Join(binDir, b.out), b.pkg)...).CombinedOutput()
 			if err != nil {
 				binErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
 				return
@@ -60,6 +71,20 @@ func binaries(t *testing.T) (troved, troveCLI string) {
 		t.Fatal(binErr)
 	}
 	return filepath.Join(binDir, "troved"), filepath.Join(binDir, "trove")
+}
+
+// TestTrovedSize: the daemon as shipped stays under maxTrovedBytes.
+func TestTrovedSize(t *testing.T) {
+	troved, _ := binaries(t)
+	fi, err := os.Stat(troved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > maxTrovedBytes {
+		t.Fatalf("troved built with %v is %s, more than %s: find what grew with `go list -deps ./cmd/troved` and keep heavy packages out of the daemon",
+			releaseFlags, trove.HumanBytes(fi.Size()), trove.HumanBytes(maxTrovedBytes))
+	}
+	t.Logf("troved built with %v: %s", releaseFlags, trove.HumanBytes(fi.Size()))
 }
 
 func TestMain(m *testing.M) {
