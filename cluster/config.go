@@ -17,7 +17,7 @@ const (
 	DefaultSmallCacheBytes  = 64 << 20               // the cache of small fetched objects
 	DefaultRetryDelay       = 200 * time.Millisecond // between attempts to send a batch an owner did not take
 	DefaultPullRefresh      = 100 * time.Millisecond // how often a pull tells the owner its chunks and learns the locations
-	DefaultPullChunkTimeout = 10 * time.Second       // a chunk pull not done by then is asked of another holder
+	DefaultPullChunkTimeout = 10 * time.Second       // a chunk pull that received no byte for this long is asked of another holder
 )
 
 // Config configures a Node. Exactly one of CertsDir and Insecure must be set.
@@ -84,9 +84,10 @@ type Config struct {
 	// later, chunks they got). Default DefaultPullRefresh.
 	PullRefresh time.Duration
 
-	// PullChunkTimeout bounds one chunk's pull from one holder; a holder
-	// that has not delivered it by then is passed over and the chunk asked
-	// of another. Default DefaultPullChunkTimeout.
+	// PullChunkTimeout bounds how long one chunk's pull from one holder may
+	// go without receiving a byte (net/quic's StallTimeout); a holder that
+	// stalls so long is passed over and the chunk asked of another. A chunk
+	// arriving slowly but steadily is not cut. Default DefaultPullChunkTimeout.
 	PullChunkTimeout time.Duration
 
 	// Logger receives the node's events. Default slog.Default().

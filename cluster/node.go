@@ -98,7 +98,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.tr, err = quic.Listen(ctx, quic.Config{
 		Addr: cfg.Listen, CertsDir: cfg.CertsDir, Insecure: cfg.Insecure, Name: cfg.Name,
 		Handler: (*handler)(n), ChunkSize: cfg.ChunkSize, Streams: cfg.Streams,
-		IdleTimeout: cfg.IdleTimeout, Logger: cfg.Logger,
+		IdleTimeout: cfg.IdleTimeout, StallTimeout: cfg.PullChunkTimeout, Logger: cfg.Logger,
 	})
 	if err != nil {
 		n.stop()

@@ -38,8 +38,10 @@ import (
 // One writer per chunk: a chunk is asked of one holder at a time (the
 // scheduler's SlowAfter re-asks are not used, since two pulls of one chunk
 // would write the same builder bytes at once, one of them possibly while
-// the chunk is served). A slow holder's chunk is given up after
-// Config.PullChunkTimeout and asked of another.
+// the chunk is served). A holder that sends no byte of a chunk for
+// Config.PullChunkTimeout loses it to another (a chunk that arrives slowly
+// but steadily, from a holder serving many pullers, is never cut: a timeout
+// on the whole chunk made every chunk of a 16-node broadcast time out).
 
 // maxHolderFailures is the chunks in a row a holder fails with an error (not
 // a timeout) after which it is dropped for the rest of a pull.
@@ -374,9 +376,10 @@ func (pl *puller) run(ctx context.Context, swarming bool) (err error) {
 			wctx, stop := context.WithCancelCause(ctx)
 			pl.running[a.Chunk] = &chunkWork{a: a, start: now, stop: stop}
 			wg.Go(func() {
-				cctx, cancel := context.WithTimeout(wctx, n.cfg.PullChunkTimeout)
-				err := n.tr.Pull(cctx, string(a.Peer), pl.id, a.Off, pl.dst[a.Off:a.Off+a.Len])
-				cancel()
+				// PullChunkTimeout is the transport's StallTimeout: a
+				// chunk fails when no byte of it arrives for that long,
+				// never because a busy holder sends it slowly.
+				err := n.tr.Pull(wctx, string(a.Peer), pl.id, a.Off, pl.dst[a.Off:a.Off+a.Len])
 				stop(nil)
 				results <- chunkResult{a, err}
 			})

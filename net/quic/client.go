@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	quicgo "github.com/quic-go/quic-go"
 
@@ -166,9 +168,33 @@ func (t *Transport) pullChunk(ctx context.Context, pc *peerConn, id trove.Object
 	if err := t.chunk(s, pc, id, off, dst); err != nil {
 		s.CancelRead(codeCanceled)
 		s.CancelWrite(codeCanceled)
+		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
+			// StallTimeout: this stream is stuck, not the connection.
+			return &trove.NodeError{Kind: trove.ErrNodeUnreachable, Node: pc.peer.Name, Addr: pc.peer.Addr, Object: id, Op: "pull",
+				Err: fmt.Errorf("no byte of the chunk [%d, +%d) arrived for %v (Config.StallTimeout): %w", off, len(dst), t.cfg.StallTimeout, context.DeadlineExceeded)}
+		}
 		return t.callError(ctx, pc, "pull", id, err)
 	}
 	return nil
+}
+
+// stallReader reads from a stream, pushing its read deadline StallTimeout
+// past each read that returns bytes (at most every quarter of it, so that a
+// chunk of many small reads does not reset a timer per read).
+type stallReader struct {
+	s     *quicgo.Stream
+	stall time.Duration
+	next  time.Time // when the deadline is pushed again
+}
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	if now := time.Now(); !now.Before(r.next) {
+		if err := r.s.SetReadDeadline(now.Add(r.stall)); err != nil {
+			return 0, err
+		}
+		r.next = now.Add(r.stall / 4)
+	}
+	return r.s.Read(p)
 }
 
 func (t *Transport) chunk(s *quicgo.Stream, pc *peerConn, id trove.ObjectID, off int64, dst []byte) error {
@@ -182,7 +208,11 @@ func (t *Transport) chunk(s *quicgo.Stream, pc *peerConn, id trove.ObjectID, off
 	if err := s.Close(); err != nil {
 		return err
 	}
-	st, msg, err := readChunk(s, dst)
+	var r io.Reader = s
+	if t.cfg.StallTimeout > 0 {
+		r = &stallReader{s: s, stall: t.cfg.StallTimeout}
+	}
+	st, msg, err := readChunk(r, dst)
 	var se *quicgo.StreamError
 	switch {
 	case errors.As(err, &se) && se.Remote && se.ErrorCode == codeChunkFailed:

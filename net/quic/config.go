@@ -83,6 +83,14 @@ type Config struct {
 	// Default DefaultIdleTimeout.
 	IdleTimeout time.Duration
 
+	// StallTimeout fails a chunk's pull that receives no byte for this long
+	// (a holder that stopped sending while its connection lives on), with a
+	// *trove.NodeError matching trove.ErrNodeUnreachable and
+	// context.DeadlineExceeded; the connection is kept. A chunk that arrives
+	// slowly but steadily (a link shared by many streams) is never cut. Zero:
+	// no bound but the caller's ctx and IdleTimeout.
+	StallTimeout time.Duration
+
 	// StreamWindow and ConnWindow are the flow-control windows for receiving,
 	// per stream and per connection. Defaults DefaultStreamWindow and
 	// DefaultConnWindow.

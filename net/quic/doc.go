@@ -52,8 +52,10 @@
 //     vanishes is detected by Config.IdleTimeout even without a deadline (and
 //     one restarted at its address resets its old connections at once); a
 //     peer that is alive but whose handler does not return is bounded only by
-//     the caller's ctx, so callers set deadlines. Unreachable peers give a
-//     *trove.NodeError matching trove.ErrNodeUnreachable.
+//     the caller's ctx, so callers set deadlines; a chunk whose holder stops
+//     sending mid-way fails after Config.StallTimeout without a byte (the
+//     connection is kept). Unreachable peers give a *trove.NodeError matching
+//     trove.ErrNodeUnreachable.
 //   - Control messages are encoded in and read into pooled buffers
 //     (bytebufferpool); a handler's request body is valid only during the call.
 //   - Close closes every connection and waits for every handler, whose ctx it
