@@ -93,7 +93,7 @@ bench-netcluster:
 bench-tasks:
 	mkdir -p bench/out
 	$(GO) test -run '^$$' -bench '^BenchmarkTask(Sync|Async|MultiClient)$$' -benchtime $(BENCHTIME) -count $(COUNT) -timeout 30m ./bench/ | tee bench/out/tasks.txt
-	$(GO) test -run '^$$' -bench '^BenchmarkTask10kRefArgs$$' -benchtime 3x -count $(COUNT) -timeout 30m ./bench/ | tee -a bench/out/tasks.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkTask10kRefArgs$$' -benchtime 4x -count $(COUNT) -timeout 30m ./bench/ | tee -a bench/out/tasks.txt
 	$(GO) test -run '^$$' -bench '^BenchmarkTaskQueued$$' -benchtime 1x -count $(COUNT) -timeout 30m ./bench/ | tee -a bench/out/tasks.txt
 	$(BENCHSTAT) bench/out/tasks.txt
 

@@ -417,69 +417,72 @@ func dropAll(refs []trove.Ref) {
 // variadic remote call of 10,000 top-level arguments, and a slice of refs is
 // how a Go program hands a function many objects.
 //
-// Ray's figure is its whole test, arguments made and sent included, so total-s
-// here is a round: putting the 10,000 arguments (put-s), the call and Get of
-// its result (call-s), and dropping them; x_ray is Ray's 17.3 s / total-s.
-// call-s is the figure with the goal (< 1 s). The direct baseline runs the
-// same round with the function's body (sumRefs) called directly on the same
-// refs, no task machinery; x_direct is its call-s / the task's.
+// Ray's figure is its whole test, arguments made and sent included, so
+// total-s here is a round: putting the 10,000 arguments (put-s), the call and
+// Get of its result (call-s), and dropping them; x_ray is Ray's 17.3 s /
+// total-s. call-s is the figure with the goal (< 1 s). In every round the
+// function's body (sumRefs) is also called directly on the same refs, before
+// or after the call in turns (direct-call-s, not in total-s); x_direct is its
+// time / the call's.
 func BenchmarkTask10kRefArgs(b *testing.B) {
 	ones := make([]int64, argElements)
 	for i := range ones {
 		ones[i] = 1
 	}
 	const want = manyArgs * argElements
-	var directCall time.Duration
-	b.Run("impl=direct", func(b *testing.B) {
-		directCall = bench10kArgs(b, func(rt *task.Runtime, refs []trove.Ref) (int64, error) {
-			return sumRefsDirect(ctx, rt, refs)
-		}, ones, want)
-	})
-	b.Run("impl=task", func(b *testing.B) {
-		call := bench10kArgs(b, func(rt *task.Runtime, refs []trove.Ref) (int64, error) {
-			ref, err := sumArgs.Remote(ctx, rt, task.Val(refs))
-			if err != nil {
-				return 0, err
-			}
-			defer ref.Drop()
-			return trove.GetValue[int64](ctx, rt, ref)
-		}, ones, want)
-		if directCall > 0 {
-			b.ReportMetric(directCall.Seconds()/call.Seconds(), "x_direct")
-		}
-	})
-}
-
-// bench10kArgs runs rounds of BenchmarkTask10kRefArgs with call as the call,
-// reports them, and returns the median call's time.
-func bench10kArgs(b *testing.B, call func(*task.Runtime, []trove.Ref) (int64, error), ones []int64, want int64) time.Duration {
 	// The arguments are under InlineThreshold (in the heap, not the arena);
 	// the arena holds the value of 10,000 refs.
 	c := newTaskCluster(b, 1, 256<<20, 0)
 	rt := c.rts[0]
-	var totals, puts, calls benchtime.Samples
-	round := func() {
-		var refs []trove.Ref
-		puts.Time(func() { refs = putArgs(b, rt, ones) })
-		calls.Time(func() {
-			sum, err := call(rt, refs)
-			if err != nil || sum != want {
-				b.Fatalf("sum_args = %d, %v; want %d", sum, err, want)
-			}
-		})
-		dropAll(refs)
+	check := func(sum int64, err error) {
+		if err != nil || sum != want {
+			b.Fatalf("sum_args = %d, %v; want %d", sum, err, want)
+		}
 	}
-	round() // warm: the heap grown to hold the arguments
-	puts, calls = nil, nil
+	var totals, puts, calls, directs benchtime.Samples
+	taskCall := func(refs []trove.Ref) {
+		calls.Time(func() {
+			ref, err := sumArgs.Remote(ctx, rt, task.Val(refs))
+			if err != nil {
+				b.Fatal(err)
+			}
+			check(trove.GetValue[int64](ctx, rt, ref))
+			ref.Drop()
+		})
+	}
+	directCall := func(refs []trove.Ref) {
+		directs.Time(func() { check(sumRefsDirect(ctx, rt, refs)) })
+	}
+	round := func(i int) {
+		var refs []trove.Ref
+		t0 := time.Now()
+		puts.Time(func() { refs = putArgs(b, rt, ones) })
+		if i%2 == 0 {
+			taskCall(refs)
+			t1 := time.Now()
+			directCall(refs)
+			t0 = t0.Add(time.Since(t1)) // the direct call is not in the round's total
+		} else {
+			t1 := time.Now()
+			directCall(refs)
+			t0 = t0.Add(time.Since(t1))
+			taskCall(refs)
+		}
+		dropAll(refs)
+		totals = append(totals, time.Since(t0))
+	}
+	round(0) // warm: the heap grown to hold the arguments
+	totals, puts, calls, directs = nil, nil, nil, nil
 	b.ReportAllocs()
-	for b.Loop() {
-		totals.Time(round)
+	for i := 0; b.Loop(); i++ {
+		round(i)
 	}
 	b.ReportMetric(totals.Median().Seconds(), "total-s")
 	b.ReportMetric(puts.Median().Seconds(), "put-s")
 	b.ReportMetric(calls.Median().Seconds(), "call-s")
+	b.ReportMetric(directs.Median().Seconds(), "direct-call-s")
+	b.ReportMetric(float64(directs.Median())/float64(calls.Median()), "x_direct")
 	b.ReportMetric(ray10kArgsSeconds/totals.Median().Seconds(), "x_ray")
-	return calls.Median()
 }
 
 // queuedSizes are how many calls BenchmarkTaskQueued queues: Ray's test
