@@ -49,7 +49,7 @@ fuzz:
 BENCHSTAT := $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 bench:
 	mkdir -p bench/out
-	$(GO) test -run '^$$' -bench '^Benchmark([^M]|M[^a])' -benchtime $(BENCHTIME) -count $(COUNT) -timeout 60m ./bench/ | tee bench/out/bench.txt
+	$(GO) test -run '^$$' -bench '^Benchmark([^MT]|M[^a]|T[^a])' -benchtime $(BENCHTIME) -count $(COUNT) -timeout 60m ./bench/ | tee bench/out/bench.txt
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count $(COUNT) -timeout 30m ./spill/ ./arena/ | tee bench/out/io.txt
 	$(GO) test -run '^$$' -bench ManySmallObjectsSpilled -benchtime 1x -count 1 -timeout 30m ./bench/ | tee bench/out/manysmall.txt
 	$(BENCHSTAT) bench/out/bench.txt
