@@ -197,7 +197,7 @@ func (n *Node) pullChunkSize() int64 {
 	if n.cfg.ChunkSize > 0 {
 		return int64(n.cfg.ChunkSize)
 	}
-	return quic.DefaultChunkSize
+	return DefaultPullChunkSize
 }
 
 // source is one holder as a pull sees it.
