@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -83,7 +84,7 @@ type Output struct {
 	Compare  []ComparePair `json:"compare,omitempty"`
 }
 
-// OwnerSweep is the N=1000 swarm at one owner message rate.
+// OwnerSweep is the swarm-fixed broadcast at one owner message rate.
 type OwnerSweep struct {
 	Rate float64 `json:"owner_messages_per_second_capacity"`
 	Row  Row     `json:"row"`
@@ -109,9 +110,21 @@ func run(args []string, stdout io.Writer) error {
 	out := fs.String("out", "bench/out/swarmsim.json", "JSON output file ('' for none)")
 	plot := fs.String("plot", "docs/swarmsim.png", "PNG plot of broadcast time against N ('' for none)")
 	compare := fs.String("compare", "", "a tools/netcluster bench JSON (bench/out/netcluster.json) to compare the model with at its N")
-	sweepOwner := fs.Bool("owner-sweep", true, "run the N=1000 swarm-fixed broadcast at several owner rates")
+	ownerN := fs.Int("owner-n", 256, "cluster size of the owner-rate sweep (swarm-fixed at several -owner-rate; 0: none)")
+	cpuprofile := fs.String("cpuprofile", "", "write the simulator's own CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	S, err := parseBytes(*size)
 	if err != nil {
@@ -198,10 +211,7 @@ func run(args []string, stdout io.Writer) error {
 	}
 	if *stagger > 0 {
 		for _, v := range vs {
-			for _, n := range []int{16, 1000} {
-				if v.Name == "single" && n > 64 {
-					continue
-				}
+			for _, n := range []int{16, 256} {
 				cfg := base
 				cfg.Nodes, cfg.Stagger = n, *stagger
 				v.Apply(&cfg)
@@ -211,15 +221,15 @@ func run(args []string, stdout io.Writer) error {
 			}
 		}
 	}
-	if *sweepOwner {
-		for _, rate := range []float64{2000, 5000, 10000, 20000, 100000} {
+	if *ownerN > 0 {
+		for _, rate := range []float64{1000, 2000, 5000, 20000} {
 			cfg := base
-			cfg.Nodes = 1000
+			cfg.Nodes = *ownerN
 			variants[2].Apply(&cfg)
 			cfg.OwnerRate = rate
 			r := runOne("swarm-fixed", cfg)
 			o.Owner = append(o.Owner, OwnerSweep{rate, r})
-			fmt.Fprintf(stdout, "  owner %6.0f msg/s N=1000 swarm-fixed %s\n", rate, brief(r))
+			fmt.Fprintf(stdout, "  owner %6.0f msg/s N=%d swarm-fixed %s\n", rate, *ownerN, brief(r))
 		}
 	}
 	for _, n := range []int{2, 16, 64, 128, 256, 512, 1000} {

@@ -44,6 +44,11 @@ type Config struct {
 	// the primary, then partial copies with at least one chunk (in the order
 	// they first reported). Negative: no cap.
 	MaxHolders int
+	// SpreadHolders makes the owner list a different window of the partial
+	// copies to each request (starting at a hash of the puller and its
+	// request count) instead of always the first ones: with more pullers
+	// than MaxHolders, every partial copy then gets asked.
+	SpreadHolders bool
 
 	// ChunkTimeout is the cluster's PullChunkTimeout: a chunk not arrived
 	// this long after it was asked is given up (the transfer cancelled) and

@@ -11,7 +11,7 @@ import (
 
 // small is a broadcast that runs in milliseconds: 32 MiB in 1 MiB chunks.
 func small(n int) Config {
-	return Config{Nodes: n, Size: 32 << 20, Sched: swarm.Config{ChunkSize: 1 << 20}, ServeSlots: 4, ServeQueue: 4, MaxHolders: -1, Seed: 7}
+	return Config{Nodes: n, Size: 32 << 20, Sched: swarm.Config{ChunkSize: 1 << 20}, ServeSlots: 4, ServeQueue: 4, SpreadHolders: true, Seed: 7}
 }
 
 // checkConserved asserts what every finished broadcast must show: each

@@ -28,6 +28,7 @@ type node struct {
 	served   int64    // chunks it sent in full
 	seen     []uint64 // by node: the directory version last given to its scheduler
 
+	asks        int           // its locate requests, for SpreadHolders
 	wakePending bool          // a pump is scheduled for the scheduler's Wake
 	wakeAt      time.Duration // when
 	refreshing  bool          // an opLocate/opPulling is on its way
@@ -204,11 +205,16 @@ func (w *world) locations(n *node) []int {
 		}
 	}
 	ids = append(ids, 0)
-	for _, id := range w.partials {
+	start := 0
+	if w.cfg.SpreadHolders && len(w.partials) > 0 {
+		n.asks++
+		start = int(swarm.SeedOf(string(n.peer)+"/"+strconv.Itoa(n.asks)) % uint64(len(w.partials)))
+	}
+	for i := range w.partials {
 		if len(ids) >= max {
 			break
 		}
-		ids = append(ids, id)
+		ids = append(ids, w.partials[(start+i)%len(w.partials)])
 	}
 	ids = slices.DeleteFunc(ids, func(id int) bool { return id == n.id })
 	if w.cfg.SingleSource {
