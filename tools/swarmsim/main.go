@@ -111,6 +111,7 @@ func run(args []string, stdout io.Writer) error {
 	plot := fs.String("plot", "docs/swarmsim.png", "PNG plot of broadcast time against N ('' for none)")
 	compare := fs.String("compare", "", "a tools/netcluster bench JSON (bench/out/netcluster.json) to compare the model with at its N")
 	ownerN := fs.Int("owner-n", 256, "cluster size of the owner-rate sweep (swarm-fixed at several -owner-rate; 0: none)")
+	plotFrom := fs.String("plot-from", "", "only draw -plot from these JSON outputs of earlier runs (comma-separated), e.g. sweeps run in parallel")
 	cpuprofile := fs.String("cpuprofile", "", "write the simulator's own CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -125,6 +126,28 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *plotFrom != "" {
+		var rows []Row
+		for _, path := range strings.Split(*plotFrom, ",") {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("-plot-from: %w", err)
+			}
+			var o Output
+			if err := json.Unmarshal(b, &o); err != nil {
+				return fmt.Errorf("-plot-from %s: not a swarmsim JSON output: %w", path, err)
+			}
+			for _, r := range o.Rows {
+				r.Max = r.Maxs
+				rows = append(rows, r)
+			}
+		}
+		if err := plotTimes(*plot, rows); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "wrote", *plot)
+		return nil
 	}
 	S, err := parseBytes(*size)
 	if err != nil {
