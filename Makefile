@@ -122,3 +122,12 @@ clean:
 .PHONY: test-loaded
 test-loaded:
 	bash scripts/loaded-test.sh -race -count 2 -timeout 20m
+
+## sim: the broadcast model (tools/swarmsim, a simulation, not a measurement): N up
+## to 1,000, swarm vs single source, failures, owner load, memberlist's gossip; writes
+## bench/out/swarmsim.json and docs/swarmsim.png. -compare checks it against netcluster.
+.PHONY: sim
+sim:
+	mkdir -p bench/out
+	$(GO) run ./tools/swarmsim -out bench/out/swarmsim.json -plot docs/swarmsim.png \
+		$$(test -f bench/out/netcluster.json && echo -compare bench/out/netcluster.json) | tee bench/out/swarmsim.txt

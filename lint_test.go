@@ -50,6 +50,9 @@ var layering = map[string]struct {
 	// its network package knows nothing of trove.
 	"tools/netcluster":       {allowed: []string{"", "net/ipc", "tools/netcluster/netns"}},
 	"tools/netcluster/netns": {allowed: []string{}},
+	// the broadcast model drives the pure scheduler, nothing with I/O.
+	"tools/swarmsim/sim": {allowed: []string{"swarm"}, noNet: true},
+	"tools/swarmsim":     {allowed: []string{"swarm", "tools/swarmsim/sim"}, noNet: true},
 	// the metamorphic test drives the in-process store as a user does.
 	"fuzz": {allowed: []string{"", "engine", "zerocopy"}, noNet: true},
 	// the examples' and the demo's in-process cluster, and their batch inference
