@@ -23,6 +23,8 @@ const (
 	// broadcast of 256 MiB had 60 chunks (480 MiB, ~2 copies) in flight
 	// from the origin before any puller held one whole (tools/netcluster).
 	DefaultPullChunkSize    = 1 << 20
+	DefaultServeSlots       = 8                // chunks this node serves at once...
+	DefaultServeQueue       = 8                // ...and chunk requests that wait for a slot; more are refused (quic.ErrBusy)
 	DefaultPullChunkTimeout = 10 * time.Second // a chunk pull that received no byte for this long is asked of another holder
 )
 
@@ -97,6 +99,17 @@ type Config struct {
 	// arriving slowly but steadily is not cut. Default DefaultPullChunkTimeout.
 	PullChunkTimeout time.Duration
 
+	// ServeSlots is how many chunks this node serves at once, and ServeQueue
+	// how many more chunk requests wait for a slot; a request beyond both is
+	// refused at once with quic.ErrBusy, and its puller asks another holder
+	// (or this one after a back-off). This keeps a node everyone pulls from
+	// (the origin of a broadcast) from splitting its uplink among every
+	// puller's requests, so that each chunk it sends arrives whole soon and
+	// its pullers trade it, instead of receiving the same chunks from it many
+	// times over (tools/swarmsim's model; docs/scale.md). Defaults
+	// DefaultServeSlots and DefaultServeQueue; negative ServeQueue: none wait.
+	ServeSlots, ServeQueue int
+
 	// Logger receives the node's events. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -132,6 +145,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PullRefresh <= 0 {
 		c.PullRefresh = DefaultPullRefresh
 	}
+	if c.ServeSlots <= 0 {
+		c.ServeSlots = DefaultServeSlots
+	}
+	if c.ServeQueue == 0 {
+		c.ServeQueue = DefaultServeQueue
+	}
+	c.ServeQueue = max(c.ServeQueue, 0)
 	if c.PullChunkTimeout <= 0 {
 		c.PullChunkTimeout = DefaultPullChunkTimeout
 	}

@@ -42,6 +42,7 @@ type Node struct {
 
 	pulls   pullTable    // pulls in progress, served from while they run
 	pullers pullWatchers // pulls in progress, told of holders that die
+	serving serveGate    // bounds the chunks served at once (Config.ServeSlots, ServeQueue)
 	ctr     counters     // Stats
 	small   *smallCache  // small objects fetched from their owners
 
@@ -85,6 +86,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.mu.dead = map[trove.NodeID]chan struct{}{}
 	n.bor.m = map[trove.ObjectID]*borrowing{}
 	n.outq.init()
+	n.serving.init(cfg.ServeSlots, cfg.ServeQueue, &n.ctr)
 
 	scfg := cfg.Store
 	scfg.Remote = (*remote)(n)

@@ -480,6 +480,11 @@ func (h *handler) ServeChunk(ctx context.Context, peer quic.Peer, id trove.Objec
 			return err
 		}
 	}
+	done, err := n.serving.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	if served, err := n.servePartial(id, off, size, w); served {
 		return err
 	}

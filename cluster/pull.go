@@ -502,6 +502,15 @@ func (pl *puller) chunkEnded(r chunkResult, now time.Time) bool {
 		return true
 	}
 	n := pl.n
+	if errors.Is(r.err, quic.ErrBusy) {
+		// The holder is serving all it takes: ask another that has the
+		// chunk, or this one after the scheduler's RetryAfter. Not a
+		// failure of the holder, nor of the pull.
+		n.ctr.pullsBusyRefusals.Add(1)
+		pl.sched.Failed(r.a, now)
+		pl.settle(s)
+		return false
+	}
 	n.ctr.pullHolderFailures.Add(1)
 	pl.last, s.lastErr = r.err, r.err
 	pl.sched.Failed(r.a, now)

@@ -31,6 +31,8 @@ type Stats struct {
 	MultiSourcePulls    int64 // pulls that took chunks from more than one holder
 	PullHolderFailures  int64 // chunk pulls that failed (a holder died, slowed past PullChunkTimeout, or failed mid-chunk)
 	PullRefreshes       int64 // as an owner: pulls' refreshes of locations served (opPulling)
+	ChunksRefusedBusy   int64 // chunk requests this node refused, serving ServeSlots with ServeQueue waiting
+	PullsBusyRefusals   int64 // chunk pulls a holder refused as busy (asked again of another, or later)
 	PullsInProgress     int   // swarm pulls under way now (serving the chunks they have)
 }
 
@@ -39,6 +41,8 @@ type counters struct {
 	remoteGets, remoteInline, cacheHits, pulls, fetchErrors, bytesIn, bytesOut atomic.Int64
 
 	chunksPulled, partialChunksServed, multiSourcePulls, pullHolderFailures, pullRefreshes atomic.Int64
+
+	chunksRefusedBusy, pullsBusyRefusals atomic.Int64
 }
 
 // Stats returns the node's cluster counters.
@@ -52,6 +56,7 @@ func (n *Node) Stats() Stats {
 		ChunksPulled: n.ctr.chunksPulled.Load(), PartialChunksServed: n.ctr.partialChunksServed.Load(),
 		MultiSourcePulls: n.ctr.multiSourcePulls.Load(), PullHolderFailures: n.ctr.pullHolderFailures.Load(),
 		PullRefreshes: n.ctr.pullRefreshes.Load(), PullsInProgress: n.pulls.len(),
+		ChunksRefusedBusy: n.ctr.chunksRefusedBusy.Load(), PullsBusyRefusals: n.ctr.pullsBusyRefusals.Load(),
 	}
 	for _, m := range n.members.Members() {
 		if m.State == StateAlive {

@@ -33,11 +33,12 @@ const (
 	statusClosed
 	statusTooLarge
 	statusTaskFailed
+	statusBusy
 	statusCount
 )
 
-// statusErrors maps a status to the sentinel it stands for; statusError and
-// statusTooLarge stand for no sentinel of the root package.
+// statusErrors maps a status to the sentinel it stands for; statusError
+// stands for none, statusTooLarge and statusBusy for this package's.
 var statusErrors = [statusCount]error{
 	statusUnknownObject:   trove.ErrUnknownObject,
 	statusObjectFreed:     trove.ErrObjectFreed,
@@ -52,7 +53,14 @@ var statusErrors = [statusCount]error{
 	statusClosed:          trove.ErrClosed,
 	statusTooLarge:        ErrTooLarge,
 	statusTaskFailed:      trove.ErrTaskFailed,
+	statusBusy:            ErrBusy,
 }
+
+// ErrBusy: a holder refused a chunk because it is serving as many as it
+// takes at once and as many more are waiting (the cluster's
+// Config.ServeSlots and ServeQueue). Ask another holder, or this one again
+// shortly; nothing is wrong with either end.
+var ErrBusy = errors.New("quic: the holder is serving as many chunks as it takes; ask another holder or retry shortly")
 
 // ErrTooLarge: a request, reply or chunk exceeds the bound of the node that
 // refused it (Config.MaxMessage or Config.MaxChunk). Raise the bound on every
