@@ -23,9 +23,13 @@
 //     caller's context bounds it, and so does the owner's death). Objects up to
 //     the store's InlineThreshold come back inline in the reply and are written
 //     into a CreateCopy builder; larger ones are pulled in chunks on parallel
-//     streams straight into the builder's arena bytes from the holders the
-//     owner names (copies first, the primary last; a holder that fails is
-//     replaced by the next). The copy is sealed and the owner told (batched).
+//     streams straight into the builder's arena bytes from every holder the
+//     owner names at once, nodes still pulling included (a swarm pull,
+//     pull.go: the chunks chosen by a swarm.Scheduler; a holder that fails,
+//     stalls or is declared dead loses its chunks to the others; each node
+//     serves Config.ServeSlots chunks at once and refuses requests beyond
+//     ServeQueue as busy, so that a broadcast's origin sends little more than
+//     one copy). The copy is sealed and the owner told (batched).
 //     Concurrent Gets of one ID share one Fetch (the engine's doing).
 //   - Released (this node's last handle gone, its copy freed) is queued and
 //     sent to the owner in one batch per owner (opUpdate), retried until the
