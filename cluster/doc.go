@@ -25,7 +25,11 @@
 //     into a CreateCopy builder; larger ones are pulled in chunks on parallel
 //     streams straight into the builder's arena bytes from the holders the
 //     owner names (copies first, the primary last; a holder that fails is
-//     replaced by the next). The copy is sealed and the owner told (batched).
+//     replaced by the next); in a swarm pull (pull.go) nodes still pulling
+//     serve the chunks they have, and each puller tells the owner, every
+//     PullRefresh, the chunks it holds and those it is fetching (opPulling),
+//     so that the pullers ask the owner for chunks nobody fetches and get the
+//     others from each other. The copy is sealed and the owner told (batched).
 //     Concurrent Gets of one ID share one Fetch (the engine's doing).
 //   - Released (this node's last handle gone, its copy freed) is queued and
 //     sent to the owner in one batch per owner (opUpdate), retried until the
