@@ -25,11 +25,14 @@
 //     into a CreateCopy builder; larger ones are pulled in chunks on parallel
 //     streams straight into the builder's arena bytes from every holder the
 //     owner names at once, nodes still pulling included (a swarm pull,
-//     pull.go: the chunks chosen by a swarm.Scheduler; a holder that fails,
-//     stalls or is declared dead loses its chunks to the others; each node
-//     serves Config.ServeSlots chunks at once and refuses requests beyond
-//     ServeQueue as busy, so that a broadcast's origin sends little more than
-//     one copy). The copy is sealed and the owner told (batched).
+//     pull.go: the chunks chosen by a swarm.Scheduler). Each puller tells the
+//     owner, every PullRefresh, the chunks it holds and those it is fetching
+//     (opPulling), so that pullers ask the owner for chunks nobody fetches
+//     and get the others from each other; a holder that fails, stalls or is
+//     declared dead loses its chunks to the others; each node serves
+//     Config.ServeSlots chunks at once and refuses requests beyond ServeQueue
+//     as busy, so that a broadcast's origin sends little more than one copy.
+//     The copy is sealed and the owner told (batched).
 //     Concurrent Gets of one ID share one Fetch (the engine's doing).
 //   - Released (this node's last handle gone, its copy freed) is queued and
 //     sent to the owner in one batch per owner (opUpdate), retried until the

@@ -20,8 +20,11 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add(uint16(opUpdate), appendUpdates(nil, from, []update{{updatePullEnd, id}}))
 	have := swarm.NewBitmap(10)
 	have.Set(3)
-	f.Add(uint16(opPulling), appendPulling(nil, from, id, 1<<20, have))
-	f.Add(uint16(opPulling), appendPulling(nil, from, id, 1, swarm.NewBitmap(0)))
+	pending := swarm.NewBitmap(10)
+	pending.Set(4)
+	pending.Set(9)
+	f.Add(uint16(opPulling), appendPulling(nil, from, id, 1<<20, have, pending))
+	f.Add(uint16(opPulling), appendPulling(nil, from, id, 1, swarm.NewBitmap(0), swarm.NewBitmap(0)))
 	f.Add(uint16(9), []byte{wireVersion})
 	f.Fuzz(func(t *testing.T, op uint16, b []byte) {
 		r, err := decodeRequest(quic.Op(op), b, nil)
@@ -33,10 +36,10 @@ func FuzzDecodeRequest(f *testing.F) {
 		case opLocate, opBorrow:
 			again = appendIDRequest(nil, r.from, r.id)
 		case opPulling:
-			if r.chunk <= 0 || r.chunk > maxPullChunk || r.have.Len() > swarm.MaxChunks {
-				t.Fatalf("opPulling decoded out of bounds: chunk %d, %d chunks", r.chunk, r.have.Len())
+			if r.chunk <= 0 || r.chunk > maxPullChunk || r.have.Len() > swarm.MaxChunks || r.pending.Len() != r.have.Len() {
+				t.Fatalf("opPulling decoded out of bounds: chunk %d, %d chunks, %d pending", r.chunk, r.have.Len(), r.pending.Len())
 			}
-			again = appendPulling(nil, r.from, r.id, r.chunk, r.have)
+			again = appendPulling(nil, r.from, r.id, r.chunk, r.have, r.pending)
 		case opUpdate:
 			if len(r.updates) > maxUpdates {
 				t.Fatalf("%d updates decoded, bound %d", len(r.updates), maxUpdates)
@@ -59,8 +62,10 @@ func FuzzDecodeLocateReply(f *testing.F) {
 	have := swarm.NewBitmap(int(chunksOf(1<<30, 1<<20)))
 	have.Set(0)
 	have.Set(1000)
-	f.Add(appendLocationsReply(nil, 1<<30, []location{{addr: "127.0.0.1:7100", full: true}, {addr: "10.0.0.2:7100", chunk: 1 << 20, have: have}}))
-	f.Add(appendLocationsReply(nil, 5, []location{{addr: "a", chunk: 2, have: swarm.FullBitmap(3)}}))
+	pending := swarm.NewBitmap(have.Len())
+	pending.Set(7)
+	f.Add(appendLocationsReply(nil, 1<<30, []location{{addr: "127.0.0.1:7100", full: true}, {addr: "10.0.0.2:7100", chunk: 1 << 20, have: have, pending: pending}}))
+	f.Add(appendLocationsReply(nil, 5, []location{{addr: "a", chunk: 2, have: swarm.FullBitmap(3), pending: swarm.NewBitmap(3)}}))
 	f.Add([]byte{wireVersion, replyLocations, 0x80})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		const bound = 1 << 40
@@ -72,7 +77,7 @@ func FuzzDecodeLocateReply(f *testing.F) {
 			t.Fatalf("decoded out of bounds: size %d, %d locations", r.size, len(r.locs))
 		}
 		for _, l := range r.locs {
-			if !l.full && int64(l.have.Len()) != chunksOf(r.size, l.chunk) {
+			if !l.full && (int64(l.have.Len()) != chunksOf(r.size, l.chunk) || l.pending.Len() != l.have.Len()) {
 				t.Fatalf("a partial location's %d chunks do not cover %d bytes in chunks of %d", l.have.Len(), r.size, l.chunk)
 			}
 		}

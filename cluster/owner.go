@@ -44,23 +44,24 @@ type ownedMeta struct {
 
 // partialCopy is a borrowing node's copy in progress, as it last said.
 type partialCopy struct {
-	node  trove.NodeID
-	chunk int64        // its chunk size
-	have  swarm.Bitmap // the chunks it holds (the owner's own copy of the bits)
+	node    trove.NodeID
+	chunk   int64        // its chunk size
+	have    swarm.Bitmap // the chunks it holds (the owner's own copy of the bits)
+	pending swarm.Bitmap // the chunks it is fetching (as many as have)
 }
 
 // setPull records node's partial copy, replacing what it said before.
-func (m *ownedMeta) setPull(node trove.NodeID, chunk int64, have swarm.Bitmap) {
+func (m *ownedMeta) setPull(node trove.NodeID, chunk int64, have, pending swarm.Bitmap) {
 	if m.pulls == nil {
 		m.pulls = new([]partialCopy)
 	}
 	for i := range *m.pulls {
 		if p := &(*m.pulls)[i]; p.node == node {
-			p.chunk, p.have = chunk, have
+			p.chunk, p.have, p.pending = chunk, have, pending
 			return
 		}
 	}
-	*m.pulls = append(*m.pulls, partialCopy{node: node, chunk: chunk, have: have})
+	*m.pulls = append(*m.pulls, partialCopy{node: node, chunk: chunk, have: have, pending: pending})
 }
 
 // endPull forgets node's partial copy, if any.
@@ -237,16 +238,17 @@ func (t *ownerTable) copied(node trove.NodeID, id trove.ObjectID) {
 	}
 }
 
-// pulling records that node, a borrower of id, is pulling it and holds the
-// chunks in have (of chunk bytes each). A node that does not borrow id (its
-// release crossed this message) is not recorded.
-func (t *ownerTable) pulling(node trove.NodeID, id trove.ObjectID, chunk int64, have swarm.Bitmap) {
+// pulling records that node, a borrower of id, is pulling it, holds the
+// chunks in have (of chunk bytes each) and is fetching those in pending. A
+// node that does not borrow id (its release crossed this message) is not
+// recorded.
+func (t *ownerTable) pulling(node trove.NodeID, id trove.ObjectID, chunk int64, have, pending swarm.Bitmap) {
 	sh := t.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if m := sh.m[id]; m != nil {
 		if b := m.find(node); b != nil && !b.copy {
-			m.setPull(node, chunk, have)
+			m.setPull(node, chunk, have, pending)
 		}
 	}
 }
@@ -404,7 +406,7 @@ func (h *handler) HandleRequest(ctx context.Context, peer quic.Peer, op quic.Op,
 		if err := n.ownsLive(req.id); err != nil {
 			return reply, err
 		}
-		n.own.pulling(req.from, req.id, req.chunk, req.have)
+		n.own.pulling(req.from, req.id, req.chunk, req.have, req.pending)
 		n.ctr.pullRefreshes.Add(1)
 		return n.serveLocate(ctx, req.id, reply)
 	}
@@ -426,8 +428,10 @@ func (n *Node) ownsLive(id trove.ObjectID) error {
 // (the call waits for it, as a future, until the caller gives up), its bytes
 // if it is small, else its locations: the holders of sealed copies first,
 // this node (the primary) next, then the nodes still pulling it with the
-// chunks each holds, at most maxHolders in all and maxPartialBytes of
-// bitmaps. Only members alive now are listed.
+// chunks each holds and those it is fetching (a puller that holds none yet
+// is listed for what it fetches: the others leave those chunks to it), at
+// most maxHolders in all and maxPartialBytes of bitmaps. Only members alive
+// now are listed.
 func (n *Node) serveLocate(ctx context.Context, id trove.ObjectID, reply []byte) ([]byte, error) {
 	if err := n.ownsLive(id); err != nil {
 		return reply, err
@@ -460,13 +464,14 @@ func (n *Node) serveLocate(ctx context.Context, id trove.ObjectID, reply []byte)
 	budget := maxPartialBytes
 	for _, p := range n.own.partials(id, nil) {
 		addr, ok := alive(p.node)
-		if !ok || len(locs) >= maxHolders || chunksOf(size, p.chunk) != int64(p.have.Len()) || p.have.Count() == 0 {
+		if !ok || len(locs) >= maxHolders || chunksOf(size, p.chunk) != int64(p.have.Len()) || p.pending.Len() != p.have.Len() ||
+			p.have.Count() == 0 && p.pending.Count() == 0 {
 			continue
 		}
-		if budget -= p.have.EncodedLen(); budget < 0 {
+		if budget -= p.have.EncodedLen() + p.pending.EncodedLen(); budget < 0 {
 			break
 		}
-		locs = append(locs, location{addr: addr, chunk: p.chunk, have: p.have})
+		locs = append(locs, location{addr: addr, chunk: p.chunk, have: p.have, pending: p.pending})
 	}
 	return appendLocationsReply(reply, size, locs), nil
 }

@@ -21,10 +21,16 @@ import (
 // scheduler for work and starts a goroutine per chunk (net/quic Pull of that
 // chunk, straight into the builder's arena bytes); it reports each chunk's
 // end back to the scheduler; every Config.PullRefresh it tells the owner
-// which chunks it holds and learns the object's locations again (opPulling:
+// which chunks it holds and which it is fetching, and learns the object's
+// locations again with the same of every other puller (opPulling:
 // one request does both, so the owner pushes nothing and keeps no timers;
-// a refresh also picks up peers that started after this one). The loop
-// holds the only reference to the scheduler: no lock guards it.
+// a refresh also picks up peers that started after this one). The others'
+// chunks in flight go to the scheduler (SetPending), which asks the holders
+// first for chunks nobody is fetching, and leaves a chunk another puller is
+// fetching from a full holder (the origin) to be had from that puller once
+// it arrives: so the origin's uplink, which every puller can ask, sends each
+// chunk about once. The loop holds the only reference to the scheduler: no
+// lock guards it.
 //
 // The serving side: a pull in progress is registered in the node's
 // pullTable; ServeChunk answers a chunk of it from the builder's bytes if
@@ -236,7 +242,8 @@ type puller struct {
 	order  []*source // in the order first listed
 	limit  int       // sources active at once (0: all)
 	locs   []location
-	failed int // chunk pulls failed with an error or timeout in all
+	others map[string]bool // pullers whose chunks in flight the scheduler knows (SetPending)
+	failed int             // chunk pulls failed with an error or timeout in all
 	last   error
 
 	gone struct { // holders the membership declared dead or departed, from pullWatchers
@@ -298,7 +305,7 @@ func (n *Node) swarmPull(ctx context.Context, owner Member, id trove.ObjectID, l
 	pl := &puller{
 		n: n, owner: owner, id: id, size: loc.size, chunk: chunk, dst: dst,
 		sched: swarm.New(loc.size, swarm.Config{ChunkSize: chunk, RetryAfter: min(n.cfg.PullRefresh, 100*time.Millisecond), Seed: swarm.SeedOf(n.Addr())}),
-		srcs:  map[string]*source{}, limit: n.cfg.PullSources, locs: loc.locs,
+		srcs:  map[string]*source{}, limit: n.cfg.PullSources, locs: loc.locs, others: map[string]bool{},
 		running: map[swarm.Chunk]*chunkWork{}, preempted: map[swarm.Chunk]int{},
 	}
 	pl.gone.wake = make(chan struct{}, 1)
@@ -350,9 +357,9 @@ func (pl *puller) run(ctx context.Context, swarming bool) (err error) {
 			return
 		}
 		refreshing, told = true, true
-		have := pl.sched.Have()
+		have, pending := pl.sched.Have(), pl.sched.Pending()
 		wg.Go(func() {
-			locs, err := n.refreshLocations(ctx, pl.owner, pl.id, pl.chunk, have)
+			locs, err := n.refreshLocations(ctx, pl.owner, pl.id, pl.chunk, have, pending)
 			refreshes <- refreshResult{locs, err}
 		})
 	}
@@ -572,12 +579,14 @@ func (pl *puller) settle(s *source) {
 
 // apply takes the owner's list of locations: each holder not dropped is
 // given to the scheduler with the chunks it has (at most PullSources of them
-// at once), and holders no longer listed are retired, unless the list may
-// have been cut (truncated).
+// at once), every other puller's chunks in flight too (a puller that holds
+// no chunk yet is no holder), and holders no longer listed are retired,
+// unless the list may have been cut (truncated).
 func (pl *puller) apply(locs []location, truncated bool) {
 	self := pl.n.Addr()
 	pl.locs = locs
 	listed := map[string]bool{}
+	fetching := map[string]bool{}
 	active := 0
 	for _, s := range pl.order {
 		if s.active {
@@ -588,6 +597,14 @@ func (pl *puller) apply(locs []location, truncated bool) {
 	for _, l := range locs {
 		if l.addr == self || (!l.full && pl.p == nil) {
 			continue // this node; partial copies are for swarm pulls only
+		}
+		if !l.full {
+			fetching[l.addr] = true
+			pl.others[l.addr] = true
+			pl.sched.SetPending(swarm.PeerID(l.addr), rechunkAny(l.pending, l.chunk, pl.size, pl.chunk))
+			if l.have.Count() == 0 {
+				continue
+			}
 		}
 		listed[l.addr] = true
 		s := pl.srcs[l.addr]
@@ -620,6 +637,34 @@ func (pl *puller) apply(locs []location, truncated bool) {
 			pl.retire(s)
 		}
 	}
+	for addr := range pl.others {
+		if !fetching[addr] {
+			delete(pl.others, addr)
+			pl.sched.SetPending(swarm.PeerID(addr), swarm.Bitmap{})
+		}
+	}
+}
+
+// rechunkAny converts a puller's pending bitmap of src-byte chunks into this
+// pull's chunks of dst bytes: a chunk is pending if any source chunk it
+// overlaps is (some of its bytes are on their way there).
+func rechunkAny(pending swarm.Bitmap, src, size, dst int64) swarm.Bitmap {
+	if src == dst {
+		return pending
+	}
+	n := int(chunksOf(size, dst))
+	out := swarm.NewBitmap(n)
+	for c := range n {
+		lo := int64(c) * dst
+		hi := min(size, lo+dst)
+		for k := lo / src; k <= (hi-1)/src; k++ {
+			if pending.Has(swarm.Chunk(k)) {
+				out.Set(swarm.Chunk(c))
+				break
+			}
+		}
+	}
+	return out
 }
 
 // rechunk converts a holder's bitmap of src-byte chunks into this pull's
@@ -667,13 +712,13 @@ func (pl *puller) lost() error {
 			missing, pl.sched.Chunks(), pl.failed, dropped, len(pl.order), why)}
 }
 
-// refreshLocations tells id's owner which chunks this node holds (opPulling)
-// and returns the object's locations now.
-func (n *Node) refreshLocations(ctx context.Context, owner Member, id trove.ObjectID, chunk int64, have swarm.Bitmap) ([]location, error) {
+// refreshLocations tells id's owner which chunks this node holds and which
+// it is fetching (opPulling), and returns the object's locations now.
+func (n *Node) refreshLocations(ctx context.Context, owner Member, id trove.ObjectID, chunk int64, have, pending swarm.Bitmap) ([]location, error) {
 	req, rep := bufs.Get(), bufs.Get()
 	defer bufs.Put(req)
 	defer bufs.Put(rep)
-	req.B = appendPulling(req.B[:0], n.self, id, chunk, have)
+	req.B = appendPulling(req.B[:0], n.self, id, chunk, have, pending)
 	if err := n.request(ctx, owner.Addr, opPulling, req.B, &rep.B); err != nil {
 		return nil, err
 	}

@@ -19,17 +19,21 @@ import (
 //	  opLocate:  id(16)                        → locateReply
 //	  opBorrow:  id(16)                        → empty: the owner now counts one more borrow by `from`
 //	  opUpdate:  n uvarint (≤ maxUpdates), n × (kind u8, id(16)) → empty
-//	  opPulling: id(16), chunk uvarint, bitmap → locateReply: `from` is pulling id and
-//	             holds these chunks of `chunk` bytes (swarm.Bitmap's encoding)
+//	  opPulling: id(16), chunk uvarint, have bitmap, pending bitmap → locateReply:
+//	             `from` is pulling id, holds the chunks in have (of `chunk` bytes,
+//	             swarm.Bitmap's encoding) and is fetching those in pending (as many)
 //	locateReply = version u8, kind u8, size uvarint, then
 //	  replyInline:    exactly size bytes of the object
 //	  replyLocations: n uvarint (1..maxHolders), n × (len u8, addr, state u8, then
-//	                  for statePartial: chunk uvarint, bitmap of ceil(size/chunk) chunks)
+//	                  for statePartial: chunk uvarint, have bitmap and pending
+//	                  bitmap, each of ceil(size/chunk) chunks)
 //
 // Lengths are checked against what is left of the body before anything is
 // allocated from them; a message with bytes after its end is refused.
 const (
-	wireVersion = 1
+	// wireVersion 2: opPulling and partial locations carry the chunks the
+	// puller is fetching (pending) as well as those it holds.
+	wireVersion = 2
 
 	opLocate quic.Op = 1 // where is id, and how large; inline bytes if small; waits until sealed
 	opBorrow quic.Op = 2 // register the sender as a borrower of id
@@ -43,7 +47,7 @@ const (
 	updatePullEnd uint8 = 3 // the sender's pull of id ended without a copy: forget its partial one
 
 	stateFull    uint8 = 1 // a location with a sealed copy: the primary or a copy
-	statePartial uint8 = 2 // a node still pulling: the chunks it holds follow
+	statePartial uint8 = 2 // a node still pulling: the chunks it holds and those it fetches follow
 
 	replyInline    uint8 = 1
 	replyLocations uint8 = 3 // (2 was a list of full holders' addresses only)
@@ -99,13 +103,31 @@ type request struct {
 	updates []update       // opUpdate
 	chunk   int64          // opPulling: the sender's chunk size
 	have    swarm.Bitmap   // opPulling: the chunks it holds
+	pending swarm.Bitmap   // opPulling: the chunks it is fetching (as many as have)
 }
 
-// appendPulling encodes an opPulling request.
-func appendPulling(b []byte, from trove.NodeID, id trove.ObjectID, chunk int64, have swarm.Bitmap) []byte {
+// appendPulling encodes an opPulling request; pending must be of as many
+// chunks as have.
+func appendPulling(b []byte, from trove.NodeID, id trove.ObjectID, chunk int64, have, pending swarm.Bitmap) []byte {
 	b = appendIDRequest(b, from, id)
 	b = binary.AppendUvarint(b, uint64(chunk))
-	return have.Append(b)
+	return pending.Append(have.Append(b))
+}
+
+// decodeHavePending decodes a have bitmap and a pending one of as many
+// chunks, returning what follows.
+func decodeHavePending(b []byte, have, pending *swarm.Bitmap) ([]byte, error) {
+	b, err := have.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	if b, err = pending.Decode(b); err != nil {
+		return nil, fmt.Errorf("pending chunks: %w", err)
+	}
+	if pending.Len() != have.Len() {
+		return nil, fmt.Errorf("a bitmap of %d chunks pending for one of %d held", pending.Len(), have.Len())
+	}
+	return b, nil
 }
 
 // decodeRequest decodes a request body of op. The updates are appended to
@@ -138,7 +160,7 @@ func decodeRequest(op quic.Op, b []byte, us []update) (request, error) {
 			return r, fmt.Errorf("%w: opPulling chunk size invalid, zero or over %d", errMessage, uint64(maxPullChunk))
 		}
 		r.chunk = int64(chunk)
-		rest, err := r.have.Decode(b[k:])
+		rest, err := decodeHavePending(b[k:], &r.have, &r.pending)
 		if err != nil {
 			return r, fmt.Errorf("%w: opPulling: %w", errMessage, err)
 		}
@@ -179,10 +201,11 @@ type locateReply struct {
 
 // location is one node holding some or all of an object's bytes.
 type location struct {
-	addr  string
-	full  bool         // a sealed copy (the primary or a copy): every chunk
-	chunk int64        // a partial copy's chunk size
-	have  swarm.Bitmap // and the chunks it holds
+	addr    string
+	full    bool         // a sealed copy (the primary or a copy): every chunk
+	chunk   int64        // a partial copy's chunk size
+	have    swarm.Bitmap // and the chunks it holds
+	pending swarm.Bitmap // and those it is fetching (as many chunks)
 }
 
 func appendInlineReply(b []byte, data []byte) []byte {
@@ -191,8 +214,8 @@ func appendInlineReply(b []byte, data []byte) []byte {
 	return append(b, data...)
 }
 
-// appendLocationsReply encodes locs, whose partial bitmaps must be of
-// chunksOf(size, chunk) chunks.
+// appendLocationsReply encodes locs, whose partial bitmaps (have and
+// pending) must be of chunksOf(size, chunk) chunks.
 func appendLocationsReply(b []byte, size int64, locs []location) []byte {
 	b = append(b, wireVersion, replyLocations)
 	b = binary.AppendUvarint(b, uint64(size))
@@ -206,7 +229,7 @@ func appendLocationsReply(b []byte, size int64, locs []location) []byte {
 		}
 		b = append(b, statePartial)
 		b = binary.AppendUvarint(b, uint64(l.chunk))
-		b = l.have.Append(b)
+		b = l.pending.Append(l.have.Append(b))
 	}
 	return b
 }
@@ -263,7 +286,7 @@ func decodeLocateReply(b []byte, maxSize int64) (locateReply, error) {
 				}
 				l.chunk = int64(chunk)
 				var err error
-				if b, err = l.have.Decode(b[k:]); err != nil {
+				if b, err = decodeHavePending(b[k:], &l.have, &l.pending); err != nil {
 					return r, fmt.Errorf("%w: partial location: %w", errMessage, err)
 				}
 				if int64(l.have.Len()) != chunksOf(r.size, l.chunk) {

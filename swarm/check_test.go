@@ -40,12 +40,35 @@ func checkInvariants(s *Scheduler) error {
 		if s.avail[c] != want {
 			return fmt.Errorf("chunk %d: avail %d, %d holders have it", c, s.avail[c], want)
 		}
+		fetching := int32(0)
+		for _, b := range s.others {
+			if b.Has(Chunk(c)) {
+				fetching++
+			}
+		}
+		if s.fetching[c] != fetching {
+			return fmt.Errorf("chunk %d: fetching %d, %d other pullers said they fetch it", c, s.fetching[c], fetching)
+		}
 	}
 	if total != s.pending {
 		return fmt.Errorf("pending %d, %d asks", s.pending, total)
 	}
 	if s.pending > s.cfg.PerPull {
 		return fmt.Errorf("%d in flight exceeds PerPull %d", s.pending, s.cfg.PerPull)
+	}
+	full := 0
+	for _, h := range s.order {
+		if s.n > 0 && h.count == s.n {
+			full++
+		}
+	}
+	if full != s.full {
+		return fmt.Errorf("full holders %d, counted %d", s.full, full)
+	}
+	for p, b := range s.others {
+		if b.Count() == 0 || b.Len() != s.n {
+			return fmt.Errorf("other puller %s recorded with %d of %d chunks pending", p, b.Count(), b.Len())
+		}
 	}
 	inf := 0
 	if len(s.order) != len(s.holders) {

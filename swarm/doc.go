@@ -4,7 +4,8 @@
 // imports of ours. The cluster's Fetch drives it with QUIC streams, and the
 // simulator in tools/swarmsim drives it with virtual time; both ask Next for
 // work, report each assignment's end (Done or Failed), and tell it what the
-// holders have (SetHolder) and who is gone (RemoveHolder).
+// holders have (SetHolder), who is gone (RemoveHolder) and what the other
+// pullers are fetching (SetPending).
 //
 // An object of size bytes is cut into Chunks() chunks of Config.ChunkSize
 // (the last may be short). A holder is a node that has some of them: a full
@@ -25,6 +26,18 @@
 //     lack, so that they soon serve each other and the origin's egress stays
 //     near one copy's size. It also keeps a chunk only one leaving holder
 //     has from being lost with it.
+//   - Others' chunks in flight count as holders (SetPending: the cluster
+//     relays each puller's Pending through the owner): rarest first alone
+//     knows only what holders have, so pullers that start at once would ask
+//     the origin for the same "rare" chunk while it is on its way to another
+//     puller (a 1 MiB chunk takes ~1 s when the origin's uplink serves 28
+//     at once), and the origin's uplink, the swarm's bottleneck, would send
+//     it twice. Further, a chunk only full holders have and another puller is
+//     fetching is not asked while this puller has anything else in flight:
+//     it waits to get it from that puller. When idle it asks it anyway, after
+//     every other chunk, so a puller that is slow or gone delays it at most
+//     by its other chunks. Pending never makes a puller a holder, nor enters
+//     Stuck.
 //   - Least-loaded holder: spreads this puller's requests over every holder
 //     that has the chunk, so no holder (in particular the origin, which
 //     everyone can ask) serves more than its share; at equal load a partial

@@ -28,6 +28,7 @@ type world struct {
 	peers  []PeerID
 	live   map[PeerID]bool
 	haves  map[PeerID]Bitmap
+	others map[PeerID]Bitmap // other pullers' chunks in flight (SetPending)
 	retry  map[PeerID]time.Time
 	out    []modelAsk
 	held   []bool
@@ -65,7 +66,7 @@ func newWorld(sc *script) *world {
 	size := int64(sc.next() % 41)
 	np := 1 + sc.next()%5
 	s := New(size, cfg)
-	w := &world{s: s, cfg: s.Config(), n: s.Chunks(), live: map[PeerID]bool{}, haves: map[PeerID]Bitmap{},
+	w := &world{s: s, cfg: s.Config(), n: s.Chunks(), live: map[PeerID]bool{}, haves: map[PeerID]Bitmap{}, others: map[PeerID]Bitmap{},
 		retry: map[PeerID]time.Time{}, now: t0}
 	for i := range np {
 		w.peers = append(w.peers, PeerID(fmt.Sprintf("p%d", i)))
@@ -103,6 +104,25 @@ func (w *world) stuck() bool {
 	return false
 }
 
+// spare reports whether chunk c is one the scheduler leaves to another
+// puller while it has chunks in flight: another puller is fetching it and
+// only full holders have it.
+func (w *world) spare(c Chunk) bool {
+	fetched := false
+	for _, b := range w.others {
+		fetched = fetched || b.Has(c)
+	}
+	if !fetched {
+		return false
+	}
+	for _, p := range w.peers {
+		if w.live[p] && w.haves[p].Has(c) && w.haves[p].Count() != w.n {
+			return false
+		}
+	}
+	return true
+}
+
 // work reports whether a fresh chunk could be asked now.
 func (w *world) work() bool {
 	if len(w.out) >= w.cfg.PerPull {
@@ -116,7 +136,7 @@ func (w *world) work() bool {
 		for _, o := range w.out {
 			asked = asked || o.a.Chunk == Chunk(c)
 		}
-		if asked {
+		if asked || len(w.out) > 0 && w.spare(Chunk(c)) {
 			continue
 		}
 		for _, p := range w.peers {
@@ -250,7 +270,7 @@ func (w *world) check() error {
 }
 
 func (w *world) step(sc *script) error {
-	op, arg := sc.next()%8, sc.next()
+	op, arg := sc.next()%9, sc.next()
 	pick := func() PeerID { return w.peers[arg%len(w.peers)] }
 	switch op {
 	case 0, 1: // a holder appears or learns more: a chunk, a run of chunks, or all
@@ -308,6 +328,21 @@ func (w *world) step(sc *script) error {
 		}
 	case 7: // time passes
 		w.now = w.now.Add(time.Duration(arg) * 10 * time.Millisecond)
+	case 8: // another puller (a holder or not) says what it is fetching
+		p := pick()
+		if arg%2 == 1 {
+			p = PeerID(fmt.Sprintf("puller%d", arg%3))
+		}
+		b := NewBitmap(w.n)
+		for i := 0; i < sc.next()%4 && w.n > 0; i++ {
+			b.Set(Chunk((arg + 5*i) % w.n))
+		}
+		w.s.SetPending(p, b)
+		if b.Count() == 0 {
+			delete(w.others, p)
+		} else {
+			w.others[p] = b
+		}
 	}
 	return w.check()
 }

@@ -95,9 +95,13 @@ type Scheduler struct {
 
 	holders map[PeerID]*holder
 	order   []*holder // holders in the order they were first set: iteration is deterministic
-	pending int       // outstanding asks in all
-	served  map[PeerID]struct{}
-	stats   Stats
+	full    int       // holders that have every chunk (count == n)
+
+	others   map[PeerID]Bitmap // other pullers' chunks in flight, as SetPending said
+	fetching []int32           // by chunk: other pullers fetching it (from others)
+	pending  int               // outstanding asks in all
+	served   map[PeerID]struct{}
+	stats    Stats
 
 	scratch []uint64 // Next's union of eligible holders' chunks
 	elig    []*holder
@@ -121,6 +125,7 @@ func New(size int64, cfg Config) *Scheduler {
 		size: size, cfg: cfg, n: n,
 		have: NewBitmap(n), asked: NewBitmap(n),
 		asks: make([][]ask, n), avail: make([]int32, n),
+		others: map[PeerID]Bitmap{}, fetching: make([]int32, n),
 		avoid:   map[Chunk]PeerID{},
 		holders: map[PeerID]*holder{},
 		served:  map[PeerID]struct{}{},
@@ -173,11 +178,41 @@ func (s *Scheduler) SetHolder(p PeerID, have Bitmap) {
 	s.addAvail(h, +1)
 }
 
+// SetPending records that p, another puller of the object, has asked for
+// the chunks in pending and not yet received them (what its own scheduler's
+// Pending reports), replacing what was known; an empty bitmap forgets p.
+// p need not be a holder, and pending never makes p one: it only makes
+// those chunks less rare (see Next), so that this puller asks the holders
+// for chunks nobody is fetching and gets the others later from the pullers
+// fetching them. Bits past Chunks() are ignored; pending is copied.
+func (s *Scheduler) SetPending(p PeerID, pending Bitmap) {
+	if old, ok := s.others[p]; ok {
+		addBits(s.fetching, old, -1)
+		delete(s.others, p)
+	}
+	b := NewBitmap(s.n)
+	k := min(len(b.w), len(pending.w))
+	copy(b.w, pending.w[:k])
+	b.clearTail()
+	if b.Count() == 0 {
+		return
+	}
+	s.others[p] = b
+	addBits(s.fetching, b, +1)
+}
+
 func (s *Scheduler) addAvail(h *holder, d int32) {
-	for i, w := range h.have.w {
+	addBits(s.avail, h.have, d)
+	if s.n > 0 && h.count == s.n {
+		s.full += int(d)
+	}
+}
+
+// addBits adds d to the counts of the chunks in b.
+func addBits(counts []int32, b Bitmap, d int32) {
+	for i, w := range b.w {
 		for w != 0 {
-			b := trailingZeros(w)
-			s.avail[i*64+b] += d
+			counts[i*64+trailingZeros(w)] += d
 			w &= w - 1
 		}
 	}
@@ -251,7 +286,13 @@ func (s *Scheduler) eligible(now time.Time) []*holder {
 //
 // Policy: among the chunks neither held nor in flight that some eligible
 // holder (under PerPeer, not backing off) has, the rarest (fewest live
-// holders), ties broken by a hash of the chunk and Config.Seed; asked of the
+// holders plus other pullers fetching it, SetPending), except that a chunk
+// only full holders have and another puller is fetching is asked only when
+// nothing else is in flight, and then after every other chunk (rather than
+// ask a full holder for it again, this puller waits for that puller's
+// copy; asking it when idle keeps the pull from waiting on a puller that
+// is slow or gone); ties
+// broken by a hash of the chunk and Config.Seed; asked of the
 // least-loaded eligible holder that has it (fewest chunks in flight from this
 // puller), then the one with fewer chunks (a partial copy, sparing full
 // holders everyone can use), then a hash of its ID; a holder whose request
@@ -273,19 +314,32 @@ func (s *Scheduler) Next(now time.Time) (Assignment, bool) {
 			u[i] |= w
 		}
 	}
-	best, bestAvail, bestKey := Chunk(-1), int32(0), uint64(0)
+	// A chunk's rank: its rarity (holders plus other pullers fetching it).
+	// One only full holders have and another puller is fetching is left to
+	// be had from that puller while this one has other chunks in flight,
+	// and ranks after every other chunk when it has none.
+	spare := int64(len(s.order)+len(s.others)) + 1
+	busy := s.pending > 0
+	best, bestRank, bestKey := Chunk(-1), int64(0), uint64(0)
 	for i, w := range u {
 		w &^= s.have.w[i] | s.asked.w[i]
 		for w != 0 {
 			c := Chunk(i*64 + trailingZeros(w))
 			w &= w - 1
-			av := s.avail[c]
-			if best >= 0 && av > bestAvail {
+			f := s.fetching[c]
+			r := int64(s.avail[c]) + int64(f)
+			if f > 0 && int(s.avail[c]) == s.full {
+				if busy {
+					continue
+				}
+				r += spare
+			}
+			if best >= 0 && r > bestRank {
 				continue
 			}
 			k := s.keys[c]
-			if best < 0 || av < bestAvail || k < bestKey {
-				best, bestAvail, bestKey = c, av, k
+			if best < 0 || r < bestRank || k < bestKey {
+				best, bestRank, bestKey = c, r, k
 			}
 		}
 	}
@@ -462,6 +516,16 @@ func (s *Scheduler) Failed(a Assignment, now time.Time) {
 
 // Have is a copy of the chunks that arrived: what this puller may serve.
 func (s *Scheduler) Have() Bitmap { return s.have.Clone() }
+
+// Pending is a copy of the chunks asked and not yet arrived: what this
+// puller tells the others it is fetching (their SetPending).
+func (s *Scheduler) Pending() Bitmap {
+	b := s.asked.Clone()
+	for i := range b.w {
+		b.w[i] &^= s.have.w[i]
+	}
+	return b
+}
 
 // Held reports whether chunk c arrived.
 func (s *Scheduler) Held(c Chunk) bool { return s.have.Has(c) }

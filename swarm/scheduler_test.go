@@ -2,6 +2,8 @@ package swarm
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -147,6 +149,93 @@ func TestRarestFirst(t *testing.T) {
 	}
 	if as[0].Peer == as[1].Peer {
 		t.Fatalf("the two rare chunks asked of one holder: %v", as)
+	}
+}
+
+// TestPending: chunks other pullers are fetching (SetPending) are asked
+// after those nobody fetches, and only of holders that have them.
+func TestPending(t *testing.T) {
+	type other struct {
+		p       PeerID
+		pending []Chunk
+	}
+	for _, tc := range []struct {
+		name    string
+		holders map[PeerID][]Chunk // nil: a full holder
+		others  []other
+		want    [][]Chunk // groups of chunks in the order asked (within a group, the seed's order)
+		wantOf  []PeerID
+	}{
+		{"fetched elsewhere goes last", map[PeerID][]Chunk{"origin": nil}, []other{{"q", []Chunk{0, 1}}},
+			[][]Chunk{{2, 3}, {0, 1}}, []PeerID{"origin", "origin", "origin", "origin"}},
+		{"more fetchers, later still", map[PeerID][]Chunk{"origin": nil}, []other{{"q", []Chunk{0, 1, 2}}, {"r", []Chunk{1}}},
+			[][]Chunk{{3}, {0, 2}, {1}}, nil},
+		{"a non-holder's pending makes it no holder", map[PeerID][]Chunk{"b": {0, 1}}, []other{{"q", []Chunk{0, 2, 3}}},
+			[][]Chunk{{1}, {0}}, []PeerID{"b", "b"}},
+		{"a partial holder's chunk fetched elsewhere is not spared", map[PeerID][]Chunk{"origin": nil, "b": {0}}, []other{{"q", []Chunk{0, 1}}},
+			[][]Chunk{{2, 3}, {0}, {1}}, []PeerID{"origin", "origin", "b", "origin"}},
+		{"forgotten", map[PeerID][]Chunk{"origin": nil}, []other{{"q", []Chunk{0, 1}}, {"q", nil}},
+			nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(4, Config{ChunkSize: 1, PerPeer: 1, PerPull: 1})
+			for _, p := range []PeerID{"origin", "b"} {
+				if cs, ok := tc.holders[p]; ok && cs == nil {
+					s.SetHolder(p, FullBitmap(4))
+				} else if ok {
+					s.SetHolder(p, bitmapOf(4, cs...))
+				}
+			}
+			for _, o := range tc.others {
+				s.SetPending(o.p, bitmapOf(4, o.pending...))
+			}
+			var got []Chunk
+			var of []PeerID
+			for {
+				as := drain(t, s, t0)
+				if len(as) == 0 {
+					break
+				}
+				got, of = append(got, as[0].Chunk), append(of, as[0].Peer)
+				s.Done(as[0])
+			}
+			if tc.want == nil {
+				if len(got) != 4 || len(s.others) != 0 {
+					t.Fatalf("asked %v with %d others recorded, want all 4 and none", got, len(s.others))
+				}
+				return
+			}
+			var want []Chunk
+			for _, g := range tc.want {
+				k := len(want)
+				for _, c := range got[k:min(len(got), k+len(g))] {
+					if slices.Contains(g, c) {
+						want = append(want, c)
+					}
+				}
+				if len(want) != k+len(g) {
+					want = append(want[:k], g...)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) || tc.wantOf != nil && fmt.Sprint(of) != fmt.Sprint(tc.wantOf) {
+				t.Fatalf("asked %v of %v, want %v of %v", got, of, tc.want, tc.wantOf)
+			}
+			if p := s.Pending(); p.Count() != 0 {
+				t.Fatalf("%d chunks pending after all arrived", p.Count())
+			}
+		})
+	}
+}
+
+func TestPendingBitmap(t *testing.T) {
+	s := New(4, Config{ChunkSize: 1, PerPeer: 4})
+	s.SetHolder("a", FullBitmap(4))
+	as := drain(t, s, t0)
+	s.Done(as[0])
+	s.Failed(as[1], t0)
+	p := s.Pending()
+	if p.Count() != 2 || !p.Has(as[2].Chunk) || !p.Has(as[3].Chunk) {
+		t.Fatalf("pending %d chunks after 4 asks, one done and one failed; want %v and %v", p.Count(), as[2].Chunk, as[3].Chunk)
 	}
 }
 
@@ -439,5 +528,28 @@ func TestAlternative(t *testing.T) {
 	s.Done(c)
 	if s.Alternative(c, t0.Add(time.Second)) || !s.Complete() {
 		t.Fatal("an arrived chunk has no alternative")
+	}
+}
+
+// TestPendingWaitsWhileBusy: a chunk only the full holder has and another
+// puller fetches is not asked while anything else is in flight.
+func TestPendingWaitsWhileBusy(t *testing.T) {
+	s := New(4, Config{ChunkSize: 1, PerPeer: 4})
+	s.SetHolder("origin", FullBitmap(4))
+	s.SetPending("q", bitmapOf(4, 0, 1, 2))
+	as := drain(t, s, t0)
+	if len(as) != 1 || as[0].Chunk != 3 {
+		t.Fatalf("asked %v while chunk 3 was in flight, want only chunk 3", as)
+	}
+	s.SetHolder("q", bitmapOf(4, 0)) // q's chunk 0 arrived: ask it of q
+	as = drain(t, s, t0)
+	if len(as) != 1 || as[0].Chunk != 0 || as[0].Peer != "q" {
+		t.Fatalf("asked %v, want chunk 0 of q", as)
+	}
+	s.Done(as[0])
+	s.Done(Assignment{Peer: "origin", Chunk: 3, Off: 3, Len: 1})
+	as = drain(t, s, t0) // idle: the chunks q fetches are asked of the origin, one at a time
+	if len(as) != 1 || as[0].Peer != "origin" || (as[0].Chunk != 1 && as[0].Chunk != 2) {
+		t.Fatalf("idle, asked %v, want one of chunks 1, 2 of the origin", as)
 	}
 }
