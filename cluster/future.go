@@ -605,3 +605,18 @@ func (n *Node) Locations(refs []trove.Ref, dst []Location) []Location {
 	}
 	return dst
 }
+
+// Done is closed when the node closes (or crashes: CloseAbruptly).
+func (n *Node) Done() <-chan struct{} { return n.life.Done() }
+
+// CloseAbruptly stops the node without leaving the cluster, as a crash
+// would: its transport and store close at once, and the others declare it
+// dead when it stops answering their probes. It is for tests of the
+// failure handling of the layers above (and chaos tools); use Close
+// otherwise.
+func (n *Node) CloseAbruptly() error {
+	if !n.markClosed() {
+		return nil
+	}
+	return n.shutdown()
+}

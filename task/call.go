@@ -149,7 +149,9 @@ func (rt *Runtime) submit(ctx context.Context, fn *function, opts callOpts, args
 	c.mu.Lock()
 	c.stop = context.AfterFunc(ctx, func() { rt.withdraw(c, context.Cause(ctx)) })
 	c.mu.Unlock()
-	rt.place(c)
+	if ctx.Err() == nil { // else the AfterFunc withdraws it, unplaced
+		rt.place(c)
+	}
 	return fut, nil
 }
 

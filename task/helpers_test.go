@@ -162,3 +162,35 @@ func get[T any](t *testing.T, st trove.Store, ref trove.Ref) T {
 	}
 	return v
 }
+
+// index is the index of the node named name.
+func (tc *testCluster) index(name string) int {
+	for i, n := range tc.nodes {
+		if n.Name() == name {
+			return i
+		}
+	}
+	panic("no node " + name)
+}
+
+// crash stops node i without leaving, and waits (a generous bound) until
+// every other node has declared it dead.
+func (tc *testCluster) crash(t *testing.T, i int) {
+	t.Helper()
+	n := tc.nodes[i]
+	killedNodes[n] = true
+	if err := n.CloseAbruptly(); err != nil {
+		t.Log(err)
+	}
+	_ = tc.rts[i].Close()
+	for j, o := range tc.nodes {
+		if j == i {
+			continue
+		}
+		select {
+		case <-o.Dead(n.ID()):
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s never learnt that %s died", o.Name(), n.Name())
+		}
+	}
+}
