@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -619,4 +620,26 @@ func (n *Node) CloseAbruptly() error {
 		return nil
 	}
 	return n.shutdown()
+}
+
+// offer is what a node offers the layers above (SetResources).
+type offer struct {
+	slots int
+	rs    []Resource
+}
+
+// SetResources sets the CPU slots and resources this node offers the layers
+// above (remote functions), gossiped with its meta every StatsInterval (at
+// most 8 resources, names of at most 32 bytes; others are not gossiped) and
+// listed in its Member: `trove status` shows them.
+func (n *Node) SetResources(slots int, rs []Resource) {
+	n.offered.Store(&offer{slots: slots, rs: slices.Clone(rs)})
+}
+
+func (n *Node) offer() (int, []Resource) {
+	o := n.offered.Load()
+	if o == nil {
+		return 0, nil
+	}
+	return o.slots, o.rs
 }

@@ -25,7 +25,7 @@ type testCluster struct {
 // newCluster starts k nodes (insecure, on loopback) and a runtime on each
 // with the config cfgs(i) gives (nil: one of 2 CPUs). Cleanup checks that
 // every node is drained, then closes them.
-func newCluster(t *testing.T, k int, cfgs func(i int) Config) *testCluster {
+func newCluster(t testing.TB, k int, cfgs func(i int) Config) *testCluster {
 	t.Helper()
 	tc := &testCluster{nodes: make([]*cluster.Node, k), rts: make([]*Runtime, k)}
 	for i := range k {
@@ -39,6 +39,7 @@ func newCluster(t *testing.T, k int, cfgs func(i int) Config) *testCluster {
 			// declared dead while alive.
 			ProbeInterval: 400 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond, SuspicionMult: 3,
 			GossipInterval: 50 * time.Millisecond, PushPullInterval: time.Second,
+			StatsInterval: 100 * time.Millisecond,
 		}
 		if i > 0 {
 			cfg.Join = []string{tc.nodes[0].Addr()}
@@ -122,7 +123,7 @@ func (tc *testCluster) closed(i int) bool { return killedNodes[tc.nodes[i]] }
 // requireDrained waits (a generous bound: releases are batched, refs
 // dropped by the garbage collector) until n holds no objects, bytes, pins,
 // borrows, futures, results or owed releases, then checks its store.
-func requireDrained(t *testing.T, n *cluster.Node) {
+func requireDrained(t testing.TB, n *cluster.Node) {
 	t.Helper()
 	busy := func() string {
 		st, cs := n.Local().Stats(), n.Stats()

@@ -92,6 +92,19 @@ func TestCustomResources(t *testing.T) {
 	if total[CPU] != 5 || total["Custom"] != 1 {
 		t.Fatalf("cluster resources %v, want CPU 5, Custom 1", total)
 	}
+	// The membership gossips each runtime's resources (trove status lists them).
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		m, _ := a.node.Lookup(b.node.ID())
+		rs := m.Resources.All()
+		if m.Slots == 4 && len(rs) == 2 && rs[0].Name == "CPU" && rs[0].Total == 4 && rs[1].Name == "Custom" && rs[1].Total == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node-a sees node-b offer %d slots, %+v; want 4 and CPU 4, Custom 1", m.Slots, rs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	key, g := newGate(t)
 	custom := blockFn.Options(Resource("Custom", 1))
 	r1, err := custom.Remote(ctx, a, Val(key))
