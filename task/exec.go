@@ -183,6 +183,17 @@ func (rt *Runtime) execute(j *job) outcome {
 			r.Drop()
 		}
 	}()
+	if len(refs) > 1 {
+		// Bring every argument here at once (fetches in parallel), before
+		// each is decoded in turn.
+		objs, err := rt.node.GetAll(ctx, refs)
+		if err != nil {
+			return rt.failed(j, fmt.Errorf("resolve its arguments: %w", err))
+		}
+		for _, o := range objs {
+			o.Release()
+		}
+	}
 	sink := &resultSink{rt: rt, id: j.id}
 	if err := protect(func() error { return j.fn.run(ctx, rt.node, rt.inline, refs, sink) }); err != nil {
 		return rt.failed(j, err)

@@ -95,6 +95,17 @@ var (
 		}
 		return v.Name + "=" + strings.Join(out, ","), nil
 	})
+	blockBigFn = Define2("test.blockbig", func(ctx context.Context, key string, xs []float64) (int, error) {
+		v, _ := gates.Load(key)
+		g := v.(*gate)
+		g.started <- FromContext(ctx).Node().Name()
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		return len(xs), nil
+	})
 	countFn = Define1("test.count", func(ctx context.Context, key string) (string, error) {
 		v, _ := gates.Load(key)
 		g := v.(*gate)

@@ -300,20 +300,36 @@ func TestLineage(t *testing.T) {
 	once.Drop()
 }
 
-// Large literal arguments are stored once per call.
+// Large literal arguments are stored once per call, in the caller's node.
 func TestLargeValPutOnce(t *testing.T) {
-	tc := newCluster(t, 2, nil)
+	tc := newCluster(t, 2, func(i int) Config {
+		if i == 1 {
+			return Config{CPUs: 1, Resources: map[string]float64{"B": 1}}
+		}
+		return Config{CPUs: 1}
+	})
 	ctx := testCtx(t)
 	a := tc.rts[0]
+	key, g := newGate(t)
 	xs := make([]float64, 1<<17)
 	before := a.node.Local().Stats().Puts
-	r, err := sumFloatsFn.Remote(ctx, a, Val(xs))
+	r, err := blockBigFn.Options(Resource("B", 1)).Remote(ctx, a, Val(key), Val(xs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := a.node.Local().Stats().Puts - before; n != 1 {
-		t.Fatalf("%d puts for one call with one literal", n)
+	g.waitStart(t, ctx)
+	if n := a.node.Local().Stats().Puts - before; n != 2 {
+		t.Fatalf("%d puts on the caller's node for one call with two literals", n)
 	}
-	get[float64](t, a, r)
+	// The executing node holds copies of both, not objects of its own.
+	for o := range tc.nodes[1].Local().Objects() {
+		if !o.Secondary {
+			t.Fatalf("the executing node holds %+v, not a copy, before the call returned", o)
+		}
+	}
+	close(g.release)
+	if got := get[int](t, a, r); got != len(xs) {
+		t.Fatalf("len = %d", got)
+	}
 	r.Drop()
 }
