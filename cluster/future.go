@@ -181,8 +181,8 @@ func (n *Node) NewFuture() (trove.Ref, error) {
 
 // ResolveFuture records that node holder holds the sealed primary of future
 // id, of size bytes: Gets waiting for it pull it from there. If inline is
-// not nil it is the result's bytes (a small one): this node keeps a copy at
-// once, so its Gets ask nobody.
+// not nil it is the result's bytes (a small one): this node keeps them in
+// its small-object cache, so its Gets ask nobody while they are there.
 func (n *Node) ResolveFuture(id trove.ObjectID, holder trove.NodeID, size int64, inline []byte) error {
 	n.fut.mu.Lock()
 	f := n.fut.m[id]
@@ -198,11 +198,10 @@ func (n *Node) ResolveFuture(id trove.ObjectID, holder trove.NodeID, size int64,
 	}
 	n.fut.mu.Unlock()
 	if inline != nil && holder != n.self && int64(len(inline)) == size {
-		if b, err := n.local.CreateCopy(n.life, id, len(inline)); err == nil {
-			copy(b.Bytes(), inline)
-			_ = b.Seal()
-			b.Ref().Drop()
-		}
+		// Kept in the small-object cache, for the first Get's fetch to
+		// copy from (only the fetch creates the copy: two creators of
+		// one remote entry at once must not race).
+		n.small.put(id, inline)
 	}
 	return nil
 }
@@ -267,6 +266,10 @@ func (n *Node) fetchFuture(ctx context.Context, id trove.ObjectID, st *engine.St
 		if holder == n.self {
 			// Stored here as the primary: the entry is sealed, not absent.
 			return nil
+		}
+		if data, cached := n.small.get(id); cached && int64(len(data)) == size {
+			n.ctr.cacheHits.Add(1)
+			return n.copyInline(ctx, st, id, data)
 		}
 		if !ok {
 			return &trove.NodeError{Kind: trove.ErrObjectLost, Node: holder.String(), Object: id, Op: "get",
