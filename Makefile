@@ -40,7 +40,8 @@ FUZZ_TARGETS := alloc:FuzzAllocFree zerocopy:FuzzParseFrame .:FuzzDecodeValue .:
 	net/quic:FuzzReadPacket cluster:FuzzNodeMeta cluster:FuzzSnoop \
 	cluster:FuzzDecodeRequest cluster:FuzzDecodeLocateReply \
 	cluster:FuzzDecodeListing swarm:FuzzScheduler \
-	internal/batchinfer:FuzzReadPredictions
+	internal/batchinfer:FuzzReadPredictions \
+	task:FuzzDecodeSubmit task:FuzzDecodeDone task:FuzzDecodeStatus
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 

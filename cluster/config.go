@@ -73,6 +73,10 @@ type Config struct {
 	// which declare a killed node dead within about 6 s). Tests shorten them.
 	ProbeInterval, ProbeTimeout, GossipInterval, PushPullInterval, DeadNodeReclaimTime time.Duration
 	SuspicionMult                                                                      int
+	// StatsInterval is how often the node's figures (capacity, used, the
+	// resources it offers remote functions) are gossiped when they changed.
+	// Zero keeps the membership's default (3 s).
+	StatsInterval time.Duration
 
 	// Transport tuning, passed to net/quic (zero: its defaults). ChunkSize is
 	// also a pull's unit, the bytes asked of one holder at a time (zero:

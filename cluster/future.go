@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -153,7 +154,8 @@ type future struct {
 	ready  chan struct{} // closed when resolved or failed; a new one while pending again
 	holder trove.NodeID  // the primary's node, once resolved
 	size   int64
-	err    error // the failure, once failed
+	err    error  // the failure, once failed
+	inline []byte // a small result's bytes, until the first fetch copies them
 }
 
 type futureTable struct {
@@ -180,8 +182,8 @@ func (n *Node) NewFuture() (trove.Ref, error) {
 
 // ResolveFuture records that node holder holds the sealed primary of future
 // id, of size bytes: Gets waiting for it pull it from there. If inline is
-// not nil it is the result's bytes (a small one): this node keeps a copy at
-// once, so its Gets ask nobody.
+// not nil it is the result's bytes (a small one): this node keeps them
+// until its first Get copies them, so that Get asks nobody.
 func (n *Node) ResolveFuture(id trove.ObjectID, holder trove.NodeID, size int64, inline []byte) error {
 	n.fut.mu.Lock()
 	f := n.fut.m[id]
@@ -190,19 +192,19 @@ func (n *Node) ResolveFuture(id trove.ObjectID, holder trove.NodeID, size int64,
 		return fmt.Errorf("resolve %s: no such future on node %s (its refs were all dropped): %w", id, n.cfg.Name, trove.ErrObjectFreed)
 	}
 	f.holder, f.size, f.err = holder, size, nil
+	f.inline = nil
+	if inline != nil && holder != n.self && int64(len(inline)) == size {
+		// Kept here for the first Get's fetch to copy from (only the
+		// fetch creates the copy: two creators of one remote entry at
+		// once must not race).
+		f.inline = slices.Clone(inline)
+	}
 	select {
 	case <-f.ready:
 	default:
 		close(f.ready)
 	}
 	n.fut.mu.Unlock()
-	if inline != nil && holder != n.self && int64(len(inline)) == size {
-		if b, err := n.local.CreateCopy(n.life, id, len(inline)); err == nil {
-			copy(b.Bytes(), inline)
-			_ = b.Seal()
-			b.Ref().Drop()
-		}
-	}
 	return nil
 }
 
@@ -214,7 +216,7 @@ func (n *Node) FailFuture(id trove.ObjectID, err error) {
 	if f == nil {
 		return
 	}
-	f.holder, f.err = trove.NodeID{}, err
+	f.holder, f.err, f.inline = trove.NodeID{}, err, nil
 	select {
 	case <-f.ready:
 	default:
@@ -234,6 +236,18 @@ func (t *futureTable) state(f *future) (ready chan struct{}, holder trove.NodeID
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return f.ready, f.holder, f.size, f.err
+}
+
+// takeInline returns and forgets f's inline bytes, if it has size of them.
+func (t *futureTable) takeInline(f *future, size int64) []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := f.inline
+	if int64(len(b)) != size || b == nil {
+		return nil
+	}
+	f.inline = nil
+	return b
 }
 
 // await waits until future id is resolved or failed, and returns its outcome.
@@ -266,6 +280,19 @@ func (n *Node) fetchFuture(ctx context.Context, id trove.ObjectID, st *engine.St
 		if holder == n.self {
 			// Stored here as the primary: the entry is sealed, not absent.
 			return nil
+		}
+		if data := n.fut.takeInline(f, size); data != nil {
+			b, err := st.CreateCopy(ctx, id, len(data))
+			if errors.Is(err, engine.ErrCopyExists) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			copy(b.Bytes(), data)
+			err = b.Seal()
+			b.Ref().Drop()
+			return err
 		}
 		if !ok {
 			return &trove.NodeError{Kind: trove.ErrObjectLost, Node: holder.String(), Object: id, Op: "get",
@@ -417,7 +444,7 @@ func (n *Node) holderDied(dead trove.NodeID) {
 	for id, f := range n.fut.m {
 		if f.holder == dead && f.err == nil {
 			lost = append(lost, id)
-			f.holder, f.size = trove.NodeID{}, 0
+			f.holder, f.size, f.inline = trove.NodeID{}, 0, nil
 			f.ready = make(chan struct{})
 		}
 	}
@@ -604,4 +631,41 @@ func (n *Node) Locations(refs []trove.Ref, dst []Location) []Location {
 		}
 	}
 	return dst
+}
+
+// Done is closed when the node closes (or crashes: CloseAbruptly).
+func (n *Node) Done() <-chan struct{} { return n.life.Done() }
+
+// CloseAbruptly stops the node without leaving the cluster, as a crash
+// would: its transport and store close at once, and the others declare it
+// dead when it stops answering their probes. It is for tests of the
+// failure handling of the layers above (and chaos tools); use Close
+// otherwise.
+func (n *Node) CloseAbruptly() error {
+	if !n.markClosed() {
+		return nil
+	}
+	return n.shutdown()
+}
+
+// offer is what a node offers the layers above (SetResources).
+type offer struct {
+	slots int
+	rs    []Resource
+}
+
+// SetResources sets the CPU slots and resources this node offers the layers
+// above (remote functions), gossiped with its meta every StatsInterval (at
+// most 8 resources, names of at most 32 bytes; others are not gossiped) and
+// listed in its Member: `trove status` shows them.
+func (n *Node) SetResources(slots int, rs []Resource) {
+	n.offered.Store(&offer{slots: slots, rs: slices.Clone(rs)})
+}
+
+func (n *Node) offer() (int, []Resource) {
+	o := n.offered.Load()
+	if o == nil {
+		return 0, nil
+	}
+	return o.slots, o.rs
 }

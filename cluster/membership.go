@@ -71,7 +71,8 @@ type Member struct {
 	Addr           string       // its one cluster address, host:port (the QUIC transport's)
 	State          State        // StateAlive, StateSuspect, StateDead, StateLeft
 	Capacity, Used int64        // its store's figures as last gossiped (refreshed every StatsInterval)
-	Slots          int          // 0 for now (remote functions come later)
+	Slots          int          // its CPU slots for remote functions (0: it runs none), as last gossiped
+	Resources      Resources    // the resources it offers remote functions (CPU and custom ones), as last gossiped
 	Updated        time.Time    // when this view of the member last changed
 }
 
@@ -161,9 +162,10 @@ type membershipConfig struct {
 	Name      string       // this node's name; default, and with certificates necessarily, Transport.Name()
 	ID        trove.NodeID // this node's store's ID (not zero)
 	Transport *quic.Transport
-	Join      []string                      // addresses of any members; empty starts a cluster
-	Stats     func() (capacity, used int64) // read every StatsInterval; nil gossips zeros
-	Log       *slog.Logger                  // default slog.Default()
+	Join      []string                          // addresses of any members; empty starts a cluster
+	Stats     func() (capacity, used int64)     // read every StatsInterval; nil gossips zeros
+	Offer     func() (slots int, rs []Resource) // the resources offered the layers above, read with Stats; nil offers none
+	Log       *slog.Logger                      // default slog.Default()
 
 	// JoinTimeout bounds startMembership's retries of Join (a seed may be
 	// starting too). Default DefaultJoinTimeout.
@@ -409,14 +411,38 @@ func (m *membership) stats() (capacity, used int64) {
 }
 
 func (m *membership) setMeta(capacity, used int64) {
-	b := nodeMeta{ID: m.cfg.ID, Boot: m.boot, Capacity: capacity, Used: used, Leaving: m.left.Load()}.append(nil)
+	b := m.buildMeta(capacity, used)
 	m.meta.Store(&b)
 }
+
+// buildMeta encodes this node's meta with the given figures.
+func (m *membership) buildMeta(capacity, used int64) []byte {
+	meta := nodeMeta{ID: m.cfg.ID, Boot: m.boot, Capacity: capacity, Used: used, Leaving: m.left.Load()}
+	if m.cfg.Offer != nil {
+		slots, rs := m.cfg.Offer()
+		meta.Slots = min(max(slots, 0), maxSlots)
+		meta.NRes, meta.Res = metaResources(rs)
+	}
+	return meta.append(nil)
+}
+
+// Resources are the resources a member offers (Node.SetResources), sorted
+// by name; comparable, as Member is.
+type Resources struct {
+	n int
+	r [maxMetaResources]Resource
+}
+
+// All lists them.
+func (rs Resources) All() []Resource { return slices.Clone(rs.r[:rs.n]) }
+
+// resources is a meta's resources.
+func (meta nodeMeta) resources() Resources { return Resources{n: meta.NRes, r: meta.Res} }
 
 // Self is this node as the cluster sees it (StateLeft after Leave).
 func (m *membership) Self() Member {
 	meta, _ := decodeNodeMeta(*m.meta.Load())
-	self := Member{Name: m.cfg.Name, ID: m.cfg.ID, Addr: m.cfg.Transport.Addr(), Capacity: meta.Capacity, Used: meta.Used, Slots: meta.Slots}
+	self := Member{Name: m.cfg.Name, ID: m.cfg.ID, Addr: m.cfg.Transport.Addr(), Capacity: meta.Capacity, Used: meta.Used, Slots: meta.Slots, Resources: meta.resources()}
 	if m.left.Load() {
 		self.State = StateLeft
 	}
@@ -545,8 +571,7 @@ func (m *membership) upkeep() {
 				continue
 			}
 			capacity, used := m.stats()
-			old, _ := decodeNodeMeta(*m.meta.Load())
-			if old.Capacity == capacity && old.Used == used {
+			if b := m.buildMeta(capacity, used); bytes.Equal(b, *m.meta.Load()) {
 				continue
 			}
 			m.setMeta(capacity, used)
@@ -671,7 +696,7 @@ func (m *membership) apply(n note, now time.Time) []Event {
 		// mlAlive refuses such nodes; a leave of one never admitted lands here.
 		return nil
 	}
-	mem := Member{Name: n.node.Name, ID: meta.ID, Addr: n.node.Address(), Capacity: meta.Capacity, Used: meta.Used, Slots: meta.Slots, Updated: now}
+	mem := Member{Name: n.node.Name, ID: meta.ID, Addr: n.node.Address(), Capacity: meta.Capacity, Used: meta.Used, Slots: meta.Slots, Resources: meta.resources(), Updated: now}
 	e, known := m.mu.byName[mem.Name]
 	switch n.kind {
 	case noteLeave:

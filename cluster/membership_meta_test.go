@@ -12,15 +12,26 @@ func TestNodeMeta(t *testing.T) {
 	id := trove.NodeID{1, 2, 3, 4, 5, 6, 7, 8}
 	good := nodeMeta{ID: id, Boot: 99, Capacity: 4 << 30, Used: 123, Slots: 3, Leaving: true}
 	enc := good.append(nil)
-	if len(enc) != metaLen {
-		t.Fatalf("encoded %d bytes, want %d", len(enc), metaLen)
+	if len(enc) != metaLen+1 {
+		t.Fatalf("encoded %d bytes, want %d", len(enc), metaLen+1)
+	}
+	// Version 2's resources.
+	withRes := good
+	withRes.NRes, withRes.Res = metaResources([]Resource{{Name: "Custom", Total: 2, Free: 1}, {Name: "CPU", Total: 4, Free: 4}})
+	if got, err := decodeNodeMeta(withRes.append(nil)); err != nil || got != withRes || got.Res[0].Name != "CPU" {
+		t.Fatalf("round trip with resources: %+v %v, want %+v", got, err, withRes)
+	}
+	// A version 1 meta (no resource count) still decodes.
+	v1 := append([]byte{1}, enc[1:metaLen]...)
+	if got, err := decodeNodeMeta(v1); err != nil || got != good {
+		t.Fatalf("version 1: %+v %v", got, err)
 	}
 	if got, err := decodeNodeMeta(enc); err != nil || got != good {
 		t.Fatalf("round trip: %+v %v, want %+v", got, err, good)
 	}
 	// A later version's longer meta: the known prefix decodes.
-	if got, err := decodeNodeMeta(append(append([]byte{2}, enc[1:]...), 0xaa, 0xbb)); err != nil || got != good {
-		t.Fatalf("version 2 with a trailing field: %+v %v", got, err)
+	if got, err := decodeNodeMeta(append(append([]byte{3}, enc[1:]...), 0xaa, 0xbb)); err != nil || got != good {
+		t.Fatalf("version 3 with a trailing field: %+v %v", got, err)
 	}
 	bad := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(enc)) }
 	for name, b := range map[string][]byte{
@@ -31,7 +42,15 @@ func TestNodeMeta(t *testing.T) {
 		"negative":  nodeMeta{ID: id, Used: -1}.append(nil),
 		"slots":     nodeMeta{ID: id, Slots: maxSlots + 1}.append(nil),
 		"flags":     bad(func(b []byte) []byte { b[metaLen-1] = 0x80; return b }),
-		"too long":  append(bytes.Clone(enc), make([]byte, maxMetaLen)...),
+		"no count":  enc[:metaLen],
+		"count":     bad(func(b []byte) []byte { b[metaLen] = maxMetaResources + 1; return b }),
+		"res cut":   withRes.append(nil)[:metaLen+5],
+		"res nan": func() []byte {
+			b := withRes.append(nil)
+			copy(b[metaLen+5:], []byte{0x7f, 0xf8, 0, 0, 0, 0, 0, 1})
+			return b
+		}(),
+		"too long": append(bytes.Clone(enc), make([]byte, maxMetaLen)...),
 	} {
 		if _, err := decodeNodeMeta(b); !errors.Is(err, errMeta) {
 			t.Errorf("%s: %v, want errMeta", name, err)
@@ -46,6 +65,9 @@ func FuzzNodeMeta(f *testing.F) {
 	f.Add(nodeMeta{ID: trove.NodeID{9}, Boot: 1, Capacity: 1 << 30, Used: 5, Slots: 2}.append(nil))
 	f.Add(nodeMeta{ID: trove.NodeID{9}, Leaving: true}.append(nil))
 	f.Add([]byte{1, 2, 3})
+	res := nodeMeta{ID: trove.NodeID{9}, Slots: 4}
+	res.NRes, res.Res = metaResources([]Resource{{Name: "CPU", Total: 4, Free: 2}, {Name: "GPU", Total: 1}})
+	f.Add(res.append(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeNodeMeta(b)
 		if err != nil {
@@ -57,7 +79,7 @@ func FuzzNodeMeta(f *testing.F) {
 		if m.ID == (trove.NodeID{}) || m.Capacity < 0 || m.Used < 0 || m.Slots < 0 || m.Slots > maxSlots || len(b) > maxMetaLen {
 			t.Fatalf("decoded %+v out of bounds", m)
 		}
-		if enc := m.append(nil); !bytes.Equal(enc[1:], b[1:metaLen]) {
+		if enc := m.append(nil); b[0] == 1 && !bytes.Equal(enc[1:metaLen], b[1:metaLen]) || b[0] > 1 && !bytes.Equal(enc[1:], b[1:len(enc)]) {
 			t.Fatalf("re-encoded %x, want the prefix of %x", enc, b)
 		}
 	})

@@ -62,6 +62,8 @@ type Node struct {
 
 	ready atomic.Bool // the membership is up: requests are served
 
+	offered atomic.Pointer[offer] // SetResources's, gossiped in the meta
+
 	mu struct {
 		sync.Mutex
 		dead   map[trove.NodeID]chan struct{} // closed when the node is declared dead or left; made on first wait
@@ -118,8 +120,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			st := n.local.Stats()
 			return st.Capacity, st.Used
 		},
+		Offer:         n.offer,
 		ProbeInterval: cfg.ProbeInterval, ProbeTimeout: cfg.ProbeTimeout, GossipInterval: cfg.GossipInterval,
 		PushPullInterval: cfg.PushPullInterval, DeadNodeReclaimTime: cfg.DeadNodeReclaimTime, SuspicionMult: cfg.SuspicionMult,
+		StatsInterval: cfg.StatsInterval,
 	})
 	if err != nil {
 		n.stop()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -149,7 +150,9 @@ func (rt *Runtime) submit(ctx context.Context, fn *function, opts callOpts, args
 	c.mu.Lock()
 	c.stop = context.AfterFunc(ctx, func() { rt.withdraw(c, context.Cause(ctx)) })
 	c.mu.Unlock()
-	rt.place(c)
+	if ctx.Err() == nil { // else the AfterFunc withdraws it, unplaced
+		rt.place(c)
+	}
 	return fut, nil
 }
 
@@ -553,6 +556,9 @@ func (rt *Runtime) refresh(ctx context.Context) {
 	wg.Wait()
 	close(res)
 	self := &peer{id: rt.self, name: rt.name, st: rt.ex.status(), sent: Resources{}}
+	if !rt.closed.Load() {
+		rt.node.SetResources(int(self.st.total[CPU]), offered(self.st))
+	}
 	rt.view.mu.Lock()
 	defer rt.view.mu.Unlock()
 	if !rt.closed.Load() {
@@ -660,4 +666,16 @@ func (rt *Runtime) choose(c *call, excluded []trove.NodeID) (trove.NodeID, error
 	best.sent.add(c.need)
 	best.n++
 	return best.id, nil
+}
+
+// offered is a status as the node gossips it: CPU first, then the custom
+// resources by name.
+func offered(st status) []cluster.Resource {
+	rs := []cluster.Resource{{Name: CPU, Total: st.total[CPU], Free: st.free[CPU]}}
+	for _, k := range slices.Sorted(maps.Keys(st.total)) {
+		if k != CPU {
+			rs = append(rs, cluster.Resource{Name: k, Total: st.total[k], Free: st.free[k]})
+		}
+	}
+	return rs
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/net/quic"
 )
 
 // The executing side: calls placed on this node wait in one FIFO queue and
@@ -182,6 +183,17 @@ func (rt *Runtime) execute(j *job) outcome {
 			r.Drop()
 		}
 	}()
+	if len(refs) > 1 {
+		// Bring every argument here at once (fetches in parallel), before
+		// each is decoded in turn.
+		objs, err := rt.node.GetAll(ctx, refs)
+		if err != nil {
+			return rt.failed(j, fmt.Errorf("resolve its arguments: %w", err))
+		}
+		for _, o := range objs {
+			o.Release()
+		}
+	}
 	sink := &resultSink{rt: rt, id: j.id}
 	if err := protect(func() error { return j.fn.run(ctx, rt.node, rt.inline, refs, sink) }); err != nil {
 		return rt.failed(j, err)
@@ -215,7 +227,12 @@ func protect(f func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = &PanicError{Value: fmt.Sprint(r), Stack: string(debug.Stack())}
+			v := fmt.Sprint(r)
+			if f, ok := r.(interface{ Addr() uintptr }); ok && f.Addr() != 0 {
+				// SetPanicOnFault's panic: a fault at a non-nil address.
+				v = fmt.Sprintf("%s (a fault at %#x: arguments read in place, the numeric slices, []byte and tensors larger than the store's InlineThreshold, are read-only memory, as numpy's 'assignment destination is read-only'; copy one before changing it)", v, f.Addr())
+			}
+			err = &PanicError{Value: v, Stack: string(debug.Stack())}
 		}
 	}()
 	return f()
@@ -237,8 +254,11 @@ func (rt *Runtime) report(j *job, out outcome) {
 	body := m.append(nil)
 	for attempt := 0; ; attempt++ {
 		rep, err := rt.node.Call(context.Background(), j.owner, opDone, body, nil)
-		if err == nil {
-			if len(rep) == 2 && rep[0] == wireVersion && rep[1] == 0 && out.status == doneOK {
+		var answered *quic.RemoteError
+		if err == nil || errors.As(err, &answered) {
+			// Taken, or refused by a node that answered (its runtime is
+			// closed, and has failed its calls): either way, done.
+			if err != nil || len(rep) == 2 && rep[0] == wireVersion && rep[1] == 0 && out.status == doneOK {
 				rt.node.DropResult(j.id) // the caller no longer wants it
 			}
 			return
@@ -251,6 +271,8 @@ func (rt *Runtime) report(j *job, out outcome) {
 			return
 		case <-rt.life.Done():
 			return // closing: the node's own departure tells the caller
+		case <-rt.node.Done():
+			return
 		case <-time.After(min(time.Duration(attempt+1)*50*time.Millisecond, time.Second)):
 		}
 	}

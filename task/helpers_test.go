@@ -25,7 +25,7 @@ type testCluster struct {
 // newCluster starts k nodes (insecure, on loopback) and a runtime on each
 // with the config cfgs(i) gives (nil: one of 2 CPUs). Cleanup checks that
 // every node is drained, then closes them.
-func newCluster(t *testing.T, k int, cfgs func(i int) Config) *testCluster {
+func newCluster(t testing.TB, k int, cfgs func(i int) Config) *testCluster {
 	t.Helper()
 	tc := &testCluster{nodes: make([]*cluster.Node, k), rts: make([]*Runtime, k)}
 	for i := range k {
@@ -39,6 +39,7 @@ func newCluster(t *testing.T, k int, cfgs func(i int) Config) *testCluster {
 			// declared dead while alive.
 			ProbeInterval: 400 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond, SuspicionMult: 3,
 			GossipInterval: 50 * time.Millisecond, PushPullInterval: time.Second,
+			StatsInterval: 100 * time.Millisecond,
 		}
 		if i > 0 {
 			cfg.Join = []string{tc.nodes[0].Addr()}
@@ -122,7 +123,7 @@ func (tc *testCluster) closed(i int) bool { return killedNodes[tc.nodes[i]] }
 // requireDrained waits (a generous bound: releases are batched, refs
 // dropped by the garbage collector) until n holds no objects, bytes, pins,
 // borrows, futures, results or owed releases, then checks its store.
-func requireDrained(t *testing.T, n *cluster.Node) {
+func requireDrained(t testing.TB, n *cluster.Node) {
 	t.Helper()
 	busy := func() string {
 		st, cs := n.Local().Stats(), n.Stats()
@@ -161,4 +162,36 @@ func get[T any](t *testing.T, st trove.Store, ref trove.Ref) T {
 		t.Fatalf("get %s: %v", ref.ID(), err)
 	}
 	return v
+}
+
+// index is the index of the node named name.
+func (tc *testCluster) index(name string) int {
+	for i, n := range tc.nodes {
+		if n.Name() == name {
+			return i
+		}
+	}
+	panic("no node " + name)
+}
+
+// crash stops node i without leaving, and waits (a generous bound) until
+// every other node has declared it dead.
+func (tc *testCluster) crash(t *testing.T, i int) {
+	t.Helper()
+	n := tc.nodes[i]
+	killedNodes[n] = true
+	if err := n.CloseAbruptly(); err != nil {
+		t.Log(err)
+	}
+	_ = tc.rts[i].Close()
+	for j, o := range tc.nodes {
+		if j == i {
+			continue
+		}
+		select {
+		case <-o.Dead(n.ID()):
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s never learnt that %s died", o.Name(), n.Name())
+		}
+	}
 }

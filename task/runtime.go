@@ -143,6 +143,7 @@ func (rt *Runtime) Close() error {
 		return nil
 	}
 	rt.node.SetFutureHooks(cluster.FutureHooks{})
+	rt.node.SetResources(0, nil)
 	rt.unwatch()
 	for _, j := range rt.ex.drain() {
 		rt.report(j, outcome{status: doneRefused})

@@ -36,6 +36,15 @@ type memberJSON struct {
 	Used     int64     `json:"used"`
 	Updated  time.Time `json:"updated"`
 	Self     bool      `json:"self"`
+	// Slots and Resources: what the member offers remote functions (task.Config).
+	Slots     int                  `json:"slots"`
+	Resources []memberResourceJSON `json:"resources,omitempty"`
+}
+
+type memberResourceJSON struct {
+	Name  string  `json:"name"`
+	Total float64 `json:"total"`
+	Free  float64 `json:"free"`
 }
 
 type daemonJSON struct {
@@ -134,7 +143,11 @@ func newStatusJSON(st ipc.Status, now time.Time) statusJSON {
 	}
 	for _, m := range st.Members {
 		out.Members = append(out.Members, memberJSON{Name: m.Name, ID: m.ID, Addr: m.Addr, State: m.State,
-			Capacity: m.Capacity, Used: m.Used, Updated: m.Updated, Self: m.Self})
+			Capacity: m.Capacity, Used: m.Used, Updated: m.Updated, Self: m.Self, Slots: m.Slots})
+		for _, r := range m.Resources {
+			last := &out.Members[len(out.Members)-1]
+			last.Resources = append(last.Resources, memberResourceJSON{Name: r.Name, Total: r.Total, Free: r.Free})
+		}
 	}
 	if st.ClusterStats != nil {
 		out.Cluster = make(map[string]int64, len(st.ClusterStats))

@@ -118,14 +118,14 @@ func printMembers(out io.Writer, ms []ipc.MemberInfo, now time.Time) {
 		return
 	}
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "  NAME\tID\tADDR\tSTATE\tCAPACITY\tUSED\tUPDATED")
+	fmt.Fprintln(w, "  NAME\tID\tADDR\tSTATE\tCAPACITY\tUSED\tSLOTS\tRESOURCES (FREE/TOTAL)\tUPDATED")
 	for _, m := range ms {
 		self := ""
 		if m.Self {
 			self = "  (this node)"
 		}
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s ago%s\n", m.Name, m.ID, m.Addr, m.State,
-			trove.HumanBytes(m.Capacity), trove.HumanBytes(m.Used), uptime(now.Sub(m.Updated)), self)
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s ago%s\n", m.Name, m.ID, m.Addr, m.State,
+			trove.HumanBytes(m.Capacity), trove.HumanBytes(m.Used), m.Slots, resourcesText(m.Resources), uptime(now.Sub(m.Updated)), self)
 	}
 	w.Flush()
 }
@@ -147,4 +147,17 @@ func plural[N int | int64](n N, noun string) string {
 		return fmt.Sprintf("%d %s", n, noun)
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// resourcesText is "CPU 2/4, Custom 1/1", or "-" for a member that runs no
+// remote functions.
+func resourcesText(rs []ipc.ResourceInfo) string {
+	if len(rs) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%s %g/%g", r.Name, r.Free, r.Total)
+	}
+	return strings.Join(parts, ", ")
 }

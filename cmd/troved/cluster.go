@@ -37,7 +37,17 @@ func (v clusterView) Members() []ipc.MemberInfo {
 	out := make([]ipc.MemberInfo, len(ms))
 	for i, m := range ms {
 		out[i] = ipc.MemberInfo{Name: m.Name, ID: m.ID.String(), Addr: m.Addr, State: m.State.String(),
-			Capacity: m.Capacity, Used: m.Used, Updated: m.Updated, Self: m.ID == v.n.ID()}
+			Capacity: m.Capacity, Used: m.Used, Updated: m.Updated, Self: m.ID == v.n.ID(),
+			Slots: m.Slots, Resources: resourceInfos(m.Resources)}
+	}
+	return out
+}
+
+// resourceInfos is what a member offers remote functions, for ipc.MemberInfo.
+func resourceInfos(rs cluster.Resources) []ipc.ResourceInfo {
+	var out []ipc.ResourceInfo
+	for _, r := range rs.All() {
+		out = append(out, ipc.ResourceInfo{Name: r.Name, Total: r.Total, Free: r.Free})
 	}
 	return out
 }

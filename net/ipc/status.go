@@ -46,6 +46,17 @@ type MemberInfo struct {
 	Used     int64
 	Updated  time.Time // when this view of the member last changed
 	Self     bool      // the daemon's own node
+	// Slots and Resources: what it offers remote functions (its CPU slots,
+	// and each resource's total and free amounts), as gossiped; zero and
+	// nil when it runs none. Added in the same protocol version.
+	Slots     int            `cbor:",omitempty"`
+	Resources []ResourceInfo `cbor:",omitempty"`
+}
+
+// ResourceInfo is one resource a member offers remote functions.
+type ResourceInfo struct {
+	Name        string
+	Total, Free float64
 }
 
 // Cluster is what the server of a cluster node's store asks of the cluster
