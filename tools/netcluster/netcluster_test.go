@@ -157,7 +157,11 @@ func TestHolderKilledMidBroadcast(t *testing.T) {
 // deadline with ErrGetTimeout (no hang, no other error), and after the link
 // is healed the same ref's Get succeeds, every byte right.
 func TestPartitionedNodeTimesOut(t *testing.T) {
-	c := startCluster(t, 3, "1gbit", fastProbes...)
+	// The partition must heal before the membership declares the cut node
+	// dead (a node declared dead does not come back: docs/netcluster.md), and
+	// it lasts the Get's 2 s deadline and more on a loaded machine: slow
+	// failure detection (8 × 1 s of suspicion at the least) keeps it clear.
+	c := startCluster(t, 3, "1gbit", "-probe-interval", "1s", "-probe-timeout", "500ms", "-suspicion-mult", "8", "-request-timeout", "3s")
 	ctx := context.Background()
 	const size = 8 << 20
 	b, err := c.Nodes[0].Client.Create(ctx, size)
