@@ -95,7 +95,16 @@ func TestSwarmBroadcast(t *testing.T) {
 	for i, n := range nodes[1:] {
 		got[i+1] = getAsync(ctx, n, refs[i+1])
 	}
-	start := time.Now()
+	// If the wait below fails, say what the owner knows (t.Fatalf runs the
+	// deferred calls).
+	defer func() {
+		if t.Failed() {
+			t.Logf("locations %+v", a.Holders(r.ID()))
+			for _, n := range nodes {
+				t.Logf("%s: %+v", n.Name(), n.Stats())
+			}
+		}
+	}()
 	// The owner lists the four partial copies, each of exactly the chunks
 	// it let B have.
 	awaitCond(t, "the owner lists 4 partial copies of 24 chunks", func() bool {
@@ -105,16 +114,7 @@ func TestSwarmBroadcast(t *testing.T) {
 				k++
 			}
 		}
-		if k == 4 {
-			return true
-		}
-		if time.Since(start) > 19*time.Second { // about to fail: say what the owner knows
-			t.Logf("locations %+v", a.Holders(r.ID()))
-			for _, n := range nodes {
-				t.Logf("%s: %+v", n.Name(), n.Stats())
-			}
-		}
-		return false
+		return k == 4
 	})
 	if b.Stats().PullsInProgress != 1 {
 		t.Fatalf("B has %d pulls in progress while held, want 1", b.Stats().PullsInProgress)
