@@ -216,8 +216,17 @@ func (s *Store) reviveCopy(ctx context.Context, e *entry, size int) (*entry, err
 		return nil, fmt.Errorf("create a copy of %s: %w", e.id, err)
 	}
 	for {
+		// The shard's lock makes the write of e.off and the CAS that publishes
+		// it one step among revivers: two fetches of the same copy racing here
+		// cannot both write e.off before one CAS succeeds (the winner's memory
+		// would be lost and the loser's, freed, published). Nobody else reads
+		// e.off or e.data of an evicted or remote entry, and Get pins only
+		// sealed ones. (A remote entry's size is set under the lock, for
+		// listings.)
+		sh.mu.Lock()
 		w := e.rc.Load()
 		if wordState(w) != from || wordRefs(w) == 0 { // revived or freed meanwhile
+			sh.mu.Unlock()
 			_ = s.alloc.Free(off)
 			s.wakeRoom()
 			return nil, fmt.Errorf("create a copy of %s: %w", e.id, ErrCopyExists)
@@ -225,21 +234,19 @@ func (s *Store) reviveCopy(ctx context.Context, e *entry, size int) (*entry, err
 		if w&holdBit != 0 {
 			// Just evicted: the evictor is still freeing the old memory (it
 			// reads e.off) and lets go in a moment.
+			sh.mu.Unlock()
 			runtime.Gosched()
 			continue
 		}
-		// The memory is published by this CAS: nobody reads e.off or e.data of an
-		// evicted or remote entry, and Get pins only sealed ones. (A remote
-		// entry's size is set under the shard's lock, for listings.)
-		if from == stateRemote {
-			sh.mu.Lock()
-			e.more.size = int64(size)
-			sh.mu.Unlock()
-		}
 		e.off, e.data = off, s.arena.ReadOnly(off, int64(size))
 		if e.rc.CompareAndSwap(w, withState(w, statePending)+refOne) {
+			if from == stateRemote {
+				e.more.size = int64(size)
+			}
+			sh.mu.Unlock()
 			break
 		}
+		sh.mu.Unlock() // a ref was taken or dropped meanwhile: look again
 	}
 	if from == stateRemote {
 		sh.remote.Add(-1)

@@ -205,3 +205,78 @@ func TestRefetchEvictedCopy(t *testing.T) {
 	}
 	requireEmpty(t, s)
 }
+
+// Two fetches of the same evicted copy race to revive it: exactly one wins,
+// the others get ErrCopyExists, and the loser's memory is freed, not the
+// winner's (reviveCopy publishes the new offset under the shard's lock).
+func TestConcurrentRefetchEvictedCopy(t *testing.T) {
+	s := newStore(t, Config{Capacity: 12 << 20, DisableSpilling: true})
+	ctx := context.Background()
+	const racers = 8
+	data := make([]byte, 1<<20)
+	for round := range 50 {
+		id := trove.NewObjectID(trove.NodeID{7}, uint64(round+1))
+		b, err := s.CreateCopy(ctx, id, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp := b.Ref()
+		b.Seal()
+		var keep []trove.Ref
+		for range 12 { // fill: the copy is evicted to make room for the last
+			c, cancel := context.WithTimeout(ctx, time.Second)
+			r, err := s.Put(c, data)
+			cancel()
+			if err != nil {
+				break
+			}
+			keep = append(keep, r)
+		}
+		if _, err := s.Get(ctx, cp); !errors.Is(err, trove.ErrObjectEvicted) {
+			t.Fatalf("round %d: Get of an evicted copy: %v, want ErrObjectEvicted", round, err)
+		}
+		for _, r := range keep { // room for every racer
+			r.Drop()
+		}
+		var (
+			wg      sync.WaitGroup
+			mu      sync.Mutex
+			winners []*Builder
+			others  []error
+		)
+		start := make(chan struct{})
+		for range racers {
+			wg.Go(func() {
+				<-start
+				b, err := s.CreateCopy(ctx, id, 1<<20)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					others = append(others, err)
+					return
+				}
+				winners = append(winners, b)
+			})
+		}
+		close(start)
+		wg.Wait()
+		if len(winners) != 1 {
+			t.Fatalf("round %d: %d racers revived the copy, want 1", round, len(winners))
+		}
+		for _, err := range others {
+			if !errors.Is(err, ErrCopyExists) {
+				t.Fatalf("round %d: a losing racer: %v, want ErrCopyExists", round, err)
+			}
+		}
+		copy(winners[0].Bytes(), "winner")
+		winners[0].Seal()
+		v, err := s.Get(ctx, cp)
+		if err != nil || string(v.Bytes()[:6]) != "winner" {
+			t.Fatalf("round %d: old ref after the race: %v", round, err)
+		}
+		v.Release()
+		cp.Drop()
+		winners[0].Ref().Drop()
+		requireEmpty(t, s)
+	}
+}
