@@ -107,7 +107,7 @@ var (
 type getTimeoutError struct{}
 
 func (getTimeoutError) Error() string {
-	return "trove: get timed out: the object is still pending; give its producer more time or use Wait"
+	return "trove: get timed out: the object is not ready on this node (its producer has not sealed it, or its bytes are still being fetched from another node, which may be slow or unreachable); give it more time, or use Wait"
 }
 func (getTimeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
 func (getTimeoutError) Timeout() bool        { return true }
