@@ -351,6 +351,11 @@ func TestWaitAcrossOwnersKeepsOrder(t *testing.T) {
 	if got := getBytes(t, ctx, b, pc); string(got) != "0123456789" {
 		t.Fatalf("got %q", got)
 	}
+	// Wait(2) gave up its fetch of pc, still pending then: that is a
+	// cancellation, not a failed fetch.
+	if st := b.Stats(); st.FetchErrors != 0 || st.FetchesCancelled == 0 {
+		t.Fatalf("fetch errors %d, cancelled %d: want 0 errors and Wait(2)'s abandoned fetch counted as cancelled", st.FetchErrors, st.FetchesCancelled)
+	}
 	for _, r := range []trove.Ref{ra, rb, pc, pa, bc.Ref()} {
 		r.Drop()
 	}

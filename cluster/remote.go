@@ -36,7 +36,11 @@ func (r *remote) Fetch(ctx context.Context, id trove.ObjectID, st *engine.Store)
 	n := (*Node)(r)
 	n.ctr.remoteGets.Add(1)
 	defer func() {
-		if err != nil {
+		switch {
+		case err == nil:
+		case errors.Is(ctx.Err(), context.Canceled):
+			n.ctr.fetchesCancelled.Add(1) // nobody wants it any more: not a failure
+		default:
 			n.ctr.fetchErrors.Add(1)
 		}
 	}()

@@ -11,19 +11,20 @@ import (
 // Prometheus metrics, trove status lists them). Convention, which Fields
 // relies on: an int64 field is a counter since Open, an int field a gauge.
 type Stats struct {
-	MembersAlive  int   // members this node sees alive, itself included
-	RemoteGets    int64 // fetches of foreign objects begun (one per object per node: concurrent Gets share one)
-	RemoteInline  int64 // of those, answered inline by the owner
-	CacheHits     int64 // of those, served from the small-object cache, asking nobody
-	Pulls         int64 // of those, pulled in chunks from holders
-	FetchErrors   int64 // fetches that failed (owner died, object lost, unreachable, caller gave up)
-	BytesIn       int64 // object bytes received: inline replies and pulled chunks
-	BytesOut      int64 // object bytes served: inline replies and chunks to peers
-	OwnedBorrowed int   // objects this node owns that other nodes borrow
-	Borrowing     int   // foreign objects this node borrows
-	OwedUpdates   int   // releases and new copies not yet sent to their owners
-	Futures       int   // this node's futures still referenced (future.go)
-	Results       int   // results this node stores for other nodes' futures
+	MembersAlive     int   // members this node sees alive, itself included
+	RemoteGets       int64 // fetches of foreign objects begun (one per object per node: concurrent Gets share one)
+	RemoteInline     int64 // of those, answered inline by the owner
+	CacheHits        int64 // of those, served from the small-object cache, asking nobody
+	Pulls            int64 // of those, pulled in chunks from holders
+	FetchErrors      int64 // fetches that failed (owner died, object lost, unreachable, caller's deadline passed)
+	FetchesCancelled int64 // fetches abandoned because every Get waiting on them was cancelled (Wait's numReturns met, a caller's cancel): not errors
+	BytesIn          int64 // object bytes received: inline replies and pulled chunks
+	BytesOut         int64 // object bytes served: inline replies and chunks to peers
+	OwnedBorrowed    int   // objects this node owns that other nodes borrow
+	Borrowing        int   // foreign objects this node borrows
+	OwedUpdates      int   // releases and new copies not yet sent to their owners
+	Futures          int   // this node's futures still referenced (future.go)
+	Results          int   // results this node stores for other nodes' futures
 
 	// Swarm pulls (pull.go).
 	ChunksPulled        int64 // chunks of large objects pulled into this node
@@ -38,7 +39,7 @@ type Stats struct {
 
 // counters are a Node's Stats counters.
 type counters struct {
-	remoteGets, remoteInline, cacheHits, pulls, fetchErrors, bytesIn, bytesOut atomic.Int64
+	remoteGets, remoteInline, cacheHits, pulls, fetchErrors, fetchesCancelled, bytesIn, bytesOut atomic.Int64
 
 	chunksPulled, partialChunksServed, multiSourcePulls, pullHolderFailures, pullRefreshes atomic.Int64
 
@@ -49,7 +50,7 @@ type counters struct {
 func (n *Node) Stats() Stats {
 	s := Stats{
 		RemoteGets: n.ctr.remoteGets.Load(), RemoteInline: n.ctr.remoteInline.Load(), CacheHits: n.ctr.cacheHits.Load(), Pulls: n.ctr.pulls.Load(),
-		FetchErrors: n.ctr.fetchErrors.Load(), BytesIn: n.ctr.bytesIn.Load(), BytesOut: n.ctr.bytesOut.Load(),
+		FetchErrors: n.ctr.fetchErrors.Load(), FetchesCancelled: n.ctr.fetchesCancelled.Load(), BytesIn: n.ctr.bytesIn.Load(), BytesOut: n.ctr.bytesOut.Load(),
 		OwnedBorrowed: n.own.len(), Borrowing: n.bor.len(), OwedUpdates: n.outq.pending(),
 		Futures: n.Futures(), Results: n.Results(),
 
