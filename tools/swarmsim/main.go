@@ -31,19 +31,37 @@ type Variant struct {
 	Apply func(*sim.Config)
 }
 
-// variants are the runs at every N: the cluster as built, the cluster with
-// no chunk timeout (what its transfers would do if never given up), the
-// fixes docs/scale.md argues for, and single source.
+// variants are the runs at every N. "swarm" is the cluster's pull as built
+// (the flags' defaults are its Config: 1 MiB chunks, ServeSlots 8 with
+// ServeQueue 8, 64 locations per reply, a chunk given up only when it
+// stalls), "swarm-allholders" the next fix docs/scale.md argues for (every
+// holder listed), "swarm-before" the build this model first described
+// (2026-12-01: 8 MiB chunks, no admission, a chunk given up 10 s after it
+// was asked, however fast it was arriving) and "single" single source
+// (PullSources 1, Ray's behaviour).
 var variants = []Variant{
 	{"swarm", func(*sim.Config) {}},
-	{"swarm-notimeout", func(c *sim.Config) { c.ChunkTimeout = -1 }},
-	{"swarm-fixed", func(c *sim.Config) {
-		c.Sched.ChunkSize = 1 << 20
-		c.ServeSlots = 4
-		c.ServeQueue = 4
-		c.MaxHolders = -1
+	{"swarm-allholders", func(c *sim.Config) { c.MaxHolders = -1 }},
+	{"swarm-before", func(c *sim.Config) {
+		c.Sched.ChunkSize = 8 << 20
+		c.ServeSlots, c.ServeQueue = 0, 0
+		c.ChunkTimeout = sim.DefaultChunkTimeout
 	}},
 	{"single", func(c *sim.Config) { c.SingleSource = true; c.ChunkTimeout = -1 }},
+}
+
+// The cluster's serving admission (cluster.DefaultServeSlots and
+// DefaultServeQueue), copied: the model imports nothing of the cluster but
+// its scheduler (lint_test.go), so keep these in step by hand.
+const clusterServeSlots, clusterServeQueue = 8, 8
+
+// variantNames lists the variants, for flags' help and errors.
+func variantNames() string {
+	var names []string
+	for _, v := range variants {
+		names = append(names, v.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // Row is one (variant, N) of the sweep, as the JSON file holds it.
@@ -84,7 +102,7 @@ type Output struct {
 	Compare  []ComparePair `json:"compare,omitempty"`
 }
 
-// OwnerSweep is the swarm-fixed broadcast at one owner message rate.
+// OwnerSweep is the swarm-allholders broadcast at one owner message rate.
 type OwnerSweep struct {
 	Rate float64 `json:"owner_messages_per_second_capacity"`
 	Row  Row     `json:"row"`
@@ -98,19 +116,21 @@ func run(args []string, stdout io.Writer) error {
 	rtt := fs.Duration("rtt", sim.DefaultRTT, "round trip between nodes")
 	refresh := fs.Duration("refresh", sim.DefaultRefresh, "PullRefresh: how often a pull reports its chunks to the owner and learns the locations (opPulling)")
 	ownerRate := fs.Float64("owner-rate", sim.DefaultOwnerRate, "directory messages the owner handles per second (one at a time)")
-	chunk := fs.String("chunk", "8MiB", "chunk size (the cluster's pull chunk: net/quic DefaultChunkSize)")
+	chunk := fs.String("chunk", "1MiB", "chunk size (the cluster's pull chunk: cluster.DefaultPullChunkSize)")
 	perPeer := fs.Int("per-peer", swarm.DefaultPerPeer, "scheduler PerPeer: chunks in flight to one holder")
 	perPull := fs.Int("per-pull", swarm.DefaultPerPull, "scheduler PerPull: chunks in flight per pull")
-	timeout := fs.Duration("chunk-timeout", sim.DefaultChunkTimeout, "PullChunkTimeout: a chunk not arrived by then is given up and asked again (negative: never)")
+	timeout := fs.Duration("chunk-timeout", -1, "a chunk not arrived this long after it was asked is given up and asked again (negative: never). The cluster's PullChunkTimeout now bounds a stall (no byte for 10 s), which a modelled link that is up never hits: so never, by default; swarm-before sets 10 s")
+	serveSlots := fs.Int("serve-slots", clusterServeSlots, "ServeSlots: chunks a node serves at once (0: no bound)")
+	serveQueue := fs.Int("serve-queue", clusterServeQueue, "ServeQueue: chunk requests waiting for a slot; more are refused busy")
 	detect := fs.Duration("detect", sim.DefaultDetect, "how long after a node's death its peers and the owner act on it")
 	failN := fs.Int("fail-n", 64, "cluster size of the failure runs (0: none)")
 	stagger := fs.Duration("stagger", 10*time.Second, "start window of the staggered runs (0: none)")
 	seed := fs.Int64("seed", 1, "seed (the model is deterministic given it)")
-	only := fs.String("variants", "", "comma-separated variants to run (default all: swarm, swarm-notimeout, swarm-fixed, single)")
+	only := fs.String("variants", "", "comma-separated variants to run (default all: "+variantNames()+")")
 	out := fs.String("out", "bench/out/swarmsim.json", "JSON output file ('' for none)")
 	plot := fs.String("plot", "docs/swarmsim.png", "PNG plot of broadcast time against N ('' for none)")
 	compare := fs.String("compare", "", "a tools/netcluster bench JSON (bench/out/netcluster.json) to compare the model with at its N")
-	ownerN := fs.Int("owner-n", 256, "cluster size of the owner-rate sweep (swarm-fixed at several -owner-rate; 0: none)")
+	ownerN := fs.Int("owner-n", 256, "cluster size of the owner-rate sweep (swarm-allholders at several -owner-rate; 0: none)")
 	plotFrom := fs.String("plot-from", "", "only draw -plot from these JSON outputs of earlier runs (comma-separated), e.g. sweeps run in parallel")
 	cpuprofile := fs.String("cpuprofile", "", "write the simulator's own CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
@@ -169,6 +189,7 @@ func run(args []string, stdout io.Writer) error {
 		Size: S, Sched: swarm.Config{ChunkSize: C, PerPeer: *perPeer, PerPull: *perPull},
 		Uplink: *rate * 1e6 / 8, RTT: *rtt, Refresh: *refresh, OwnerRate: *ownerRate,
 		ChunkTimeout: *timeout, Detect: *detect, Seed: *seed,
+		ServeSlots: *serveSlots, ServeQueue: *serveQueue,
 	}
 	vs := variants
 	if *only != "" {
@@ -176,7 +197,7 @@ func run(args []string, stdout io.Writer) error {
 		for _, name := range strings.Split(*only, ",") {
 			v, ok := variantByName(name)
 			if !ok {
-				return fmt.Errorf("-variants: no variant %q (have swarm, swarm-notimeout, swarm-fixed, single)", name)
+				return fmt.Errorf("-variants: no variant %q (have %s)", name, variantNames())
 			}
 			vs = append(vs, v)
 		}
@@ -185,8 +206,8 @@ func run(args []string, stdout io.Writer) error {
 		Date:    time.Now().UTC().Format(time.RFC3339),
 		Command: "go run ./tools/swarmsim " + strings.Join(args, " "),
 		Note:    "a discrete-event MODEL (simulated times), not a measurement; see docs/scale.md for what it models and what it does not",
-		Config: fmt.Sprintf("S=%s links=%.0f Mbit/s up and down RTT=%v chunk=%s PerPeer=%d PerPull=%d refresh=%v owner=%.0f msg/s chunk-timeout=%v detect=%v seed=%d",
-			*size, *rate, *rtt, *chunk, *perPeer, *perPull, *refresh, *ownerRate, *timeout, *detect, *seed),
+		Config: fmt.Sprintf("S=%s links=%.0f Mbit/s up and down RTT=%v chunk=%s PerPeer=%d PerPull=%d serve=%d+%d refresh=%v owner=%.0f msg/s chunk-timeout=%v detect=%v seed=%d",
+			*size, *rate, *rtt, *chunk, *perPeer, *perPull, *serveSlots, *serveQueue, *refresh, *ownerRate, *timeout, *detect, *seed),
 	}
 	fmt.Fprintln(stdout, "model:", o.Config)
 	for _, v := range vs {
@@ -248,11 +269,11 @@ func run(args []string, stdout io.Writer) error {
 		for _, rate := range []float64{1000, 2000, 5000, 20000} {
 			cfg := base
 			cfg.Nodes = *ownerN
-			variants[2].Apply(&cfg)
+			variants[1].Apply(&cfg)
 			cfg.OwnerRate = rate
-			r := runOne("swarm-fixed", cfg)
+			r := runOne("swarm-allholders", cfg)
 			o.Owner = append(o.Owner, OwnerSweep{rate, r})
-			fmt.Fprintf(stdout, "  owner %6.0f msg/s N=%d swarm-fixed %s\n", rate, *ownerN, brief(r))
+			fmt.Fprintf(stdout, "  owner %6.0f msg/s N=%d swarm-allholders %s\n", rate, *ownerN, brief(r))
 		}
 	}
 	for _, n := range []int{2, 16, 64, 128, 256, 512, 1000} {
