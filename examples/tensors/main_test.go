@@ -21,9 +21,11 @@ func TestRun(t *testing.T) {
 	}
 	s := out.String()
 	for _, want := range []string{
-		"val.size() = torch.Size([25 50]), read in place: true",
+		"val.size() = torch.Size([25 50]), val[0][:3] = [",
+		"read in place: true\n",
 		"results = ray.get(tensor_list_obj_ref): 100 tensors",
-		"transformed_tensor_values = ray.get(transformed_object_list): 100 tensors, each the original times an integer in [2, 10]",
+		"transformed_tensor_values = ray.get(transformed_object_list): 100 tensors (6312500 elements), each the original times an integer in [2, 10]",
+		"errors.Is(err, task.ErrTaskFailed) = true\n",
 		"current value of argument x: 25\n",
 		"current value of argument x: [0 1 2 3 4 5 6 7 8 9]\n",
 		"with arr = arr.copy(): arr[0] = 1, and the stored array is unchanged (arr[0] = 0)",
