@@ -25,9 +25,10 @@ func TestRun(t *testing.T) {
 		"ray.get(calc_ref) = 158\n",
 		"ray.get([ray.put(i) for i in range(3)]) = [0 1 2]\n",
 		"# A Guided Tour of Ray Core: Remote Objects (中文版)",
-		"torch.Size([25 50]) [",
-		"ray.get(tensor_list_obj_ref): 100 tensors, the first torch.Size([25 50])",
-		"(all 100 checked: each the original times an integer from 2 to 10)",
+		"## 例1：远程对象\ntensor_list_obj_ref[:2], len(tensor_list_obj_ref) = [Ref(",
+		"val.size() = torch.Size([25 50]), val[0][:3] = [",
+		"results = ray.get(tensor_list_obj_ref): 100 tensors",
+		"100 tensors (6312500 elements), each the original times an integer in [2, 10]",
 		"current value of argument x: 25\n",
 		"current value of argument x: [0 1 2 3 4 5 6 7 8 9]\n",
 		"### 长时间运行的任务呢?",
@@ -37,7 +38,7 @@ func TestRun(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
 	}
-	if n := strings.Count(s, "`get` timed out\nwithout a timeout: 42\n"); n != 2 {
+	if n := strings.Count(s, "`get` timed out\nwithout a timeout, Get waits for it: 42\n"); n != 2 {
 		t.Errorf("%d timed-out Gets followed by the value, want 2 (one per edition):\n%s", n, s)
 	}
 	for _, re := range []string{
