@@ -42,7 +42,8 @@ var layering = map[string]struct {
 	// swarm scheduler for its pulls).
 	"cluster": {allowed: []string{"", "engine", "net/quic", "swarm"}},
 	// task runs remote functions on the cluster; only cmd/, tools/,
-	// examples/ and bench/ import it (no package above has a rule naming it).
+	// examples/, bench/ and the internal packages behind the examples import
+	// it (no package above has a rule naming it).
 	"task": {allowed: []string{"", "engine", "cluster", "net/ipc", "net/quic"}},
 	// the benchmarks and tools use what a user would: the store and its clients.
 	"tools/loadgen": {allowed: []string{"", "engine", "net/ipc", "cluster"}},
@@ -59,6 +60,16 @@ var layering = map[string]struct {
 	// (Parquet and Arrow, which only those programs link).
 	"internal/localcluster": {allowed: []string{"", "engine", "cluster", "task"}},
 	"internal/batchinfer":   {allowed: []string{"zerocopy", "task"}, noNet: true},
+	// the seed documents' steps, which examples/ and the demo run: the
+	// cluster only through localcluster and what a user of task/ would call;
+	// a document's package reaches another's only where its cells are that
+	// one's (the tour's Chinese edition is the tensor tutorial).
+	"internal/seeds":                {allowed: []string{"", "zerocopy", "task", "internal/localcluster"}, noNet: true},
+	"internal/seeds/remoteobjects":  {allowed: []string{"", "task", "internal/seeds"}, noNet: true},
+	"internal/seeds/tensors":        {allowed: []string{"", "zerocopy", "task", "internal/seeds"}, noNet: true},
+	"internal/seeds/tour":           {allowed: []string{"", "task", "internal/seeds", "internal/seeds/tensors"}, noNet: true},
+	"internal/seeds/objects":        {allowed: []string{"", "task", "internal/seeds"}, noNet: true},
+	"internal/seeds/batchinference": {allowed: []string{"", "task", "internal/seeds", "internal/localcluster", "internal/batchinfer"}, noNet: true},
 }
 
 type pkgFiles struct {

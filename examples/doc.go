@@ -11,6 +11,11 @@
 //	batchinference  "Distributed Batch Inference": a model put once, one call per
 //	                Parquet shard, predictions as Arrow record batches read in place
 //
+// Each program lists its document's steps in order; the steps themselves, one
+// function per section with each cell's Python quoted beside its Go, are in
+// internal/seeds/<document>, so that `trove demo` runs the same code (a
+// package main cannot be imported).
+//
 // Run one with `go run ./examples/remoteobjects`. Each program's test runs it
 // and checks its output, and that every node's store ends empty.
 package examples

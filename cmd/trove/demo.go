@@ -1,24 +1,24 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math/rand/v2"
-	"slices"
-	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/engine"
+	"github.com/trovedb/trove/internal/batchinfer"
 	"github.com/trovedb/trove/internal/localcluster"
-	"github.com/trovedb/trove/task"
-	"github.com/trovedb/trove/zerocopy"
+	"github.com/trovedb/trove/internal/seeds"
+	"github.com/trovedb/trove/internal/seeds/batchinference"
+	"github.com/trovedb/trove/internal/seeds/objects"
+	"github.com/trovedb/trove/internal/seeds/remoteobjects"
+	"github.com/trovedb/trove/internal/seeds/tensors"
+	"github.com/trovedb/trove/internal/seeds/tour"
 )
 
 // cmdDemo is `trove demo`: the tutorial, on an in-process cluster of three nodes.
@@ -66,9 +66,10 @@ type demoOptions struct {
 	quick    bool // scale every sleep down 20×, and the timed transfer to 4 MiB
 }
 
-// demo follows the tutorials of ../shared/seeds step by step on node 1 of an
-// in-process cluster, with remote calls running on all three nodes, then shows
-// what a cluster adds: a ref put on one node and got on another.
+// demo walks through the seed documents' steps (internal/seeds: the same code
+// as examples/) on node 1 of an in-process cluster, with remote calls running
+// on all three nodes, then shows what a cluster adds: a ref put on one node
+// and got on another.
 func demo(ctx context.Context, out io.Writer, opt demoOptions) (err error) {
 	start := time.Now()
 	scale := func(d time.Duration) time.Duration {
@@ -77,13 +78,12 @@ func demo(ctx context.Context, out io.Writer, opt demoOptions) (err error) {
 		}
 		return d
 	}
+	// The nodes' log lines (warnings and errors only) come from their goroutines.
+	out = localcluster.SyncWriter(out)
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	section := func(title string) { say("\n## %s", title) }
 
-	// The nodes' log lines (warnings and errors only) come from their goroutines.
-	lw := &lockedWriter{w: out}
-	out = lw
-	c, err := openDemoCluster(ctx, opt.capacity, lw)
+	c, err := openDemoCluster(ctx, opt.capacity, out)
 	if err != nil {
 		return err
 	}
@@ -93,8 +93,9 @@ func demo(ctx context.Context, out io.Writer, opt demoOptions) (err error) {
 		}
 	}()
 	// The walkthrough is driven from node 1: its puts land in node 1's store,
-	// its calls run wherever the cluster has free slots.
-	rt := c.rts[0]
+	// its calls run wherever the cluster has free slots. A document's second
+	// is a quarter of one here, as in examples/.
+	d := &seeds.Driver{Cluster: c.Cluster, RT: c.rts[0], Out: out, Unit: scale(time.Second / 4)}
 	st := c.Nodes[0].Local()
 	cfg := st.Config()
 	say("# trove demo: Ray's remote objects and remote functions, on a cluster of %d nodes in this process", len(c.Nodes))
@@ -102,144 +103,42 @@ func demo(ctx context.Context, out io.Writer, opt demoOptions) (err error) {
 		trove.HumanBytes(cfg.Capacity), trove.HumanBytes(cfg.InlineThreshold))
 	say("the nodes run Insecure (self-signed TLS that checks no one, unauthenticated gossip): fine for a laptop demo,\n" +
 		"never for a real cluster, whose nodes get certificates from `trove cert create-ca` / `create-node` (troved -certs-dir)")
-	printNodeMembers(out, c.Nodes[0])
-	// ray.cluster_resources()
-	res, err := rt.ClusterResources(ctx)
-	if err != nil {
-		return err
-	}
-	say("ray.cluster_resources() = %v", res)
-	say("the walkthrough below is driven from %s (node ID %s); its calls run on all three nodes", c.Nodes[0].Name(), st.Node())
+	say("the steps below are the seed documents' cells, the code examples/ runs (internal/seeds/<document>), each a\n"+
+		"document's second scaled to %v; they are driven from %s (node ID %s), and their calls run on all three nodes", d.Unit, c.Nodes[0].Name(), st.Node())
 
-	// --- Single object refs ------------------------------------------------------
-	section("Single object refs: put / get")
-	y := 1
-	objRef, err := trove.PutValue(ctx, rt, y)
-	if err != nil {
-		return err
+	rows := batchinfer.SeedRows
+	if opt.quick {
+		rows = make([]int, len(batchinfer.SeedRows))
+		for i, n := range batchinfer.SeedRows {
+			rows[i] = n / 100
+		}
 	}
-	result, err := trove.GetValue[int](ctx, rt, objRef)
-	if err != nil {
-		return err
-	}
-	say("obj_ref = %v", objRef)
-	say("result=%d", result)
-	if result != y {
-		return fmt.Errorf("get returned %d, put %d", result, y)
-	}
-	objRef.Drop()
-
-	// num_list = [23, 42, 93]; obj_ref = ray.put(num_list)
-	// calc_ref = my_function.remote(obj_ref); ray.get(calc_ref)
-	numList := []int{23, 42, 93}
-	listRef, err := trove.PutValue(ctx, rt, numList)
-	if err != nil {
-		return err
-	}
-	calcRef, err := myFunction.Remote(ctx, rt, task.Ref[[]int](listRef))
-	if err != nil {
-		listRef.Drop()
-		return err
-	}
-	total, err := trove.GetValue[int](ctx, rt, calcRef)
-	calcRef.Drop()
-	listRef.Drop()
-	if err != nil {
-		return err
-	}
-	say("num_list = %v -> %v; my_function.remote(obj_ref) -> %v; ray.get(calc_ref) = %d", numList, listRef, calcRef, total)
-	if total != sum(numList) {
-		return fmt.Errorf("my_function returned %d, want %d", total, sum(numList))
-	}
-
-	// --- Multiple object refs ----------------------------------------------------
-	section("Multiple object refs: get a list of refs")
-	var refs []trove.Ref
-	for i := range 3 {
-		r, err := trove.PutValue(ctx, rt, i)
-		if err != nil {
+	for _, s := range []struct {
+		title string
+		step  seeds.Step
+	}{
+		{"The cluster's resources (remoteobjects)", remoteobjects.ClusterResources},
+		{"Single object refs: put / get (remoteobjects)", remoteobjects.SingleRef},
+		{"Multiple object refs: get a list of refs (remoteobjects)", remoteobjects.MultipleRefs},
+		{"Composable futures: a remote call whose argument is a ref (tour)", tour.RemoteObjects},
+		{"Timing out: Get of a call still running (remoteobjects)", remoteobjects.TimingOut},
+		{"Waiting without blocking: Wait on ten calls finishing at random times (remoteobjects)", remoteobjects.WaitingWithoutBlocking},
+		{"Passing objects by value: top-level refs are resolved (tensors)", tensors.PassByValue},
+		{"Passing objects by reference: refs inside a value arrive as refs (tensors)", tensors.PassByReference},
+		{"Nested objects: a list keeps the object it holds alive (objects)", objects.Nested},
+		{"100 random tensors of shape ((i+1)*25, 50), put, transformed by remote calls in parallel, checked (tensors)", tensors.Tensors},
+		{"Objects are immutable: an argument read in place is mapped read-only (tensors)", tensors.ReadOnly},
+		{"Distributed batch inference: a model put once, one call per Parquet shard, Arrow predictions (batchinference)", batchinference.Step(rows)},
+	} {
+		section(s.title)
+		if err := s.step(ctx, d); err != nil {
 			return err
 		}
-		refs = append(refs, r)
-	}
-	values, err := getValues[int](ctx, rt, refs)
-	dropAll(refs)
-	if err != nil {
-		return err
-	}
-	say("result=%v", values)
-	if !slices.Equal(values, []int{0, 1, 2}) {
-		return fmt.Errorf("got %v, want [0 1 2]", values)
-	}
-
-	// --- Timing out --------------------------------------------------------------
-	section("Timing out: Get of a call still running")
-	runFor := scale(4 * time.Second)
-	timeout := scale(2 * time.Second)
-	slow, err := longRunningFunction.Remote(ctx, rt, task.Val(runFor))
-	if err != nil {
-		return err
-	}
-	say("long_running_function.remote() sleeps %v; Get with a %v timeout...", runFor, timeout)
-	tctx, cancel := context.WithTimeout(ctx, timeout)
-	_, err = rt.Get(tctx, slow)
-	cancel()
-	if !errors.Is(err, trove.ErrGetTimeout) {
-		slow.Drop()
-		return fmt.Errorf("Get past its deadline returned %v, want ErrGetTimeout", err)
-	}
-	say("`get` timed out. (%v; errors.Is(err, context.DeadlineExceeded) = %v)", err, errors.Is(err, context.DeadlineExceeded))
-	v, err := trove.GetValue[int](ctx, rt, slow)
-	slow.Drop()
-	if err != nil {
-		return err
-	}
-	say("without a timeout, Get waits for the value: %d", v)
-
-	// --- Waiting without blocking --------------------------------------------------
-	section("Waiting without blocking: Wait on ten calls finishing at random times")
-	var calls []trove.Ref
-	for range 10 {
-		r, err := randomLongRunning.Remote(ctx, rt, task.Val(scale(2*time.Second)))
-		if err != nil {
-			dropAll(calls)
-			return err
-		}
-		calls = append(calls, r)
-	}
-	if err := waitExample(ctx, rt, say, calls); err != nil {
-		dropAll(calls)
-		return err
-	}
-	dropAll(calls)
-
-	// --- Passing objects -------------------------------------------------------------
-	section("Passing objects: by value, by reference, nested")
-	if err := passingExample(ctx, rt, st, say); err != nil {
-		return err
-	}
-
-	// --- Tensors -------------------------------------------------------------------
-	section("Example: 100 random tensors of shape ((i+1)*25, 50), put, transformed by remote calls in parallel, checked")
-	if err := tensorExample(ctx, rt, say); err != nil {
-		return err
 	}
 
 	// --- Spilling ------------------------------------------------------------------
 	section("Object spilling: putting three times the store's capacity")
 	if err := spillExample(ctx, st, say); err != nil {
-		return err
-	}
-
-	// --- Immutability --------------------------------------------------------------
-	section("Objects are immutable: an argument read in place is mapped read-only")
-	if err := readOnlyExample(ctx, rt, say); err != nil {
-		return err
-	}
-
-	// --- Batch inference ---------------------------------------------------------------
-	section("Distributed batch inference: a model put once, one call per Parquet shard, Arrow predictions")
-	if err := batchInference(ctx, c, say, opt.quick); err != nil {
 		return err
 	}
 
@@ -260,321 +159,15 @@ func demo(ctx context.Context, out io.Writer, opt demoOptions) (err error) {
 			n.Name(), s.Objects, trove.HumanBytes(s.ObjectBytes), s.PinnedObjects, s.Views, trove.HumanBytes(s.Used),
 			trove.HumanBytes(s.Capacity), trove.HumanBytes(s.Populated), s.Puts, s.Gets, s.Fetches, s.Frees)
 	}
-	say("members as %s sees them (the used figures are gossiped, so they lag the stores above):", c.Nodes[0].Name())
+	// The members' figures are gossiped (every localcluster.StatsInterval when
+	// they change): wait until node 1's view of each matches that node's store.
+	if err := c.WaitGossiped(ctx); err != nil {
+		return err
+	}
+	say("members as %s sees them (gossiped figures, waited for until each member's USED is its store's own):", c.Nodes[0].Name())
 	printNodeMembers(out, c.Nodes[0])
 	say("\nall freed; demo finished in %v", time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// waitExample: ray.wait(object_refs, num_returns=1) until none remain, then
-// ray.wait(object_refs, num_returns=len(object_refs)).
-func waitExample(ctx context.Context, rt *task.Runtime, say func(string, ...any), calls []trove.Ref) error {
-	ready, remaining, err := rt.Wait(ctx, calls, 1)
-	if err != nil {
-		return err
-	}
-	say("wait(num_returns=1): ready_refs=%v remaining_refs=%d", ready, len(remaining))
-	for len(remaining) > 0 {
-		var r []trove.Ref
-		r, remaining, err = rt.Wait(ctx, remaining, 1)
-		if err != nil {
-			return err
-		}
-		v, err := trove.GetValue[float64](ctx, rt, r[0])
-		if err != nil {
-			return err
-		}
-		say("  ready: %v = %.4f (%d still running)", r[0], v, len(remaining))
-	}
-	ready, remaining, err = rt.Wait(ctx, calls, len(calls))
-	if err != nil || len(ready) != len(calls) || len(remaining) != 0 {
-		return fmt.Errorf("wait(num_returns=%d): %d ready, %d remaining, %v", len(calls), len(ready), len(remaining), err)
-	}
-	for i := range ready {
-		if ready[i].ID() != calls[i].ID() {
-			return fmt.Errorf("wait(num_returns=%d): ready_refs not in input order", len(calls))
-		}
-	}
-	say("wait(num_returns=len(object_refs)): %d ready_refs (in input order), remaining_refs=[]", len(ready))
-	return nil
-}
-
-// passingExample: echo by value and by reference, then objects nested in others.
-func passingExample(ctx context.Context, rt *task.Runtime, st *engine.Store, say func(string, ...any)) error {
-	echoed := func(arg task.Arg[any]) error {
-		r, err := echo.Remote(ctx, rt, arg)
-		if err != nil {
-			return err
-		}
-		defer r.Drop()
-		s, err := trove.GetValue[string](ctx, rt, r)
-		if err != nil {
-			return err
-		}
-		say("  %s", s)
-		return nil
-	}
-	x := make([]int, 20)
-	for i := range x {
-		x[i] = i
-	}
-	objRefX, err := trove.PutValue(ctx, rt, x)
-	if err != nil {
-		return err
-	}
-	defer objRefX.Drop()
-	say("by value: top-level arguments are resolved before the call (echo.remote(25), echo.remote(obj_ref_x)):")
-	for _, arg := range []task.Arg[any]{task.Val[any](25), task.Ref[any](objRefX)} {
-		if err := echoed(arg); err != nil {
-			return err
-		}
-	}
-	say("by reference: refs inside a value arrive as refs (echo.remote({\"obj\": obj_ref_x}), echo.remote([obj_ref_x])):")
-	for _, arg := range []task.Arg[any]{task.Val[any](map[string]trove.Ref{"obj": objRefX}), task.Val[any]([]trove.Ref{objRefX})} {
-		if err := echoed(arg); err != nil {
-			return err
-		}
-	}
-
-	// Nested objects: containers keep what they hold alive.
-	asDict, err := trove.PutValue(ctx, rt, map[string]trove.Ref{"obj": objRefX})
-	if err != nil {
-		return err
-	}
-	asList, err := trove.PutValue(ctx, rt, []trove.Ref{objRefX})
-	if err != nil {
-		asDict.Drop()
-		return err
-	}
-	objRefX.Drop() // the containers keep x alive
-	say("nested: put {\"obj\": ref} and [ref] (object_ref_2 = ray.put([object_ref])), then dropped our own ref to x")
-	dict, err := trove.GetValue[map[string]trove.Ref](ctx, rt, asDict)
-	if err != nil {
-		return err
-	}
-	inner, err := trove.GetValue[[]int](ctx, rt, dict["obj"])
-	dict["obj"].Drop()
-	asDict.Drop()
-	if err != nil {
-		return err
-	}
-	if !slices.Equal(inner, x) {
-		return fmt.Errorf("nested value came back as %v", inner)
-	}
-	list, err := trove.GetValue[[]trove.Ref](ctx, rt, asList)
-	if err != nil {
-		return err
-	}
-	say("  the dict's ref gives %v...; the list holds %v", inner[:5], list)
-	dropAll(list)
-	asList.Drop()
-	// The calls above release their arguments (the values Val stored, their
-	// own handles) as they finish, a moment after their results are sealed:
-	// wait for them, with a bound generous for a loaded machine.
-	deadline := time.Now().Add(localcluster.Settle)
-	for st.Stats().Objects != 0 && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	if n := st.Stats().Objects; n != 0 {
-		return fmt.Errorf("%d objects left %v after dropping the containers and every call's result", n, localcluster.Settle)
-	}
-	say("  containers dropped: x is freed too (objects in store: 0)")
-	return nil
-}
-
-func tensorExample(ctx context.Context, rt *task.Runtime, say func(string, ...any)) error {
-	rng := rand.New(rand.NewPCG(42, 0)) // torch.manual_seed(42)
-	var tensorRefs, transformed []trove.Ref
-	defer func() {
-		dropAll(tensorRefs)
-		dropAll(transformed)
-	}()
-	originals := make([][]float32, 100)
-	for i := range 100 {
-		// create_rand_tensor(((i+1)*25, 50)): torch.randn
-		data := make([]float32, (i+1)*25*50)
-		for j := range data {
-			data[j] = float32(rng.NormFloat64())
-		}
-		t, err := zerocopy.NewTensor([]int{(i + 1) * 25, 50}, data)
-		if err != nil {
-			return err
-		}
-		r, err := trove.PutValue(ctx, rt, t)
-		if err != nil {
-			return err
-		}
-		originals[i] = data
-		tensorRefs = append(tensorRefs, r)
-	}
-	s := rt.Node().Local().Stats()
-	say("tensor_list_obj_ref[:2] = %v, len %d; %d in shared memory, %d inline (small)",
-		tensorRefs[:2], len(tensorRefs), s.Objects-s.InlineObjects, s.InlineObjects)
-
-	// val = ray.get(tensor_list_obj_ref[0]): zero-copy, read-only.
-	val, obj, err := trove.ViewValue[zerocopy.Tensor](ctx, rt, tensorRefs[0])
-	if err != nil {
-		return err
-	}
-	v0, err := zerocopy.TensorValues[float32](val)
-	if err != nil {
-		obj.Release()
-		return err
-	}
-	inside := within(val.Data(), obj.Bytes())
-	say("val.size() = %v, val[0][:4] = %.4f; zero-copy view of the stored bytes: %v", val.Shape(), v0[:4], inside)
-	obj.Release()
-	if !inside {
-		return fmt.Errorf("tensor view is not inside the object's memory")
-	}
-
-	// transformed_object_list = [transform_rand_tensor.remote(t) for t in tensor_list_obj_ref]
-	t0 := time.Now()
-	for _, r := range tensorRefs {
-		tr, err := transformRandTensor.Remote(ctx, rt, task.Ref[zerocopy.Tensor](r))
-		if err != nil {
-			return err
-		}
-		transformed = append(transformed, tr)
-	}
-	// transformed_tensor_values = ray.get(transformed_object_list)
-	objs, err := rt.GetAll(ctx, transformed)
-	if err != nil {
-		return err
-	}
-	took := time.Since(t0)
-	for _, o := range objs {
-		o.Release()
-	}
-	say("transformed_object_list[:2] = %v: 100 calls in parallel, all results fetched in %v", transformed[:2], took.Round(time.Millisecond))
-
-	// Each checked, read in place: the original times one integer from 2 to 10.
-	var elems int
-	factors := map[float32]bool{}
-	for i, r := range transformed {
-		t, obj, err := trove.ViewValue[zerocopy.Tensor](ctx, rt, r)
-		if err != nil {
-			return err
-		}
-		vals, err := zerocopy.TensorValues[float32](t)
-		var k float32
-		if err == nil {
-			k, err = factorOf(vals, originals[i])
-		}
-		obj.Release()
-		if err != nil {
-			return fmt.Errorf("transformed tensor %d: %w", i, err)
-		}
-		factors[k] = true
-		elems += len(vals)
-	}
-	say("all %d transformed tensors (%d elements) checked: each is its original times an integer from 2 to 10 (%d distinct factors drawn)",
-		len(transformed), elems, len(factors))
-	return nil
-}
-
-// factorOf returns k if vals is orig times k, an integer from 2 to 10.
-func factorOf(vals, orig []float32) (float32, error) {
-	if len(vals) != len(orig) {
-		return 0, fmt.Errorf("%d elements, want %d", len(vals), len(orig))
-	}
-	for k := float32(2); k <= 10; k++ {
-		ok := true
-		for i, v := range orig {
-			if vals[i] != v*k {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return k, nil
-		}
-	}
-	return 0, fmt.Errorf("not the original times an integer from 2 to 10")
-}
-
-// readOnlyExample: a call that writes into its zero-copy argument fails with
-// a task error, and the stored object is unchanged.
-func readOnlyExample(ctx context.Context, rt *task.Runtime, say func(string, ...any)) error {
-	big := make([]byte, 1<<20)
-	for i := range big {
-		big[i] = "trove"[i%5]
-	}
-	bigRef, err := trove.PutValue(ctx, rt, big)
-	if err != nil {
-		return err
-	}
-	defer bigRef.Drop()
-	r, err := writeArg.Remote(ctx, rt, task.Ref[[]byte](bigRef))
-	if err != nil {
-		return err
-	}
-	_, err = trove.GetValue[struct{}](ctx, rt, r)
-	r.Drop()
-	var te *task.TaskError
-	var pe *task.PanicError
-	if !errors.Is(err, task.ErrTaskFailed) || !errors.As(err, &te) || !errors.As(err, &pe) {
-		return fmt.Errorf("a call writing into its 1 MiB argument: %v, want ErrTaskFailed with the fault", err)
-	}
-	line, _, _ := strings.Cut(pe.Value, "\n")
-	say("f(arr) writing arr[4096] of a 1 MiB argument read in place: errors.Is(err, task.ErrTaskFailed) = true:\n  %s failed on %s: %s (the page is mapped read-only; like numpy's \"assignment destination is read-only\")",
-		te.Func, te.Node, line)
-	got, err := trove.GetValue[[]byte](ctx, rt, bigRef)
-	if err != nil {
-		return err
-	}
-	same := bytes.Equal(got, big)
-	say("the object is unchanged: %v", same)
-	if !same {
-		return fmt.Errorf("the object changed after a write into a read-only view")
-	}
-	return nil
-}
-
-// getValues is ray.get(list_of_refs): the values of refs, fetched in parallel
-// (GetAll) and decoded in order.
-func getValues[T any](ctx context.Context, st trove.Store, refs []trove.Ref) ([]T, error) {
-	objs, err := st.GetAll(ctx, refs)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range objs {
-		o.Release()
-	}
-	out := make([]T, len(refs))
-	for i, r := range refs {
-		if out[i], err = trove.GetValue[T](ctx, st, r); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// within reports whether inner lies inside outer's memory.
-func within(inner, outer []byte) bool {
-	if len(inner) == 0 || len(outer) == 0 {
-		return false
-	}
-	i, o := uintptr(unsafe.Pointer(unsafe.SliceData(inner))), uintptr(unsafe.Pointer(unsafe.SliceData(outer)))
-	return i >= o && i+uintptr(len(inner)) <= o+uintptr(len(outer))
-}
-
-func dropAll(refs []trove.Ref) {
-	for _, r := range refs {
-		r.Drop()
-	}
-}
-
-func sum(xs []int) int {
-	t := 0
-	for _, x := range xs {
-		t += x
-	}
-	return t
 }
 
 // spillExample puts three times the store's capacity in 16 MiB objects: the store
@@ -620,7 +213,7 @@ func spillExample(ctx context.Context, st *engine.Store, say func(string, ...any
 	s := st.Stats()
 	say("got all %d back intact (checksums match): %d restored from disk at %.0f MB/s, %d mapped from their spill files; spilled at %.0f MB/s",
 		n, s.Restores, s.RestoreThroughput/1e6, s.FallbackAllocations, s.SpillThroughput/1e6)
-	dropAll(refs)
+	seeds.DropAll(refs)
 	st.WaitIdle() // an object dropped while being spilled is freed when its write ends
 	s = st.Stats()
 	say("refs dropped: %d spill files and %s left on disk", s.SpillFiles, trove.HumanBytes(s.SpillDiskBytes))

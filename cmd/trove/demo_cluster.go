@@ -8,12 +8,12 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/cluster"
 	"github.com/trovedb/trove/internal/localcluster"
+	"github.com/trovedb/trove/internal/seeds"
 	"github.com/trovedb/trove/net/ipc"
 	"github.com/trovedb/trove/net/quic"
 	"github.com/trovedb/trove/task"
@@ -31,18 +31,10 @@ type demoCluster struct {
 	rts []*task.Runtime
 }
 
-// lockedWriter serialises writes to w: the demo's prose and the nodes' log
-// lines (written from their goroutines) share one output.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
+// delayedValue returns v after d: the cluster section's calls on each node.
+var delayedValue = task.Define2("delayed_value", func(ctx context.Context, d time.Duration, v uint64) (uint64, error) {
+	return v, seeds.Sleep(ctx, d)
+})
 
 // openDemoCluster starts the demo's nodes, each with capacity bytes of shared
 // memory, and a task runtime on each: GOMAXPROCS CPU slots, and, as Ray
@@ -81,15 +73,19 @@ func openDemoCluster(ctx context.Context, capacity int64, logw io.Writer) (*demo
 func onNode(n *cluster.Node) task.CallOption { return task.Resource("node:"+n.Name(), 0.001) }
 
 // printNodeMembers prints the cluster's members as n sees them, in the table
-// trove status prints for a cluster node. The used figures are gossiped every
-// cluster.DefaultStatsInterval, so they lag the stores' own.
+// trove status prints for a cluster node. Their figures are as last gossiped
+// (every localcluster.StatsInterval when they change): the caller waits for
+// them (Cluster.WaitGossiped) to print the stores' own.
 func printNodeMembers(out io.Writer, n *cluster.Node) {
 	ms := n.Members()
 	slices.SortFunc(ms, func(a, b cluster.Member) int { return strings.Compare(a.Name, b.Name) })
 	infos := make([]ipc.MemberInfo, len(ms))
 	for i, m := range ms {
 		infos[i] = ipc.MemberInfo{Name: m.Name, ID: m.ID.String(), Addr: m.Addr, State: m.State.String(),
-			Capacity: m.Capacity, Used: m.Used, Updated: m.Updated, Self: m.ID == n.ID()}
+			Capacity: m.Capacity, Used: m.Used, Updated: m.Updated, Self: m.ID == n.ID(), Slots: m.Slots}
+		for _, r := range m.Resources.All() {
+			infos[i].Resources = append(infos[i].Resources, ipc.ResourceInfo{Name: r.Name, Total: r.Total, Free: r.Free})
+		}
 	}
 	printMembers(out, infos, time.Now())
 }
@@ -127,7 +123,7 @@ func clusterExample(ctx context.Context, c *demoCluster, say func(string, ...any
 	say("%s: put a %s object: %v (its ID names its owner, %s)", a.Name(), trove.HumanBytes(size), big, a.Name())
 	// Node 2 keeps its copy while node 3 pulls: it is a holder then, too.
 	held := []trove.Ref{big}
-	defer func() { dropAll(held) }()
+	defer func() { seeds.DropAll(held) }()
 	from := a.Name()
 	for _, n := range []*cluster.Node{b, cn} {
 		// The ref passed by ID, as another process or node would receive it.
@@ -161,7 +157,7 @@ func clusterExample(ctx context.Context, c *demoCluster, say func(string, ...any
 			n.Name(), took.Round(time.Microsecond), n.Local().Stats().Fetches)
 		from = fmt.Sprintf("the holders %s names (%s's copy first, its primary last)", a.Name(), n.Name())
 	}
-	dropAll(held)
+	seeds.DropAll(held)
 	held = nil
 	say("(a transfer's speed here is quic-go's on loopback on a shared machine; perf.md has measured figures against raw quic-go)")
 
@@ -237,8 +233,8 @@ func clusterExample(ctx context.Context, c *demoCluster, say func(string, ...any
 	delays := []time.Duration{600 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}
 	var owned, borrowed, refs []trove.Ref
 	defer func() {
-		dropAll(borrowed)
-		dropAll(owned)
+		seeds.DropAll(borrowed)
+		seeds.DropAll(owned)
 	}()
 	for i, n := range c.Nodes {
 		d := scale(delays[i])

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -22,24 +23,26 @@ func TestDemo(t *testing.T) {
 		"ray.cluster_resources() = {CPU: ",
 		"Custom: 2, node:node-1: 1, node:node-2: 1, node:node-3: 1}",
 		"result=1",
-		"my_function.remote(obj_ref) -> Ref(",
+		"calc_ref = my_function.remote(obj_ref) = Ref(",
 		"ray.get(calc_ref) = 158",
 		"result=[0 1 2]",
 		"`get` timed out.",
-		"Get waits for the value: 42",
-		"wait(num_returns=len(object_refs)): 10 ready_refs",
+		"without a timeout, Get returns when long_running_function does",
+		"ready_refs=[Ref(",
+		"remaining_refs=[]\n",
 		"current value of argument x: 25\n",
-		"current value of argument x: [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19]\n",
+		"current value of argument x: [0 1 2 3 4 5 6 7 8 9]\n",
 		"current value of argument x: map[obj:Ref(",
 		"current value of argument x: [Ref(",
-		"containers dropped: x is freed too (objects in store: 0)",
-		"zero-copy view of the stored bytes: true",
-		"100 calls in parallel, all results fetched in",
-		"all 100 transformed tensors (6312500 elements) checked: each is its original times an integer from 2 to 10",
+		"node-3: ray.get(ray.get(object_ref_2)[0]) = 1 (the inner object lived while the list did)",
+		"val.size() = torch.Size([25 50])",
+		"read in place: true",
+		"transformed_object_list[:2] = [Ref(",
+		"100 tensors (6312500 elements), each the original times an integer in [2, 10]",
 		"errors.Is(err, task.ErrTaskFailed) = true",
-		"the page is mapped read-only",
-		"the object is unchanged: true",
-		"input_files: 12 Parquet shards, 17098 trips with the TLC yellow-taxi schema (19 columns)",
+		"(a write into memory mapped read-only)",
+		"the stored array is unchanged (arr[0] = 0)",
+		"input_files: 12 Parquet shards of NYC yellow-taxi trips (19 columns, 17098 rows in all)",
 		"Predictions dataframe size: 1410 | Total score for tips: ",
 		"Predictions dataframe size: 1459 | Total score for tips: ",
 		"predictions: Arrow record batches in Arrow IPC form, read in place",
@@ -62,6 +65,16 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
+	}
+	// Ten calls waited on, all ready.
+	if m := regexp.MustCompile(`(?m)^ready_refs=(.*)$`).FindStringSubmatch(out.String()); m == nil || strings.Count(m[1], "Ref(") != 10 {
+		t.Errorf("ready_refs does not list 10 refs:\n%s", out.String())
+	}
+	// The closing members table shows each store's own used bytes (0 B, every
+	// ref dropped), not figures gossiped before the stores drained.
+	members := regexp.MustCompile(`(?m)^  node-[123] +[0-9a-f]{16} +127\.0\.0\.1:\d+ +alive +128\.0 MiB +0 B +\d+ +CPU `)
+	if n := len(members.FindAllString(out.String(), -1)); n < 3 {
+		t.Errorf("%d members listed alive with 0 B used and their CPU slots, want 3:\n%s", n, out.String())
 	}
 }
 

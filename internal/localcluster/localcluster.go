@@ -23,6 +23,10 @@ import (
 // milliseconds; the bound is generous for a loaded machine.
 const Settle = 20 * time.Second
 
+// StatsInterval is how often each node gossips its figures when they changed
+// (cluster.Config.StatsInterval).
+const StatsInterval = 100 * time.Millisecond
+
 // Config says what cluster Open starts.
 type Config struct {
 	// Nodes is how many nodes to start; default 3.
@@ -44,6 +48,11 @@ type Cluster struct {
 	Nodes    []*cluster.Node
 	runtimes []*task.Runtime // StartTasks's, closed before the nodes
 }
+
+// SyncWriter returns a writer that serialises writes to w, for a program
+// whose own output and its nodes' log lines (written from their goroutines)
+// share w.
+func SyncWriter(w io.Writer) io.Writer { return &lockedWriter{w: w} }
 
 // lockedWriter serialises writes to w: the nodes log from their goroutines.
 type lockedWriter struct {
@@ -81,7 +90,11 @@ func Open(ctx context.Context, cfg Config) (*Cluster, error) {
 			// Gossip often, so that joins and leaves spread in milliseconds and
 			// a program starts and ends at once.
 			GossipInterval: 20 * time.Millisecond,
-			Logger:         log,
+			// Gossip a node's figures (used bytes, free slots) every 100 ms
+			// when they change, so that members' figures are fresh at once
+			// (WaitGossiped).
+			StatsInterval: StatsInterval,
+			Logger:        log,
 		}
 	}
 	first, err := cluster.Open(ctx, config(0))
@@ -190,6 +203,28 @@ func (c *Cluster) WaitDrained(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// WaitGossiped waits, up to Settle, until every node's view of every member's
+// used bytes (cluster.Member.Used, as last gossiped) is that member's store's
+// own figure: a program that prints the members' table then prints true
+// figures, not ones a StatsInterval old. Figures that keep changing (a store
+// in use) may never match: call it once the stores are still.
+func (c *Cluster) WaitGossiped(ctx context.Context) error {
+	return poll(ctx, func() string {
+		for _, n := range c.Nodes {
+			for _, m := range n.Members() {
+				o := c.Node(m.ID)
+				if o == nil {
+					continue // not one of ours: a member this cluster did not open
+				}
+				if used := o.Local().Stats().Used; m.Used != used {
+					return fmt.Sprintf("%s sees %s using %d bytes, its store says %d", n.Name(), m.Name, m.Used, used)
+				}
+			}
+		}
+		return ""
+	}, "members' gossiped figures did not catch up with the stores", "is the machine overloaded?")
 }
 
 // poll calls cond until it returns "", ctx ends or Settle passes; then the

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/cluster"
 )
 
 // TestOpenDrainClose: Open returns a converged cluster; Busy names what a
@@ -48,6 +49,14 @@ func TestOpenDrainClose(t *testing.T) {
 	if b := Busy(c.Nodes[0]); !strings.HasPrefix(b, "node-1: objects=1 ") {
 		t.Errorf("Busy(node-1) = %q, want it to name the object", b)
 	}
+	// The members' figures catch up with the stores: node-2 sees node-1's
+	// arena holding the object.
+	if err := c.WaitGossiped(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if used := memberUsed(t, c.Nodes[1], c.Nodes[0]); used == 0 || used != c.Nodes[0].Local().Stats().Used {
+		t.Errorf("node-2 sees node-1 using %d bytes, node-1's store says %d", used, c.Nodes[0].Local().Stats().Used)
+	}
 	onOther.Drop()
 	ref.Drop()
 	if err := c.WaitDrained(ctx); err != nil {
@@ -58,7 +67,29 @@ func TestOpenDrainClose(t *testing.T) {
 			t.Errorf("after WaitDrained: %s", b)
 		}
 	}
+	if err := c.WaitGossiped(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		for _, o := range c.Nodes {
+			if used := memberUsed(t, n, o); used != 0 {
+				t.Errorf("after WaitGossiped on drained stores, %s sees %s using %d bytes", n.Name(), o.Name(), used)
+			}
+		}
+	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// memberUsed is o's used bytes as n last heard them.
+func memberUsed(t *testing.T, n, o *cluster.Node) int64 {
+	t.Helper()
+	for _, m := range n.Members() {
+		if m.ID == o.ID() {
+			return m.Used
+		}
+	}
+	t.Fatalf("%s does not list %s", n.Name(), o.Name())
+	return 0
 }
