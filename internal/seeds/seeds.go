@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/trovedb/trove"
@@ -134,22 +135,59 @@ func IDs(refs []trove.Ref) []trove.ObjectID {
 	return out
 }
 
-// GetTimesOut is the cells' try: ray.get(ref, timeout=...) except
-// GetTimeoutError: a Get of ref whose context ends after timeout, which must
-// fail with trove.ErrGetTimeout (it matches context.DeadlineExceeded too).
-// It returns nil when the Get timed out, or an error saying what came instead.
-func GetTimesOut(ctx context.Context, st trove.Store, ref trove.Ref, timeout time.Duration) error {
+// GetRange is the cell ray.get([ray.put(i) for i in range(n)]), which three
+// of the documents have: it puts 0 … n-1, gets them back in parallel, checks
+// them and returns them, every ref dropped.
+func GetRange(ctx context.Context, d *Driver, n int) ([]int, error) {
+	want := make([]int, n)
+	for i := range want {
+		want[i] = i
+	}
+	refs, err := PutValues(ctx, d.RT, want...)
+	if err != nil {
+		return nil, err
+	}
+	defer DropAll(refs)
+	got, err := GetValues[int](ctx, d.RT, refs)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Equal(got, want) {
+		return nil, fmt.Errorf("ray.get of %d refs put: %v, want %v", n, got, want)
+	}
+	return got, nil
+}
+
+// TimedOutCall is the documents' long-running cell:
+//
+//	obj_ref = long_running_function.remote()
+//	try:
+//	    ray.get(obj_ref, timeout=...)
+//	except GetTimeoutError:
+//
+// a call of LongRunningFunction sleeping run, and a Get of its ref whose
+// context ends after timeout, which must fail with trove.ErrGetTimeout (it
+// matches context.DeadlineExceeded too, as GetTimeoutError is a TimeoutError).
+// It returns the call's ref, the call still running, for the caller to Get or
+// Drop; or an error saying what came instead of the timeout.
+func TimedOutCall(ctx context.Context, d *Driver, run, timeout time.Duration) (trove.Ref, error) {
+	objRef, err := LongRunningFunction.Remote(ctx, d.RT, task.Val(run))
+	if err != nil {
+		return trove.Ref{}, err
+	}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	obj, err := st.Get(tctx, ref)
-	if err == nil {
+	obj, err := d.RT.Get(tctx, objRef)
+	switch {
+	case err == nil:
 		obj.Release()
-		return fmt.Errorf("Get of a call still running returned its value within %v: want trove.ErrGetTimeout", timeout)
+		objRef.Drop()
+		return trove.Ref{}, fmt.Errorf("Get of a call sleeping %v returned its value within %v: want trove.ErrGetTimeout", run, timeout)
+	case !errors.Is(err, trove.ErrGetTimeout):
+		objRef.Drop()
+		return trove.Ref{}, fmt.Errorf("Get of a call still running, past its deadline: %w, want trove.ErrGetTimeout", err)
 	}
-	if !errors.Is(err, trove.ErrGetTimeout) {
-		return fmt.Errorf("Get of a call still running, past its deadline: %w, want trove.ErrGetTimeout", err)
-	}
-	return nil
+	return objRef, nil
 }
 
 // Show makes a call of a function that returns what it would print (see

@@ -3,7 +3,6 @@ package objects
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/internal/seeds"
@@ -79,17 +78,9 @@ func FetchingObjectData(ctx context.Context, d *seeds.Driver) error {
 	}
 	d.Say("ray.get(obj_ref) == 1")
 
-	refs, err := seeds.PutValues(ctx, d.RT, 0, 1, 2)
+	values, err := seeds.GetRange(ctx, d, 3)
 	if err != nil {
 		return err
-	}
-	defer seeds.DropAll(refs)
-	values, err := seeds.GetValues[int](ctx, d.RT, refs)
-	if err != nil {
-		return err
-	}
-	if !slices.Equal(values, []int{0, 1, 2}) {
-		return fmt.Errorf("ray.get of three refs: %v", values)
 	}
 	d.Say("ray.get([ray.put(i) for i in range(3)]) == %v", values)
 	return nil
@@ -113,17 +104,14 @@ func FetchingObjectData(ctx context.Context, d *seeds.Driver) error {
 //	    print("`get` timed out.")
 //
 // The error matches trove.ErrGetTimeout and, as TimeoutError is its base in
-// Python, context.DeadlineExceeded. The step waits for the call to end before
+// Python, context.DeadlineExceeded (seeds.TimedOutCall). The step waits for the call to end before
 // it drops its ref, so that nothing is left running.
 func Timeout(ctx context.Context, d *seeds.Driver) error {
-	objRef, err := seeds.LongRunningFunction.Remote(ctx, d.RT, task.Val(d.Seconds(8)))
+	objRef, err := seeds.TimedOutCall(ctx, d, d.Seconds(8), d.Seconds(4))
 	if err != nil {
 		return err
 	}
 	defer objRef.Drop()
-	if err := seeds.GetTimesOut(ctx, d.RT, objRef, d.Seconds(4)); err != nil {
-		return err
-	}
 	d.Say("`get` timed out.")
 	_, err = trove.GetValue[int](ctx, d.RT, objRef)
 	return err

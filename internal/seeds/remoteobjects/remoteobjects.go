@@ -68,19 +68,11 @@ func SingleRef(ctx context.Context, d *seeds.Driver) error {
 //	print(f"{result=}")
 //	assert result == [0, 1, 2]
 func MultipleRefs(ctx context.Context, d *seeds.Driver) error {
-	refs, err := seeds.PutValues(ctx, d.RT, 0, 1, 2)
-	if err != nil {
-		return err
-	}
-	defer seeds.DropAll(refs)
-	result, err := seeds.GetValues[int](ctx, d.RT, refs)
+	result, err := seeds.GetRange(ctx, d, 3)
 	if err != nil {
 		return err
 	}
 	d.Say("result=%v", result)
-	if !slices.Equal(result, []int{0, 1, 2}) {
-		return fmt.Errorf("got %v, want [0 1 2]", result)
-	}
 	return nil
 }
 
@@ -99,14 +91,11 @@ func MultipleRefs(ctx context.Context, d *seeds.Driver) error {
 // A Get's timeout is its context's deadline; the error matches both
 // trove.ErrGetTimeout and context.DeadlineExceeded.
 func TimingOut(ctx context.Context, d *seeds.Driver) error {
-	objRef, err := seeds.LongRunningFunction.Remote(ctx, d.RT, task.Val(d.Seconds(8)))
+	objRef, err := seeds.TimedOutCall(ctx, d, d.Seconds(8), d.Seconds(4))
 	if err != nil {
 		return err
 	}
 	defer objRef.Drop()
-	if err := seeds.GetTimesOut(ctx, d.RT, objRef, d.Seconds(4)); err != nil {
-		return err
-	}
 	d.Say("`get` timed out.")
 	// Not in the seed: without a timeout, Get waits for the call to finish.
 	if _, err := trove.GetValue[int](ctx, d.RT, objRef); err != nil {

@@ -308,14 +308,11 @@ func ReadOnly(ctx context.Context, d *seeds.Driver) error {
 //	except GetTimeoutError:
 //	    print("`get` timed out")
 func LongRunning(ctx context.Context, d *seeds.Driver) error {
-	objRef, err := seeds.LongRunningFunction.Remote(ctx, d.RT, task.Val(d.Seconds(10)))
+	objRef, err := seeds.TimedOutCall(ctx, d, d.Seconds(10), d.Seconds(6))
 	if err != nil {
 		return err
 	}
 	defer objRef.Drop()
-	if err := seeds.GetTimesOut(ctx, d.RT, objRef, d.Seconds(6)); err != nil {
-		return err
-	}
 	d.Say("`get` timed out")
 	// Not in the seed: without a timeout, Get waits for the value.
 	v, err := trove.GetValue[int](ctx, d.RT, objRef)
