@@ -164,8 +164,12 @@ func demo(ctx context.Context, out io.Writer, opt demoOptions) (err error) {
 	if err := c.WaitGossiped(ctx); err != nil {
 		return err
 	}
-	say("members as %s sees them (gossiped figures, waited for until each member's USED is its store's own):", c.Nodes[0].Name())
-	printNodeMembers(out, c.Nodes[0])
+	statuses, err := d.RT.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	say("members as %s sees them (USED as gossiped, waited for until it is each store's own; SLOTS and RESOURCES asked of each runtime now):", c.Nodes[0].Name())
+	printNodeMembers(out, c.Nodes[0], statuses)
 	say("\nall freed; demo finished in %v", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -73,18 +74,32 @@ func openDemoCluster(ctx context.Context, capacity int64, logw io.Writer) (*demo
 func onNode(n *cluster.Node) task.CallOption { return task.Resource("node:"+n.Name(), 0.001) }
 
 // printNodeMembers prints the cluster's members as n sees them, in the table
-// trove status prints for a cluster node. Their figures are as last gossiped
-// (every localcluster.StatsInterval when they change): the caller waits for
-// them (Cluster.WaitGossiped) to print the stores' own.
-func printNodeMembers(out io.Writer, n *cluster.Node) {
+// trove status prints for a cluster node. The store figures are as last
+// gossiped (every localcluster.StatsInterval when they change): the caller
+// waits for them (Cluster.WaitGossiped) to print the stores' own. The slots
+// and resources are each runtime's now, from rts (task.Runtime.Nodes asks
+// every runtime), where gossip would show them up to a StatsInterval old.
+func printNodeMembers(out io.Writer, n *cluster.Node, rts []task.NodeStatus) {
 	ms := n.Members()
 	slices.SortFunc(ms, func(a, b cluster.Member) int { return strings.Compare(a.Name, b.Name) })
 	infos := make([]ipc.MemberInfo, len(ms))
 	for i, m := range ms {
 		infos[i] = ipc.MemberInfo{Name: m.Name, ID: m.ID.String(), Addr: m.Addr, State: m.State.String(),
-			Capacity: m.Capacity, Used: m.Used, Updated: m.Updated, Self: m.ID == n.ID(), Slots: m.Slots}
-		for _, r := range m.Resources.All() {
-			infos[i].Resources = append(infos[i].Resources, ipc.ResourceInfo{Name: r.Name, Total: r.Total, Free: r.Free})
+			Capacity: m.Capacity, Used: m.Used, Updated: m.Updated, Self: m.ID == n.ID()}
+		for _, st := range rts {
+			if st.ID != m.ID {
+				continue
+			}
+			infos[i].Slots = int(st.Total[task.CPU])
+			names := []string{task.CPU} // CPU first, as status lists it, then the custom ones by name
+			for _, name := range slices.Sorted(maps.Keys(st.Total)) {
+				if name != task.CPU {
+					names = append(names, name)
+				}
+			}
+			for _, name := range names {
+				infos[i].Resources = append(infos[i].Resources, ipc.ResourceInfo{Name: name, Total: st.Total[name], Free: st.Free[name]})
+			}
 		}
 	}
 	printMembers(out, infos, time.Now())

@@ -76,6 +76,12 @@ func TestDemo(t *testing.T) {
 	if n := len(members.FindAllString(out.String(), -1)); n < 3 {
 		t.Errorf("%d members listed alive with 0 B used and their CPU slots, want 3:\n%s", n, out.String())
 	}
+	// and each runtime's resources as they are now, every call finished.
+	for _, want := range []string{"Custom 2/2, node:node-1 1/1  ", "node:node-2 1/1  ", "node:node-3 1/1  "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("members table lacks %q:\n%s", want, out.String())
+		}
+	}
 }
 
 // TestDemoFlags: sizes as every command takes them, the help in the common
