@@ -70,6 +70,7 @@ var layering = map[string]struct {
 	"internal/seeds/tour":           {allowed: []string{"", "task", "internal/seeds", "internal/seeds/tensors"}, noNet: true},
 	"internal/seeds/objects":        {allowed: []string{"", "task", "internal/seeds"}, noNet: true},
 	"internal/seeds/batchinference": {allowed: []string{"", "task", "internal/seeds", "internal/localcluster", "internal/batchinfer"}, noNet: true},
+	"internal/seeds/seedtest":       {allowed: []string{}, noNet: true},
 }
 
 type pkgFiles struct {

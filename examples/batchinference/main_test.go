@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/trovedb/trove/internal/batchinfer"
+	"github.com/trovedb/trove/internal/seeds/seedtest"
 )
 
 // TestRun runs the batch inference on shards a hundredth of the seed's size
@@ -23,11 +22,7 @@ func TestRun(t *testing.T) {
 		shardRows[i] = n / 100
 		total += shardRows[i]
 	}
-	var out bytes.Buffer
-	if err := run(context.Background(), &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	s := out.String()
+	s := seedtest.Output(t, run)
 	for i, n := range shardRows {
 		re := fmt.Sprintf(`(?m)^Predictions dataframe size: %d \| Total score for tips: \d+$`, n)
 		if !regexp.MustCompile(re).MatchString(s) {
@@ -37,14 +32,10 @@ func TestRun(t *testing.T) {
 	if n := strings.Count(s, "Predictions dataframe size:"); n != 12 {
 		t.Errorf("%d prediction lines, want 12:\n%s", n, s)
 	}
-	for _, re := range []string{
+	seedtest.Matches(t, s,
 		fmt.Sprintf(`input_files: 12 Parquet shards of NYC yellow-taxi trips \(19 columns, %d rows in all\)`, total),
 		`model_ref = ray.put\(model\): Ref\([0-9a-f]{32}\), 781\.\d KiB`,
 		`the model's 781\.\d KiB crossed the network (\d) times \(once to each other node that ran calls: (\d)\), for 12 calls`,
 		`all refs dropped: every node's store is empty`,
-	} {
-		if !regexp.MustCompile(re).MatchString(s) {
-			t.Errorf("output does not match %s:\n%s", re, s)
-		}
-	}
+	)
 }

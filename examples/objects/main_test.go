@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/trovedb/trove/internal/seeds/seedtest"
 )
 
 // TestRun runs the guide with its sleeps shortened and checks each step's
@@ -14,12 +12,8 @@ import (
 func TestRun(t *testing.T) {
 	defer func(u time.Duration) { unit = u }(unit)
 	unit = time.Second / 20
-	var out bytes.Buffer
-	if err := run(context.Background(), &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	s := out.String()
-	for _, want := range []string{
+	s := seedtest.Output(t, run)
+	seedtest.Contains(t, s,
 		"ray.get(obj_ref) == 1\n",
 		"ray.get([ray.put(i) for i in range(3)]) == [0 1 2]\n",
 		"`get` timed out.\n",
@@ -27,20 +21,12 @@ func TestRun(t *testing.T) {
 		"(print_via_capture on node-",
 		"the inner object lived while the list did",
 		"all refs dropped: every node's store is empty",
-	} {
-		if !strings.Contains(s, want) {
-			t.Errorf("output lacks %q:\n%s", want, s)
-		}
-	}
-	for _, re := range []string{
+	)
+	seedtest.Matches(t, s,
 		`(?m)^\(echo on node-[123]\) 1 2 3$`,                  // by value: literal arguments
 		`(?m)^\(echo on node-[123]\) 1 2 3$[\s\S]*^\(echo on`, // and by ref, resolved
 		`(?m)^\(echo_and_get on node-[123]\) args: \[Ref\([0-9a-f]{32}\) Ref\([0-9a-f]{32}\) Ref\([0-9a-f]{32}\)\]$`,
 		`(?m)^\(print_via_capture on node-[123]\) \[1 2 3\]$`,
 		`node-3: ray.get\(ray.get\(object_ref_2\)\[0\]\) = 1 `,
-	} {
-		if !regexp.MustCompile(re).MatchString(s) {
-			t.Errorf("output does not match %s:\n%s", re, s)
-		}
-	}
+	)
 }

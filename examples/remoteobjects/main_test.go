@@ -1,11 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trovedb/trove/internal/seeds/seedtest"
 )
 
 // TestRun runs the program with its sleeps shortened and checks each cell's
@@ -14,11 +14,8 @@ import (
 func TestRun(t *testing.T) {
 	defer func(u time.Duration) { unit = u }(unit)
 	unit = time.Second / 20
-	var out bytes.Buffer
-	if err := run(context.Background(), &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	for _, want := range []string{
+	s := seedtest.Output(t, run)
+	seedtest.Contains(t, s,
 		"ray.cluster_resources() = {CPU: 4, Custom: 2}, object store memory 768.0 MiB on 3 nodes",
 		"result=1\n",
 		"result=[0 1 2]\n",
@@ -27,12 +24,8 @@ func TestRun(t *testing.T) {
 		"ready_refs=[Ref(",
 		"remaining_refs=[]\n",
 		"all refs dropped: every node's store is empty",
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
-	}
-	if n := strings.Count(out.String(), "Ref("); n != 10 {
-		t.Errorf("ready_refs lists %d refs, want 10:\n%s", n, out.String())
+	)
+	if n := strings.Count(s, "Ref("); n != 10 {
+		t.Errorf("ready_refs lists %d refs, want 10:\n%s", n, s)
 	}
 }

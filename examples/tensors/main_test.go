@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/trovedb/trove/internal/seeds/seedtest"
 )
 
 // TestRun runs the tutorial with its sleeps shortened and checks each step's
@@ -15,12 +13,8 @@ import (
 func TestRun(t *testing.T) {
 	defer func(u time.Duration) { unit = u }(unit)
 	unit = time.Second / 20
-	var out bytes.Buffer
-	if err := run(context.Background(), &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	s := out.String()
-	for _, want := range []string{
+	s := seedtest.Output(t, run)
+	seedtest.Contains(t, s,
 		"val.size() = torch.Size([25 50]), val[0][:3] = [",
 		"read in place: true\n",
 		"results = ray.get(tensor_list_obj_ref): 100 tensors",
@@ -32,19 +26,11 @@ func TestRun(t *testing.T) {
 		"`get` timed out\n",
 		"without a timeout, Get waits for it: 42",
 		"all refs dropped: every node's store is empty",
-	} {
-		if !strings.Contains(s, want) {
-			t.Errorf("output lacks %q:\n%s", want, s)
-		}
-	}
-	for _, re := range []string{
+	)
+	seedtest.Matches(t, s,
 		`tensor_list_obj_ref\[:2\], len\(tensor_list_obj_ref\) = \[Ref\([0-9a-f]{32}\) Ref\([0-9a-f]{32}\)\], 100`,
 		`current value of argument x: map\[obj:Ref\([0-9a-f]{32}\)\]`,
 		`current value of argument x: \[Ref\([0-9a-f]{32}\)\]`,
 		`RayTaskError as e: task f failed on node-[123]: .*(fault|invalid memory address).* \(a write into memory mapped read-only\)`,
-	} {
-		if !regexp.MustCompile(re).MatchString(s) {
-			t.Errorf("output does not match %s:\n%s", re, s)
-		}
-	}
+	)
 }

@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trovedb/trove/internal/seeds/seedtest"
 )
 
 // TestRun runs both editions of the tour with their sleeps shortened and
@@ -15,12 +14,8 @@ import (
 func TestRun(t *testing.T) {
 	defer func(u time.Duration) { unit = u }(unit)
 	unit = time.Second / 20
-	var out bytes.Buffer
-	if err := run(context.Background(), &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	s := out.String()
-	for _, want := range []string{
+	s := seedtest.Output(t, run)
+	seedtest.Contains(t, s,
 		"ray.get(obj_ref) = [23 42 93]\n",
 		"ray.get(calc_ref) = 158\n",
 		"ray.get([ray.put(i) for i in range(3)]) = [0 1 2]\n",
@@ -33,22 +28,14 @@ func TestRun(t *testing.T) {
 		"current value of argument x: [0 1 2 3 4 5 6 7 8 9]\n",
 		"### 长时间运行的任务呢?",
 		"all refs dropped: every node's store is empty",
-	} {
-		if !strings.Contains(s, want) {
-			t.Errorf("output lacks %q:\n%s", want, s)
-		}
-	}
+	)
 	if n := strings.Count(s, "`get` timed out\nwithout a timeout, Get waits for it: 42\n"); n != 2 {
 		t.Errorf("%d timed-out Gets followed by the value, want 2 (one per edition):\n%s", n, s)
 	}
-	for _, re := range []string{
+	seedtest.Matches(t, s,
 		`obj_ref = Ref\([0-9a-f]{32}\)\nWall time: `,
 		`calc_ref = my_function.remote\(obj_ref\) = Ref\([0-9a-f]{32}\)`,
 		`current value of argument x: map\[obj:Ref\([0-9a-f]{32}\)\]`,
 		`current value of argument x: \[Ref\([0-9a-f]{32}\)\]`,
-	} {
-		if !regexp.MustCompile(re).MatchString(s) {
-			t.Errorf("output does not match %s:\n%s", re, s)
-		}
-	}
+	)
 }
