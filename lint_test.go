@@ -31,6 +31,7 @@ var layering = map[string]struct {
 	"spill/errorfs":      {allowed: []string{"spill"}, noNet: true},
 	"internal/bpfcount":  {allowed: []string{}, noNet: true},
 	"internal/benchtime": {allowed: []string{}, noNet: true},
+	"internal/version":   {allowed: []string{}, noNet: true},
 	".":                  {allowed: []string{"zerocopy"}, noNet: true},
 	"engine":             {allowed: []string{"", "alloc", "arena", "zerocopy", "eviction", "spill"}, noNet: true},
 	// net/ipc serves the engine to local processes; it knows nothing below it.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/engine"
+	"github.com/trovedb/trove/internal/version"
 	"github.com/trovedb/trove/net/ipc"
 	"github.com/trovedb/trove/spill/errorfs"
 )
@@ -449,5 +451,21 @@ func TestStatusClusterStats(t *testing.T) {
 	out, _ = json.Marshal(newStatusJSON(ipc.Status{}, now))
 	if bytes.Contains(out, []byte(`"cluster"`)) || bytes.Contains(out, []byte(`"http"`)) {
 		t.Errorf("single-node status --json has cluster or http keys: %s", out)
+	}
+}
+
+// TestVersionCommand: trove version prints the binary's version and takes no
+// arguments (the stamped build is TestVersionFlags in cmd/troved).
+func TestVersionCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, &out); err != nil {
+		t.Fatalf("trove version: %v", err)
+	}
+	if got, want := out.String(), "trove "+version.String()+"\n"; got != want {
+		t.Errorf("trove version printed %q, want %q", got, want)
+	}
+	var ue *usageError
+	if err := run(context.Background(), []string{"version", "extra"}, io.Discard); !errors.As(err, &ue) {
+		t.Errorf("trove version extra: %v, want a usage error", err)
 	}
 }

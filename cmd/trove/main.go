@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/trovedb/trove/internal/version"
 )
 
 // Exit statuses, the same for trove, troved and loadgen (docs/cli.md).
@@ -32,8 +34,9 @@ commands:
   get      write an object's bytes to stdout, or to -o FILE
   drop     let the daemon free an object trove put stored
   cert     make a cluster's credentials: create-ca, create-node (no daemon needed)
+  version  print trove's version (the release's, or the build's VCS revision)
 
-Every command but demo and cert talks to troved on -socket (default $TROVE_SOCKET, else
+Every command but demo, cert and version talks to troved on -socket (default $TROVE_SOCKET, else
 $XDG_RUNTIME_DIR/trove/troved.sock, else /tmp/trove-$UID/troved.sock) and
 prints JSON with --json, errors included. Run trove <command> -h for a
 command's flags. Exit status: 0 done, 1 failed, 2 bad flags or arguments.
@@ -120,10 +123,16 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, out io.Writer) e
 		return cmdDrop(ctx, args[1:], out)
 	case "cert":
 		return cmdCert(ctx, args[1:], out)
+	case "version", "-version", "--version":
+		if len(args) > 1 {
+			return usagef("trove version takes no arguments, got %q", args[1])
+		}
+		fmt.Fprintln(out, "trove", version.String())
+		return nil
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(out, usage)
 		return nil
 	default:
-		return usagef("unknown command %q: want demo, status, memory, put, get, drop or cert (trove help lists them)", args[0])
+		return usagef("unknown command %q: want demo, status, memory, put, get, drop, cert or version (trove help lists them)", args[0])
 	}
 }

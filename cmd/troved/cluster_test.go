@@ -37,7 +37,11 @@ var (
 // RELEASE_FLAGS: no symbol table or DWARF). The Makefile also passes
 // -trimpath, which the tests leave out so that their builds share the build
 // cache; it changes the size by a few kilobytes.
-var releaseFlags = []string{"-ldflags=-s -w"}
+// The tests' builds also stamp testStamp in as the version, as make dist does
+// with git describe (TestVersionFlags).
+var releaseFlags = []string{"-ldflags=-s -w -X github.com/trovedb/trove/internal/version.stamp=" + testStamp}
+
+const testStamp = "v0.0.0-test-stamp"
 
 // maxTrovedBytes bounds the shipped troved's size (issue 11: the daemon stays
 // lean; Parquet and Arrow live in packages it does not import, which

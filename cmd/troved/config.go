@@ -48,6 +48,9 @@ type config struct {
 	PullSources                                                 int // cluster.Config.PullSources
 }
 
+// errVersion is loadConfig's answer to -version: run prints the version.
+var errVersion = errors.New("troved: -version")
+
 // setting is one configuration key: its flag, environment variable and config
 // file key, and its default. Every value is held as text until all sources are
 // applied, then parsed once, so that an error can name where the value came from.
@@ -125,6 +128,7 @@ func loadConfig(args []string, lookup func(string) (string, bool), helpOut io.Wr
 		fs.PrintDefaults()
 	}
 	configFlag := fs.String("config", "", "a JSON `FILE` whose keys are these flags' names ($TROVE_CONFIG)")
+	versionFlag := fs.Bool("version", false, "print troved's version and exit")
 	flags := make(map[string]flag.Value, len(settings))
 	for _, s := range settings {
 		usage := fmt.Sprintf("%s ($%s)", s.usage, s.env)
@@ -147,6 +151,9 @@ func loadConfig(args []string, lookup func(string) (string, bool), helpOut io.Wr
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q: troved takes only flags (see troved -h)", fs.Arg(0))
+	}
+	if *versionFlag {
+		return config{}, errVersion
 	}
 
 	vals := make(map[string]value, len(settings))

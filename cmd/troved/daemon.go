@@ -14,7 +14,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +23,7 @@ import (
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/cluster"
 	"github.com/trovedb/trove/engine"
+	"github.com/trovedb/trove/internal/version"
 	"github.com/trovedb/trove/net/ipc"
 )
 
@@ -36,6 +36,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
+		}
+		if errors.Is(err, errVersion) {
+			fmt.Fprintln(stdout, "troved", buildVersion())
+			return nil
 		}
 		return &usageError{err}
 	}
@@ -109,6 +113,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		icfg.HTTP = hl.Addr().String() // in status: loadgen -profile finds the node's pprof from its socket
 	}
 	srv := ipc.NewServer(st, icfg)
+	probes := &health{socket: cfg.Socket, joining: cfg.Join}
+	if node != nil {
+		probes.node = nodeHealth(node)
+	}
 
 	if hl != nil {
 		reg := prometheus.NewRegistry()
@@ -127,13 +135,13 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			}
 		}
 		errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-		hs = &http.Server{Handler: httpMux(reg, errLog), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+		hs = &http.Server{Handler: httpMux(reg, errLog, probes), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 		// The goroutine gets its own copy of the server: stopHTTP clears hs, and
 		// a daemon told to stop at once can get there before Serve begins
 		// (Serve then returns ErrServerClosed).
 		go func(hs *http.Server) { httpErr <- hs.Serve(hl) }(hs)
 		metrics = "metrics http://" + hl.Addr().String() + "/metrics"
-		logger.Info("http listening", "addr", hl.Addr().String(), "endpoints", "/metrics /debug/pprof/")
+		logger.Info("http listening", "addr", hl.Addr().String(), "endpoints", "/metrics /debug/pprof/ /healthz /readyz")
 	}
 	stopHTTP := func() {
 		if hs == nil {
@@ -156,6 +164,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	probes.serving.Store(true)
 	logger.Info("listening", "socket", cfg.Socket, "pid", os.Getpid(), "version", version)
 	fmt.Fprintf(stdout, "troved: listening on unix://%s (%s)\n", cfg.Socket, metrics)
 	if node != nil {
@@ -179,6 +188,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		logger.Error("http server failed; shutting down", "err", err)
 	}
 
+	probes.serving.Store(false) // /readyz: 503 from here on
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -195,9 +205,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	return failure // the deferred Close closes the store
 }
 
-// httpMux serves /metrics and /debug/pprof/ on a mux of troved's own (not
-// http.DefaultServeMux, which any imported package could add to).
-func httpMux(reg *prometheus.Registry, errLog *log.Logger) *http.ServeMux {
+// httpMux serves /metrics, /debug/pprof/ and the probes (/healthz, /readyz:
+// health.go) on a mux of troved's own (not http.DefaultServeMux, which any
+// imported package could add to).
+func httpMux(reg *prometheus.Registry, errLog *log.Logger, probes *health) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: errLog, Registry: reg}))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -206,8 +217,10 @@ func httpMux(reg *prometheus.Registry, errLog *log.Logger) *http.ServeMux {
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /healthz", probes.healthz)
+	mux.HandleFunc("GET /readyz", probes.readyz)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "troved: /metrics (Prometheus), /debug/pprof/ (Go profiles)")
+		fmt.Fprintln(w, "troved: /metrics (Prometheus), /debug/pprof/ (Go profiles), /healthz and /readyz (probes)")
 	})
 	return mux
 }
@@ -220,32 +233,9 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// buildVersion is the module version and VCS revision the binary was built from.
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	if v == "" {
-		v = "(devel)"
-	}
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "-dirty"
-			}
-		}
-	}
-	if rev != "" {
-		v += " " + rev[:min(len(rev), 12)] + dirty
-	}
-	return v
-}
+// buildVersion is the version stamped in by make dist, else the module
+// version and VCS revision the binary was built from (internal/version).
+func buildVersion() string { return version.String() }
 
 // checkSocketFree fails if a process already serves the unix socket at path,
 // naming it by its pid (SO_PEERCRED). A missing socket, or a stale one left by
