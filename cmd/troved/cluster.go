@@ -15,10 +15,11 @@ import (
 // openNode opens the cluster node troved runs with -listen: its local store
 // (what the ipc server serves; its Remote is the cluster, so foreign IDs work
 // through the socket) is configured as the single-node daemon's would be.
-func openNode(ctx context.Context, cfg config, scfg engine.Config, logger *slog.Logger) (*cluster.Node, error) {
+// certs is the credentials directory (nodeCredentials).
+func openNode(ctx context.Context, cfg config, certs string, scfg engine.Config, logger *slog.Logger) (*cluster.Node, error) {
 	n, err := cluster.Open(ctx, cluster.Config{
 		Store: scfg, Name: cfg.Name, Listen: cfg.Listen, Join: cfg.Join,
-		CertsDir: cfg.CertsDir, Insecure: cfg.Insecure,
+		CertsDir: certs, Insecure: cfg.Insecure,
 		RequestTimeout: cfg.RequestTimeout, ProbeInterval: cfg.ProbeInterval, ProbeTimeout: cfg.ProbeTimeout,
 		GossipInterval: cfg.GossipInterval, SuspicionMult: cfg.SuspicionMult,
 		PullSources: cfg.PullSources, Logger: logger,

@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/cluster"
 	"github.com/trovedb/trove/net/ipc"
+	"github.com/trovedb/trove/net/quic"
 )
 
 // The multi-process cluster tests: troved binaries on 127.0.0.1, killed
@@ -623,5 +625,45 @@ func TestClusterCerts(t *testing.T) {
 			}
 		}
 		requireZero(t, p)
+	}
+}
+
+// TestClusterSharedCerts runs two nodes from one -certs-dir holding every
+// node's credentials (the Kubernetes Secret's layout: ca.crt, NAME.crt,
+// NAME.key), each picking its own by -name; a node with no pair there fails
+// at start with exit status 2, naming what to make.
+func TestClusterSharedCerts(t *testing.T) {
+	troved, _ := binaries(t)
+	root := t.TempDir()
+	caDir, shared := filepath.Join(root, "ca"), filepath.Join(root, "secret")
+	if err := cluster.CreateCA(caDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"node-a", "node-b"} {
+		d := filepath.Join(root, n)
+		if err := cluster.CreateNodeCert(caDir, d, n, "127.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+		copyFile(t, filepath.Join(d, quic.CAFile), filepath.Join(shared, quic.CAFile))
+		copyFile(t, filepath.Join(d, quic.CertFile), filepath.Join(shared, n+".crt"))
+		copyFile(t, filepath.Join(d, quic.KeyFile), filepath.Join(shared, n+".key"))
+	}
+	a := startNode(t, troved, "node-a", "", "-certs-dir", shared)
+	b := startNode(t, troved, "node-b", a.addr, "-certs-dir", shared)
+	waitMembers(t, a, "node-a", "node-b")
+	waitMembers(t, b, "node-a", "node-b")
+	requireZero(t, a)
+	requireZero(t, b)
+
+	c, lines := launch(t, troved, "node-c", a.addr, "-certs-dir", shared)
+	for range lines {
+	}
+	<-c.exited
+	var ee *exec.ExitError
+	if !errors.As(c.exitErr, &ee) || ee.ExitCode() != 2 || !strings.Contains(c.stderr.String(), "trove cert create-node -name node-c") {
+		t.Fatalf("troved with no credentials of its name: %v, want exit status 2 saying what to make\n%s", c.exitErr, c.stderr.String())
 	}
 }

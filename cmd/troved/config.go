@@ -73,7 +73,7 @@ var settings = []setting{
 	{key: "prefault", env: "TROVE_PREFAULT", def: "false", bool: true, usage: "populate the whole arena at start (slower start, no page faults later)"},
 	{key: "listen", env: "TROVE_LISTEN", usage: "run a cluster node on this UDP `HOST:PORT` (port 0 picks one); without it troved is a single-node store"},
 	{key: "join", env: "TROVE_JOIN", multi: true, usage: "an `ADDR` (host:port) of any cluster member to join; repeat, or give a comma list (default: start a cluster)"},
-	{key: "certs-dir", env: "TROVE_CERTS_DIR", usage: "the node's credentials `DIR` (ca.crt, node.crt, node.key: trove cert create-node); -listen needs it or -insecure"},
+	{key: "certs-dir", env: "TROVE_CERTS_DIR", usage: "the node's credentials `DIR` (ca.crt, node.crt, node.key: trove cert create-node), or every node's (ca.crt, NAME.crt, NAME.key: -name picks); -listen needs it or -insecure"},
 	{key: "insecure", env: "TROVE_INSECURE", def: "false", bool: true, usage: "run the cluster node without certificates: unauthenticated peers and gossip (a laptop only)"},
 	{key: "name", env: "TROVE_NAME", usage: "the node's `NAME` in the cluster (default: the certificate's name, or host-pid with -insecure)"},
 	{key: "probe-interval", env: "TROVE_PROBE_INTERVAL", usage: "membership: how often (a `DURATION`) a member is probed (default: the cluster's, dead within ~6 s)"},

@@ -66,7 +66,13 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		}
 		closeNode = st.Close
 	} else {
-		if node, err = openNode(ctx, cfg, ecfg, logger); err != nil {
+		certs, certsDone, err := nodeCredentials(cfg)
+		if err != nil {
+			return &usageError{err}
+		}
+		node, err = openNode(ctx, cfg, certs, ecfg, logger)
+		certsDone() // the node has read them
+		if err != nil {
 			return err
 		}
 		st, closeNode = node.Local(), node.Close // Close leaves the cluster, then closes the store

@@ -40,7 +40,9 @@
 //
 //	-listen          TROVE_LISTEN          the node's one cluster address (UDP; port 0 picks one)
 //	-join            TROVE_JOIN            addresses of any members (repeat, or a comma list); none starts a cluster
-//	-certs-dir       TROVE_CERTS_DIR       ca.crt, node.crt, node.key (trove cert create-node)
+//	                                       (a DNS name is resolved to all its addresses: a headless Service)
+//	-certs-dir       TROVE_CERTS_DIR       ca.crt, node.crt, node.key (trove cert create-node); or every
+//	                                       node's, ca.crt, NAME.crt, NAME.key, -name picks (certs.go)
 //	-insecure        TROVE_INSECURE        no certificates: for a laptop, never a default
 //	-name            TROVE_NAME            the certificate's name, or host-pid with -insecure
 //	-probe-interval, -probe-timeout, -gossip-interval, -suspicion-mult: membership timing
@@ -60,7 +62,10 @@
 //
 // On a loopback address only (it is unauthenticated): Prometheus metrics at
 // /metrics, read from the store's and the server's figures at scrape time, with
-// the Go runtime and process collectors; and net/http/pprof at /debug/pprof/.
+// the Go runtime and process collectors; net/http/pprof at /debug/pprof/; and
+// the probes an orchestrator asks (health.go): /healthz (200 while the process
+// serves) and /readyz (200 once the socket is served, the cluster node joined;
+// 503 from shutdown on). -version prints the version (internal/version).
 //
 // # Shutdown
 //
