@@ -2,9 +2,14 @@ package manifests
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // TestManifests: deploy/kubernetes/ decodes strictly and passes Check.
@@ -116,5 +121,79 @@ func TestDecodeSkipsEmptyDocuments(t *testing.T) {
 	objs, err := Decode("x.yaml", strings.NewReader("# a comment\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\n# only a comment\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: b\n  labelz: {}\n"))
 	if err == nil || !strings.Contains(err.Error(), "x.yaml: document 2 has a field") {
 		t.Fatalf("Decode: %v (%d objects), want document 2's unknown field", err, len(objs))
+	}
+}
+
+// TestCertsSecret: make-certs-secret.sh makes a Secret that decodes
+// strictly, is the one the DaemonSet mounts, and holds ca.crt and each
+// node's pair (never the CA's key).
+func TestCertsSecret(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go")
+	}
+	dir := t.TempDir()
+	trove := filepath.Join(dir, "trove")
+	build := exec.Command(gobin, "build", "-o", trove, "./cmd/trove")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/trove: %v\n%s", err, out)
+	}
+	out := filepath.Join(dir, "out")
+	cmd := exec.Command(bash, "../make-certs-secret.sh", filepath.Join(dir, "ca"), out, "node-a=10.0.0.1", "node-b.example=10.0.0.2")
+	cmd.Env = append(os.Environ(), "TROVE="+trove)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make-certs-secret.sh: %v\n%s", err, b)
+	}
+	f, err := os.Open(filepath.Join(out, "secret.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	objs, err := Decode("secret.yaml", f)
+	if err != nil || len(objs) != 1 {
+		t.Fatalf("secret.yaml: %v (%d objects)", err, len(objs))
+	}
+	sec, ok := objs[0].Obj.(*corev1.Secret)
+	if !ok || sec.Name != "troved-certs" || sec.Namespace != "trove" {
+		t.Fatalf("secret.yaml holds %s %v, want Secret trove/troved-certs", objs[0].Kind, objs[0].Obj)
+	}
+	var keys []string
+	for k := range sec.Data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if want := []string{"ca.crt", "node-a.crt", "node-a.key", "node-b.example.crt", "node-b.example.key"}; !slices.Equal(keys, want) {
+		t.Errorf("the Secret's keys %v, want %v", keys, want)
+	}
+	ca, _ := os.ReadFile(filepath.Join(dir, "ca", "ca.crt"))
+	if string(sec.Data["ca.crt"]) != string(ca) {
+		t.Error("the Secret's ca.crt is not the CA's")
+	}
+	// The DaemonSet mounts this Secret.
+	ds, err := DecodeDir("../kubernetes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mounted bool
+	for _, o := range ds {
+		if d, ok := o.Obj.(*appsv1.DaemonSet); ok {
+			for _, v := range d.Spec.Template.Spec.Volumes {
+				mounted = mounted || (v.Secret != nil && v.Secret.SecretName == sec.Name)
+			}
+		}
+	}
+	if !mounted {
+		t.Errorf("no DaemonSet mounts the Secret %s", sec.Name)
+	}
+	// Run again into the same directory: refused, nothing overwritten.
+	cmd = exec.Command(bash, "../make-certs-secret.sh", filepath.Join(dir, "ca"), out, "node-c=10.0.0.3")
+	cmd.Env = append(os.Environ(), "TROVE="+trove)
+	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "not empty") {
+		t.Errorf("a second run into %s: %v %s, want a refusal", out, err, b)
 	}
 }
