@@ -150,7 +150,7 @@ image: dist
 ## image built from freshly built static binaries and checked.
 .PHONY: test-deploy
 test-deploy:
-	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 5m ./...
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 
 loadgen:
 	$(GO) run ./tools/loadgen -embedded -capacity 256MiB -working-set 768MiB -duration 10s
