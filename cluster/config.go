@@ -77,6 +77,11 @@ type Config struct {
 	// resources it offers remote functions) are gossiped when they changed.
 	// Zero keeps the membership's default (3 s).
 	StatsInterval time.Duration
+	// RejoinInterval is how often a node started with Join resolves those
+	// addresses again and joins those it knows no member at (two clusters
+	// formed by nodes started at once, each seeing only itself behind a
+	// seed name, merge). Zero keeps the default (10 s); negative: never.
+	RejoinInterval time.Duration
 
 	// Transport tuning, passed to net/quic (zero: its defaults). ChunkSize is
 	// also a pull's unit, the bytes asked of one holder at a time (zero:

@@ -10,6 +10,7 @@ import (
 	"log"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -152,6 +153,7 @@ const (
 	DefaultJoinTimeout         = 10 * time.Second
 	DefaultStatsInterval       = 3 * time.Second
 	DefaultForgetAfter         = 10 * time.Minute
+	DefaultRejoinInterval      = 10 * time.Second
 
 	// maxRetired bounds the previous runs of restarted nodes kept for Lookup.
 	maxRetired = 1024
@@ -176,6 +178,13 @@ type membershipConfig struct {
 	// ForgetAfter is how long a dead or left member stays listed. Default
 	// DefaultForgetAfter.
 	ForgetAfter time.Duration
+	// RejoinInterval is how often a node started with Join resolves those
+	// addresses again and joins any it does not know: nodes started at once
+	// whose seed name (a Kubernetes headless Service) each resolved only to
+	// themselves form separate clusters, which this merges. Members it knows
+	// in any state (dead ones too, until forgotten) are not joined again.
+	// Default DefaultRejoinInterval; negative: never.
+	RejoinInterval time.Duration
 
 	// Failure detection (memberlist's knobs, same names): see the defaults.
 	ProbeInterval, ProbeTimeout      time.Duration
@@ -212,6 +221,9 @@ func (c membershipConfig) withDefaults() (membershipConfig, error) {
 		}
 	}
 	def(&c.JoinTimeout, DefaultJoinTimeout)
+	if c.RejoinInterval == 0 {
+		c.RejoinInterval = DefaultRejoinInterval
+	}
 	def(&c.StatsInterval, DefaultStatsInterval)
 	def(&c.ForgetAfter, DefaultForgetAfter)
 	def(&c.ProbeInterval, DefaultProbeInterval)
@@ -562,10 +574,20 @@ func (m *membership) upkeep() {
 	defer stats.Stop()
 	probe := time.NewTicker(m.cfg.ProbeInterval)
 	defer probe.Stop()
+	var rejoin <-chan time.Time
+	if len(m.cfg.Join) > 0 && m.cfg.RejoinInterval > 0 {
+		t := time.NewTicker(m.cfg.RejoinInterval)
+		defer t.Stop()
+		rejoin = t.C
+	}
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
+		case <-rejoin:
+			if !m.left.Load() {
+				m.rejoinUnknown()
+			}
 		case <-stats.C:
 			if m.left.Load() {
 				continue
@@ -592,6 +614,57 @@ func (m *membership) upkeep() {
 			}
 		}
 	}
+}
+
+// rejoinUnknown resolves cfg.Join again and joins the addresses it names
+// that are no member's this node knows (see RejoinInterval).
+func (m *membership) rejoinUnknown() {
+	ctx, cancel := context.WithTimeout(m.ctx, 2*time.Second)
+	defer cancel()
+	known := map[string]bool{m.cfg.Transport.Addr(): true}
+	m.mu.Lock()
+	for _, e := range m.mu.byName {
+		known[e.Addr] = true
+	}
+	m.mu.Unlock()
+	var unknown []string
+	for _, a := range m.cfg.Join {
+		for _, addr := range resolveJoin(ctx, a) {
+			if !known[addr] {
+				known[addr] = true
+				unknown = append(unknown, addr)
+			}
+		}
+	}
+	if len(unknown) == 0 {
+		return
+	}
+	if n, err := m.ml.Join(unknown); n > 0 {
+		m.log.Info("cluster: joined nodes the join addresses name that this node did not know (two clusters merged)", "addrs", unknown, "answered", n)
+	} else {
+		m.log.Debug("cluster: join addresses this node does not know did not answer", "addrs", unknown, "err", err)
+	}
+}
+
+// resolveJoin is a Join address's host:port addresses: a name resolved to
+// every address it has (a headless Service's pods), an IP as it is.
+func resolveJoin(ctx context.Context, a string) []string {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return nil
+	}
+	if net.ParseIP(host) != nil {
+		return []string{net.JoinHostPort(host, port)}
+	}
+	ips, err := net.DefaultResolver.LookupHost(ctx, host)
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, net.JoinHostPort(ip, port))
+	}
+	return out
 }
 
 // peerAddrs lists alive members' addresses but this node's.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ func fastKnobs(cfg membershipConfig) membershipConfig {
 	cfg.DeadNodeReclaimTime = 100 * time.Millisecond
 	cfg.StatsInterval = 100 * time.Millisecond
 	cfg.JoinTimeout = 5 * time.Second
+	cfg.RejoinInterval = 200 * time.Millisecond
 	return cfg
 }
 
@@ -501,4 +503,22 @@ func TestMembershipDefaultsDetectDeath(t *testing.T) {
 	nodes[2].kill()
 	nodes[0].rec.waitEvent(t, mark, "c dead", func(e Event) bool { return e.Member.Name == "c" && e.Kind == EventDead })
 	t.Logf("a killed node was declared dead %v after it died (memberlist's LAN defaults)", time.Since(start).Round(100*time.Millisecond))
+}
+
+// Nodes started at once, each finding only some of the others behind its
+// join addresses (a headless Service's name resolves to the pods ready at
+// that moment), form separate clusters; RejoinInterval's loop resolves the
+// addresses again and merges them.
+func TestRejoinMergesSplitClusters(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0") // a's address, before a exists
+	if err != nil {
+		t.Fatal(err)
+	}
+	aAddr := pc.LocalAddr().String()
+	pc.Close()
+	c := mustStart(t, "c", nodeOpts{})
+	b := mustStart(t, "b", nodeOpts{join: []string{c.tr.Addr(), aAddr}}) // a is not up: b joins c alone
+	waitView(t, []*testNode{b, c}, []*testNode{b, c})
+	a := mustStart(t, "a", nodeOpts{addr: aAddr}) // a cluster of its own
+	waitView(t, []*testNode{a, b, c}, []*testNode{a, b, c})
 }

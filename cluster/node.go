@@ -123,7 +123,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		Offer:         n.offer,
 		ProbeInterval: cfg.ProbeInterval, ProbeTimeout: cfg.ProbeTimeout, GossipInterval: cfg.GossipInterval,
 		PushPullInterval: cfg.PushPullInterval, DeadNodeReclaimTime: cfg.DeadNodeReclaimTime, SuspicionMult: cfg.SuspicionMult,
-		StatsInterval: cfg.StatsInterval,
+		StatsInterval: cfg.StatsInterval, RejoinInterval: cfg.RejoinInterval,
 	})
 	if err != nil {
 		n.stop()
