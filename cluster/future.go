@@ -474,10 +474,7 @@ type results struct {
 // drop it (its last handle gone) or dies. The caller then reports it to the
 // owner, which calls ResolveFuture.
 func (n *Node) StoreResult(ctx context.Context, id trove.ObjectID, size int, contains []trove.Ref, fill func(dst []byte) error) error {
-	if id.Node() != n.self && n.isDead(id.Node()) {
-		return n.ownerDied(id, "store result")
-	}
-	b, err := n.local.CreateResult(ctx, id, size, contains)
+	b, err := n.CreateResult(ctx, id, size, contains)
 	if err != nil {
 		return err
 	}
@@ -490,9 +487,29 @@ func (n *Node) StoreResult(ctx context.Context, id trove.ObjectID, size int, con
 		b.Ref().Drop()
 		return err
 	}
+	return n.KeepResult(b.Ref())
+}
+
+// CreateResult is StoreResult's first half, for a result written by
+// another process of this node (a task worker, through the ipc daemon,
+// which is the ipc.ResultStore): a builder of the pending primary copy of
+// id. The caller MUST either Abort it and drop its ref, or Seal it and hand
+// its ref to KeepResult.
+func (n *Node) CreateResult(ctx context.Context, id trove.ObjectID, size int, contains []trove.Ref) (*engine.Builder, error) {
+	if id.Node() != n.self && n.isDead(id.Node()) {
+		return nil, n.ownerDied(id, "store result")
+	}
+	return n.local.CreateResult(ctx, id, size, contains)
+}
+
+// KeepResult is StoreResult's second half: ref is the sealed result's
+// builder's ref, which the node keeps while the result's owner wants it
+// (DropResult), or drops at once if the owner is this node (the future's
+// own handles keep it alive).
+func (n *Node) KeepResult(ref trove.Ref) error {
+	id := ref.ID()
 	if id.Node() == n.self {
-		// The future's own handles keep it alive.
-		b.Ref().Drop()
+		ref.Drop()
 		return nil
 	}
 	n.res.mu.Lock()
@@ -500,7 +517,7 @@ func (n *Node) StoreResult(ctx context.Context, id trove.ObjectID, size int, con
 		n.res.m = map[trove.ObjectID]trove.Ref{}
 	}
 	old, dup := n.res.m[id]
-	n.res.m[id] = b.Ref()
+	n.res.m[id] = ref
 	n.res.mu.Unlock()
 	if dup {
 		old.Drop()

@@ -192,6 +192,10 @@ func (rt *Runtime) place(c *call) {
 		c.mu.Unlock()
 		j := &job{owner: rt.self, id: c.id, attempt: attempt, fn: c.fn, need: c.need, args: args}
 		if to == rt.self {
+			if j.fn = rt.runnable(c.fn.name, len(args)); j.fn == nil {
+				rt.exclude(c, to)
+				continue
+			}
 			if err := rt.ex.enqueue(j); err != nil {
 				rt.exclude(c, to)
 				continue
@@ -273,6 +277,11 @@ func (rt *Runtime) completed(id trove.ObjectID, attempt int, from trove.NodeID, 
 		rt.place(c)
 		return false
 	}
+	if out.status == doneLost {
+		c.mu.Unlock()
+		rt.rerun(c, from, false, &workerLost{node: fromName, msg: out.msg})
+		return false
+	}
 	c.done, c.started = true, true
 	c.mu.Unlock()
 	switch out.status {
@@ -350,8 +359,15 @@ func (rt *Runtime) onEvent(ev cluster.Event) {
 // retry runs c again after its node died (or lost its result); it reports
 // whether it will.
 func (rt *Runtime) retry(c *call, dead trove.NodeID, why error) bool {
+	return rt.rerun(c, dead, true, why)
+}
+
+// rerun is retry: on is the node where c's attempt ran, excluded from the
+// next placement if exclude (its node died), not if only the worker process
+// running it there did (why is then a *workerLost, which wraps ErrWorkerDied).
+func (rt *Runtime) rerun(c *call, on trove.NodeID, exclude bool, why error) bool {
 	c.mu.Lock()
-	if c.node != dead {
+	if c.node != on {
 		c.mu.Unlock()
 		return true // already elsewhere
 	}
@@ -361,8 +377,13 @@ func (rt *Runtime) retry(c *call, dead trove.NodeID, why error) bool {
 		c.done = true
 		c.mu.Unlock()
 		if !done {
-			rt.node.FailFuture(c.id, &TaskError{Func: c.fn.name, Node: nodeName(rt.node, dead),
-				Err: fmt.Errorf("%v, after %d attempts (raise MaxRetries to try more): %w", why, attempts, trove.ErrNodeUnreachable)})
+			var err error
+			if exclude {
+				err = fmt.Errorf("%v, after %d attempts (raise MaxRetries to try more): %w", why, attempts, trove.ErrNodeUnreachable)
+			} else {
+				err = fmt.Errorf("%w, after %d attempts (raise MaxRetries to try more)", why, attempts)
+			}
+			rt.node.FailFuture(c.id, &TaskError{Func: c.fn.name, Node: nodeName(rt.node, on), Err: err})
 			c.release()
 		}
 		return false
@@ -371,7 +392,9 @@ func (rt *Runtime) retry(c *call, dead trove.NodeID, why error) bool {
 	c.attempt++
 	c.done, c.started = false, false
 	c.node = trove.NodeID{}
-	c.excluded = append(c.excluded, dead)
+	if exclude {
+		c.excluded = append(c.excluded, on)
+	}
 	c.mu.Unlock()
 	rt.wg.Go(func() { rt.place(c) })
 	return true
@@ -433,9 +456,9 @@ func (rt *Runtime) serveSubmit(ctx context.Context, peer quic.Peer, body, reply 
 	if m.id.Node() != m.from {
 		return reply, fmt.Errorf("%w: node %s submitted a call whose result %s it does not own", errMessage, peer.Name, m.id)
 	}
-	fn := lookupFunc(m.fn)
+	fn := rt.runnable(m.fn, len(m.args))
 	if fn == nil {
-		return reply, fmt.Errorf("task: node %s has no function %q (its program does not Define it)", rt.name, m.fn)
+		return reply, fmt.Errorf("task: node %s cannot run %q: its program does not Define it and no worker attached to it registered it (attach a worker that Defines it)", rt.name, m.fn)
 	}
 	if len(m.args) != fn.arity {
 		return reply, fmt.Errorf("task: function %q takes %d arguments, the call passed %d (run one program across the cluster)", m.fn, fn.arity, len(m.args))
@@ -475,10 +498,15 @@ func (rt *Runtime) serveWithdraw(ctx context.Context, peer quic.Peer, body, repl
 
 // serveStatus answers opStatus.
 func (rt *Runtime) serveStatus(ctx context.Context, peer quic.Peer, body, reply []byte) ([]byte, error) {
-	if _, err := decodeHeaderOnly(body); err != nil {
+	_, known, err := decodeStatusReq(body)
+	if err != nil {
 		return reply, fmt.Errorf("from %s: %w", peer.Name, err)
 	}
 	st := rt.ex.status()
+	st.gen, st.fns = rt.functions()
+	if st.gen == known {
+		st.fns = nil
+	}
 	return st.append(reply), nil
 }
 
@@ -489,6 +517,15 @@ type peer struct {
 	st   status
 	sent Resources // what this runtime sent it since st
 	n    int       // calls sent since st
+	fns  map[string]bool // the functions it runs, as of st.gen
+}
+
+// runs reports whether p runs the function name (this runtime answers for itself).
+func (rt *Runtime) runs(p *peer, name string) bool {
+	if p.id == rt.self {
+		return rt.canRun(name)
+	}
+	return p.fns[name]
 }
 
 type peerView struct {
@@ -540,8 +577,15 @@ func (rt *Runtime) refresh(ctx context.Context) {
 		if m.ID == rt.self {
 			continue
 		}
+		var known uint64
+		var fns map[string]bool
+		rt.view.mu.Lock()
+		if p := rt.view.m[m.ID]; p != nil {
+			known, fns = p.st.gen, p.fns
+		}
+		rt.view.mu.Unlock()
 		wg.Go(func() {
-			rep, err := rt.node.Call(ctx, m.ID, opStatus, appendHeader(nil, rt.self), nil)
+			rep, err := rt.node.Call(ctx, m.ID, opStatus, appendStatusReq(nil, rt.self, known), nil)
 			var st status
 			if err == nil {
 				st, err = decodeStatus(rep)
@@ -550,7 +594,16 @@ func (rt *Runtime) refresh(ctx context.Context) {
 				res <- got{id: m.ID}
 				return
 			}
-			res <- got{p: &peer{id: m.ID, name: m.Name, st: st, sent: Resources{}}, id: m.ID}
+			if st.fns != nil {
+				fns = make(map[string]bool, len(st.fns))
+				for _, f := range st.fns {
+					fns[f] = true
+				}
+			} else if st.gen != known {
+				fns = nil // a reply without names for a generation never seen: refused below
+			}
+			st.fns = nil
+			res <- got{p: &peer{id: m.ID, name: m.Name, st: st, sent: Resources{}, fns: fns}, id: m.ID}
 		})
 	}
 	wg.Wait()
@@ -617,8 +670,12 @@ func (rt *Runtime) choose(c *call, excluded []trove.NodeID) (trove.NodeID, error
 	var best *peer
 	bestFree := false
 	var bestLoad float64
-	feasible := 0
+	feasible, running := 0, 0
 	for _, p := range rt.view.m {
+		if !rt.runs(p, c.fn.name) {
+			continue
+		}
+		running++
 		if slices.Contains(excluded, p.id) || !p.st.total.fits(c.need) {
 			continue
 		}
@@ -656,6 +713,9 @@ func (rt *Runtime) choose(c *call, excluded []trove.NodeID) (trove.NodeID, error
 			largest = append(largest, fmt.Sprintf("%s %v", p.name, p.st.total))
 		}
 		slices.Sort(largest)
+		if running == 0 {
+			return trove.NodeID{}, fmt.Errorf("task: call of %s: no node of the cluster runs %s (%d runtimes): attach a worker that Defines it to a troved (task.Attach, Worker.Serve), or Define it in an embedded node's program", c.fn.name, c.fn.name, len(rt.view.m))
+		}
 		if len(rt.view.m) == 0 || feasible == 0 && len(excluded) == 0 {
 			return trove.NodeID{}, fmt.Errorf("task: call of %s needs %v, and no runtime of the cluster has that much (runtimes: %v): start one whose task.Config (CPUs, Resources) has it, or ask for less (task.CPUs, task.Resource)",
 				c.fn.name, c.need, largest)

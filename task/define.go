@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/trovedb/trove"
 )
@@ -83,7 +84,23 @@ func register(f *function) *function {
 		panic(fmt.Sprintf("task: function %q is defined twice; names must be unique in the program", f.name))
 	}
 	registry.m[f.name] = f
+	registryGen.Add(1)
 	return f
+}
+
+// registryGen counts the registrations (a part of Runtime.functions's generation).
+var registryGen atomic.Uint64
+
+// registered lists the program's functions with their arities, by name.
+func registered() []funcSig {
+	registry.mu.RLock()
+	defer registry.mu.RUnlock()
+	fns := make([]funcSig, 0, len(registry.m))
+	for _, f := range registry.m {
+		fns = append(fns, funcSig{name: f.name, arity: f.arity})
+	}
+	sort.Slice(fns, func(i, j int) bool { return fns[i].name < fns[j].name })
+	return fns
 }
 
 func lookupFunc(name string) *function {
@@ -271,28 +288,52 @@ func (f *Func3[A, B, C, R]) Options(opts ...CallOption) *Func3[A, B, C, R] {
 	return &Func3[A, B, C, R]{f: f.f, opts: f.opts.with(opts)}
 }
 
+// Caller is what calls are made through: a node's *Runtime (an embedded
+// node), or a *Worker (a program attached to a troved over its socket,
+// whose calls troved's runtime makes). It is a trove.Store too, to Get the
+// results. Only this package implements it.
+type Caller interface {
+	trove.Store
+	// submit makes a call of fn with opts and args (see Runtime.submit).
+	submit(ctx context.Context, fn *function, opts callOpts, args ...func(context.Context, trove.Store) (trove.Ref, error)) (trove.Ref, error)
+}
+
+var (
+	_ Caller = (*Runtime)(nil)
+	_ Caller = (*Worker)(nil)
+)
+
+func submitTo(ctx context.Context, x Caller, fn *function, opts callOpts, args ...func(context.Context, trove.Store) (trove.Ref, error)) (trove.Ref, error) {
+	if x == nil {
+		return trove.Ref{}, fmt.Errorf("task: call %s through a nil Caller; pass the *Runtime task.Start returned or the *Worker task.Attach returned", fn.name)
+	}
+	return x.submit(ctx, fn, opts, args...)
+}
+
 // Remote calls f on some node of the cluster and returns at once a ref to
-// its result: a future owned by rt's node. GetValue[R](ctx, rt, ref) decodes
-// the result; a failure of the function fails it with ErrTaskFailed. If ctx
-// ends before the call starts, the call is withdrawn (Gets of the ref then
-// fail, saying so).
-func (f *Func0[R]) Remote(ctx context.Context, rt *Runtime) (trove.Ref, error) {
-	return rt.submit(ctx, f.f, f.opts)
+// its result: a future owned by x's node (the caller's, or for a *Worker
+// the troved it is attached to). GetValue[R](ctx, x, ref) decodes the
+// result; a failure of the function fails it with ErrTaskFailed. If ctx
+// ends before the call starts, a call made through a *Runtime is withdrawn
+// (Gets of the ref then fail, saying so); one made through a *Worker is
+// withdrawn when every ref to its result is dropped.
+func (f *Func0[R]) Remote(ctx context.Context, x Caller) (trove.Ref, error) {
+	return submitTo(ctx, x, f.f, f.opts)
 }
 
 // Remote is Func0.Remote for a function of one argument.
-func (f *Func1[A, R]) Remote(ctx context.Context, rt *Runtime, a Arg[A]) (trove.Ref, error) {
-	return rt.submit(ctx, f.f, f.opts, a.argRef)
+func (f *Func1[A, R]) Remote(ctx context.Context, x Caller, a Arg[A]) (trove.Ref, error) {
+	return submitTo(ctx, x, f.f, f.opts, a.argRef)
 }
 
 // Remote is Func0.Remote for a function of two arguments.
-func (f *Func2[A, B, R]) Remote(ctx context.Context, rt *Runtime, a Arg[A], b Arg[B]) (trove.Ref, error) {
-	return rt.submit(ctx, f.f, f.opts, a.argRef, b.argRef)
+func (f *Func2[A, B, R]) Remote(ctx context.Context, x Caller, a Arg[A], b Arg[B]) (trove.Ref, error) {
+	return submitTo(ctx, x, f.f, f.opts, a.argRef, b.argRef)
 }
 
 // Remote is Func0.Remote for a function of three arguments.
-func (f *Func3[A, B, C, R]) Remote(ctx context.Context, rt *Runtime, a Arg[A], b Arg[B], c Arg[C]) (trove.Ref, error) {
-	return rt.submit(ctx, f.f, f.opts, a.argRef, b.argRef, c.argRef)
+func (f *Func3[A, B, C, R]) Remote(ctx context.Context, x Caller, a Arg[A], b Arg[B], c Arg[C]) (trove.Ref, error) {
+	return submitTo(ctx, x, f.f, f.opts, a.argRef, b.argRef, c.argRef)
 }
 
 // CallOption is an option of a call (Options).

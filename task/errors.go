@@ -1,6 +1,7 @@
 package task
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/trovedb/trove"
@@ -51,3 +52,20 @@ type remoteCause struct {
 }
 
 func (e *remoteCause) Error() string { return e.msg }
+
+// ErrWorkerDied is the cause (wrapped in a *TaskError) of a call that failed
+// because the worker processes running it died more than its MaxRetries
+// times: exited or were killed before reporting.
+var ErrWorkerDied = errors.New("task: the worker process running the call died")
+
+// workerLost is why a call is run again when its worker process died.
+type workerLost struct {
+	node string // the node the worker was attached to
+	msg  string // which worker, as the node said it
+}
+
+func (e *workerLost) Error() string {
+	return fmt.Sprintf("on node %s: %s", e.node, e.msg)
+}
+
+func (e *workerLost) Unwrap() error { return ErrWorkerDied }

@@ -164,7 +164,12 @@ func (ex *executor) status() status {
 // startJob is the executor's start: the job runs in a goroutine of its own.
 func (rt *Runtime) startJob(j *job) {
 	rt.wg.Go(func() {
-		out := rt.execute(j)
+		var out outcome
+		if j.fn.run != nil {
+			out = rt.execute(j)
+		} else {
+			out = rt.dispatch(j) // a worker process runs it (dispatch.go)
+		}
 		rt.ex.finish(j)
 		rt.report(j, out)
 	})

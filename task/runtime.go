@@ -23,6 +23,11 @@ type Config struct {
 	// resources={'Custom': 2}): a call asking for some (Resource) runs only
 	// where they are free.
 	Resources map[string]float64
+	// WorkersOnly makes the node run only the functions that worker
+	// processes attached to it registered (Runtime.ServeWorkers), not
+	// those this program Defines: troved's runtime, which Defines none, and
+	// tests of workers run so.
+	WorkersOnly bool
 	// StatusInterval is how often the runtime asks the other nodes'
 	// runtimes for their free resources and load (placement). Zero means
 	// DefaultStatusInterval.
@@ -50,6 +55,7 @@ type Runtime struct {
 	closed atomic.Bool
 
 	ex      executor
+	hub     hub // the worker processes attached to the node (dispatch.go)
 	calls   callTable
 	view    peerView
 	unwatch func()
@@ -92,6 +98,7 @@ func Start(node *cluster.Node, cfg Config) (*Runtime, error) {
 	rt.ex.start = rt.startJob
 	rt.calls.m = map[trove.ObjectID]*call{}
 	rt.view.m = map[trove.NodeID]*peer{}
+	rt.hub.workers = map[uint64]*worker{}
 
 	started.mu.Lock()
 	if started.m == nil {
@@ -145,6 +152,7 @@ func (rt *Runtime) Close() error {
 	rt.node.SetFutureHooks(cluster.FutureHooks{})
 	rt.node.SetResources(0, nil)
 	rt.unwatch()
+	rt.stopWorkers()
 	for _, j := range rt.ex.drain() {
 		rt.report(j, outcome{status: doneRefused})
 	}
@@ -171,10 +179,24 @@ func (rt *Runtime) Node() *cluster.Node { return rt.node }
 type rtKey struct{}
 
 // FromContext returns the runtime executing the call whose context ctx is
-// (a function that makes calls of its own uses it), or nil.
+// (a function that makes calls of its own uses it), or nil, as in a worker
+// process: CallerFrom works in both.
 func FromContext(ctx context.Context) *Runtime {
 	rt, _ := ctx.Value(rtKey{}).(*Runtime)
 	return rt
+}
+
+// CallerFrom returns what is executing the call whose context ctx is, for
+// calls of its own and Gets: the node's Runtime in an embedded node, the
+// *Worker in a worker process. It is nil outside a call.
+func CallerFrom(ctx context.Context) Caller {
+	if rt := FromContext(ctx); rt != nil {
+		return rt
+	}
+	if w, ok := ctx.Value(workerKey{}).(*Worker); ok {
+		return w
+	}
+	return nil
 }
 
 // Put implements trove.Store (the node's).

@@ -24,14 +24,18 @@ import (
 //	             doneOK: size, inline (a string: empty if not inline)
 //	             doneFailed: panicked u8, node, message
 //	             doneWithdrawn: nothing
+//	             doneLost: node, message (the worker process running it died: run it again)
 //	           → ack, keep u8 (0: the caller no longer wants this result: drop it)
 //	opWithdraw caller → executor: id(16) → ack (the call is dropped if it has not started)
-//	opStatus   anyone → executor: nothing → total, free, queued, running
+//	opStatus   anyone → executor: the functions' generation it knows → total, free,
+//	             queued, running, generation, u8 (1: names follow), n, n × name
+//	             (names only when the asker's generation is not the executor's: a
+//	             refresh costs the same few bytes while nothing changes)
 //
 // Lengths are checked against what is left of the body before anything is
 // allocated; a message with bytes after its end is refused.
 const (
-	wireVersion = 1
+	wireVersion = 2 // 2: the functions a node runs (opStatus), doneLost
 
 	opSubmit   = cluster.FirstLayerOp + 0
 	opDone     = cluster.FirstLayerOp + 1
@@ -41,7 +45,8 @@ const (
 	doneOK        uint8 = 1
 	doneFailed    uint8 = 2
 	doneWithdrawn uint8 = 3
-	doneRefused   uint8 = 4 // the executor's runtime closed before starting it: run it elsewhere
+	doneRefused   uint8 = 4 // the executor's runtime closed before starting it, or it has no worker for the function: run it elsewhere
+	doneLost      uint8 = 5 // the worker process running it died: run it again (MaxRetries)
 
 	maxName         = 256
 	maxResources    = 16
@@ -271,6 +276,9 @@ func (m *doneReq) append(b []byte) []byte {
 		b = append(b, p)
 		b = appendString(b, m.node)
 		b = appendString(b, m.msg)
+	case doneLost:
+		b = appendString(b, m.node)
+		b = appendString(b, m.msg)
 	}
 	return b
 }
@@ -303,6 +311,9 @@ func decodeDone(b []byte) (doneReq, error) {
 		}
 		m.node = r.str("node name", maxName)
 		m.msg = r.str("message", maxMessage)
+	case m.status == doneLost:
+		m.node = r.str("node name", maxName)
+		m.msg = r.str("message", maxMessage)
 	case m.status == doneWithdrawn, m.status == doneRefused:
 	default:
 		r.fail("status %d", m.status)
@@ -325,16 +336,26 @@ func decodeIDReq(b []byte) (trove.NodeID, trove.ObjectID, error) {
 	return from, id, r.end()
 }
 
-func decodeHeaderOnly(b []byte) (trove.NodeID, error) {
-	r := reader{b: b}
-	from := r.header()
-	return from, r.end()
+// appendStatusReq is an opStatus: the generation of the executor's
+// functions the asker knows (0: none).
+func appendStatusReq(b []byte, from trove.NodeID, gen uint64) []byte {
+	return binary.AppendUvarint(appendHeader(b, from), gen)
 }
 
-// status is an opStatus reply: a node's resources and load.
+func decodeStatusReq(b []byte) (trove.NodeID, uint64, error) {
+	r := reader{b: b}
+	from := r.header()
+	gen := r.uvarint("generation", math.MaxUint64)
+	return from, gen, r.end()
+}
+
+// status is an opStatus reply: a node's resources and load, and the
+// functions it runs (fns nil when the asker knows generation gen already).
 type status struct {
 	total, free     Resources
 	queued, running int
+	gen             uint64
+	fns             []string // sorted; nil: unchanged
 }
 
 func (s *status) append(b []byte) []byte {
@@ -342,7 +363,17 @@ func (s *status) append(b []byte) []byte {
 	b = appendResources(b, s.total)
 	b = appendResources(b, s.free)
 	b = binary.AppendUvarint(b, uint64(s.queued))
-	return binary.AppendUvarint(b, uint64(s.running))
+	b = binary.AppendUvarint(b, uint64(s.running))
+	b = binary.AppendUvarint(b, s.gen)
+	if s.fns == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	b = binary.AppendUvarint(b, uint64(len(s.fns)))
+	for _, f := range s.fns {
+		b = appendString(b, f)
+	}
+	return b
 }
 
 func decodeStatus(b []byte) (status, error) {
@@ -355,6 +386,21 @@ func decodeStatus(b []byte) (status, error) {
 	s.free = r.resources("free")
 	s.queued = int(r.uvarint("queued", 1<<40))
 	s.running = int(r.uvarint("running", 1<<40))
+	s.gen = r.uvarint("generation", math.MaxUint64)
+	if r.flag("names") {
+		n := r.uvarint("function count", maxFuncs)
+		if r.err == nil && uint64(len(r.b)) < n {
+			r.fail("%d functions in %d bytes", n, len(r.b))
+		}
+		s.fns = make([]string, 0, n)
+		for i := uint64(0); i < n && r.err == nil; i++ {
+			f := r.str("function name", maxName)
+			if r.err == nil && (f == "" || i > 0 && f <= s.fns[i-1]) {
+				r.fail("function names empty, repeated or unsorted")
+			}
+			s.fns = append(s.fns, f)
+		}
+	}
 	if err := r.end(); err != nil {
 		return status{}, err
 	}

@@ -30,6 +30,12 @@ func (c *Client) CreateContaining(ctx context.Context, size int, contains []trov
 	if err != nil {
 		return nil, err
 	}
+	return c.newBuilder(r, size)
+}
+
+// newBuilder is the builder a create (or create-result) reply r describes.
+func (c *Client) newBuilder(r *reader, size int) (*Builder, error) {
+	var err error
 	var rep createReply
 	rep.decode(r)
 	if err := r.done(); err != nil {

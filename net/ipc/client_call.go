@@ -242,7 +242,7 @@ func (c *Client) undo(cl *call, body []byte, fds []int) {
 		}
 	case opPut:
 		c.queueRelease(r.id())
-	case opCreate:
+	case opCreate, opCreateResult:
 		var rep createReply
 		rep.decode(r)
 		if r.err == nil {

@@ -42,6 +42,10 @@ type ServerConfig struct {
 	// Cluster, for a cluster node's daemon, lists the members and the
 	// node's cluster counters in Status.
 	Cluster Cluster
+	// Results, for a cluster node's daemon, makes and keeps the results of
+	// remote calls that clients (task workers) write in place
+	// (Client.CreateResult); nil refuses them.
+	Results ResultStore
 	// HTTP is the host:port where the daemon serves /metrics and
 	// /debug/pprof/, shown in Status (so that loadgen -profile finds a
 	// node's profiles from its socket); "" if it serves none.
@@ -75,6 +79,9 @@ type Server struct {
 		conns    map[*conn]struct{}
 		kept     map[trove.ObjectID]trove.Ref // objects held for `trove put`
 		nextConn uint64
+		layer    map[LayerOp]LayerHandler // Handle
+		onClose  map[uint64]func(Conn)    // OnClose
+		nextHook uint64
 	}
 
 	accepted, requests, protoErrors, stalled, bytesIn, bytesOut atomic.Uint64

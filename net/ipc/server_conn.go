@@ -40,6 +40,7 @@ type conn struct {
 		views    map[uint64]*trove.Object
 		nextView uint64
 		builders map[trove.ObjectID]*engine.Builder
+		results  map[trove.ObjectID]trove.Ref // builders' own refs of remote calls' results (createResult)
 		inflight map[uint64]context.CancelCauseFunc
 	}
 
@@ -184,11 +185,14 @@ func (c *conn) cleanup() {
 	c.reqs.Wait() // its requests end (their context is cancelled); what they registered is collected below
 	c.mu.Lock()
 	c.mu.dead = true
-	refs, views, builders := c.mu.refs, c.mu.views, c.mu.builders
-	c.mu.refs, c.mu.views, c.mu.builders = nil, nil, nil
+	refs, views, builders, results := c.mu.refs, c.mu.views, c.mu.builders, c.mu.results
+	c.mu.refs, c.mu.views, c.mu.builders, c.mu.results = nil, nil, nil, nil
 	c.mu.Unlock()
 	for _, b := range builders {
 		b.Abort()
+	}
+	for _, r := range results {
+		r.Drop()
 	}
 	for _, v := range views {
 		v.Release()
@@ -206,6 +210,7 @@ func (c *conn) cleanup() {
 	if c.hello.Load() {
 		c.logger().Info("client disconnected", "refs", len(refs), "views", len(views), "builders", len(builders))
 	}
+	s.closed(c)
 }
 
 // reply sends a successful reply to request id with body written by fill.

@@ -166,6 +166,15 @@ func (c *conn) handle(h header, body []byte) error {
 			return c.fail(h.id, err)
 		}
 		return c.reply(h.id, nil)
+	case opLayer:
+		return c.layer(h.id, body)
+	case opCreateResult:
+		var m createResultReq
+		if err := decodeAll(r, &m); err != nil {
+			return err
+		}
+		c.createResult(h.id, &m)
+		return nil
 	case opSync:
 		if err := r.done(); err != nil {
 			return err

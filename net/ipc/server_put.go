@@ -84,6 +84,13 @@ func (c *conn) seal(m *sealReq) error {
 	if b == nil {
 		return fmt.Errorf("seal %s: no object this client is creating: %w", m.id, trove.ErrSealed)
 	}
+	res, isResult := c.takeResult(m.id) // the builder's own ref: kept once sealed, else dropped
+	kept := false
+	defer func() {
+		if isResult && !kept {
+			res.Drop()
+		}
+	}()
 	if b.ArenaOffset() < 0 {
 		if len(m.data) != b.Size() {
 			b.Abort()
@@ -94,11 +101,21 @@ func (c *conn) seal(m *sealReq) error {
 		b.Abort()
 		return fmt.Errorf("seal %s: bytes sent for an object written in shared memory; it was aborted", m.id)
 	}
-	return b.Seal()
+	if err := b.Seal(); err != nil {
+		return err
+	}
+	if isResult {
+		kept = true
+		return c.srv.cfg.Results.KeepResult(res)
+	}
+	return nil
 }
 
 func (c *conn) abort(id trove.ObjectID) {
 	if b := c.takeBuilder(id); b != nil {
 		b.Abort()
+	}
+	if r, ok := c.takeResult(id); ok {
+		r.Drop()
 	}
 }

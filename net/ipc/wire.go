@@ -11,7 +11,7 @@ import (
 
 // Version is the protocol version this package speaks. A daemon refuses a client
 // of another version in the handshake, with a message naming both.
-const Version = 1
+const Version = 2
 
 // The frame header: every message in either direction starts with it.
 //
@@ -48,11 +48,13 @@ const (
 	opUnkeep
 	opSync
 	opClusterMemory
-	opMax // not an op: one past the last
+	opLayer        // a request of a layer above (Server.Handle): layer op u8, then its body
+	opCreateResult // create the result of a remote call whose ID is given (ServerConfig.Results)
+	opMax          // not an op: one past the last
 )
 
 var opNames = [...]string{"?", "reply", "hello", "put", "create", "seal", "abort", "get", "wait",
-	"borrow", "release", "release-view", "cancel", "status", "memory", "keep", "unkeep", "sync", "cluster-memory"}
+	"borrow", "release", "release-view", "cancel", "status", "memory", "keep", "unkeep", "sync", "cluster-memory", "layer", "create-result"}
 
 func (o op) String() string {
 	if int(o) < len(opNames) {
@@ -326,6 +328,27 @@ func (m *createReq) decode(r *reader) {
 }
 func (m *createReq) encode(b []byte) []byte {
 	return putIDs(putU64(putU64(b, uint64(m.deadline)), m.size), m.contains)
+}
+
+// createResultReq creates the result id of a remote call (opCreateResult).
+type createResultReq struct {
+	deadline int64
+	id       trove.ObjectID
+	size     uint64
+	contains []trove.ObjectID
+}
+
+func (m *createResultReq) decode(r *reader) {
+	m.deadline, m.id, m.size, m.contains = int64(r.u64()), r.id(), r.u64(), r.ids(math.MaxInt32)
+	if m.size > math.MaxInt64/2 {
+		r.fail("object of %d bytes", m.size)
+	}
+	if r.err == nil && m.id.IsZero() {
+		r.fail("result of the zero ID")
+	}
+}
+func (m *createResultReq) encode(b []byte) []byte {
+	return putIDs(putU64(putID(putU64(b, uint64(m.deadline)), m.id), m.size), m.contains)
 }
 
 type createReply struct {
