@@ -515,8 +515,8 @@ type peer struct {
 	id   trove.NodeID
 	name string
 	st   status
-	sent Resources // what this runtime sent it since st
-	n    int       // calls sent since st
+	sent Resources       // what this runtime sent it since st
+	n    int             // calls sent since st
 	fns  map[string]bool // the functions it runs, as of st.gen
 }
 

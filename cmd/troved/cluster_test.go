@@ -94,6 +94,13 @@ func TestTrovedSize(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
+	if sock := os.Getenv("TROVED_TEST_WORKER"); sock != "" {
+		if err := workerMain(sock); err != nil {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +47,11 @@ type config struct {
 	ProbeInterval, ProbeTimeout, GossipInterval, RequestTimeout time.Duration
 	SuspicionMult                                               int
 	PullSources                                                 int // cluster.Config.PullSources
+
+	// The node's task runtime (a cluster node's): what it offers remote
+	// functions, run by the worker processes attached to its socket.
+	CPUs      float64            // -cpus: CPU slots (default: the machine's CPU count)
+	Resources map[string]float64 // -resources: custom resources
 }
 
 // errVersion is loadConfig's answer to -version: run prints the version.
@@ -82,6 +88,8 @@ var settings = []setting{
 	{key: "suspicion-mult", env: "TROVE_SUSPICION_MULT", usage: "membership: suspicion timeout as a multiple (a `NUMBER`) of the probe interval"},
 	{key: "request-timeout", env: "TROVE_REQUEST_TIMEOUT", usage: "bound (a `DURATION`) on a control request to another node (default 5s)"},
 	{key: "pull-sources", env: "TROVE_PULL_SOURCES", usage: "holders (a `NUMBER`) one pull of a large object takes chunks from at once: 0 every holder, nodes still pulling it included (a swarm); 1 one sealed copy at a time (default 0)"},
+	{key: "cpus", env: "TROVE_CPUS", usage: "remote functions: the node's CPU slots, a `NUMBER` (calls of 1 CPU each run at once, over all the workers attached to the socket) (default: the machine's CPU count)"},
+	{key: "resources", env: "TROVE_RESOURCES", usage: "remote functions: the node's custom resources, a `LIST` such as Custom=2,GPU=1 (calls asking for some run only where they are free)"},
 	{key: "shutdown-grace", env: "TROVE_SHUTDOWN_GRACE", def: "10s", usage: "how long (a `DURATION`: 10s, 500ms) requests in progress may run after SIGTERM before they are failed"},
 }
 
@@ -349,8 +357,11 @@ func parseCluster(cfg config, vals map[string]value, bad func(string, error) err
 			return config{}, bad("pull-sources", errors.New("want 0 (every holder), 1 (one at a time) or more"))
 		}
 	}
+	if cfg, err = parseTasks(cfg, vals, bad); err != nil {
+		return config{}, err
+	}
 	if cfg.Listen == "" {
-		for _, k := range []string{"join", "certs-dir", "name", "probe-interval", "probe-timeout", "gossip-interval", "suspicion-mult", "request-timeout", "pull-sources"} {
+		for _, k := range []string{"join", "certs-dir", "name", "probe-interval", "probe-timeout", "gossip-interval", "suspicion-mult", "request-timeout", "pull-sources", "cpus", "resources"} {
 			if v, ok := vals[k]; ok && v.text != "" {
 				return config{}, fmt.Errorf("%s (from %s) is a cluster setting: give -listen HOST:PORT too, or drop it", k, v.source)
 			}
@@ -370,6 +381,64 @@ func parseCluster(cfg config, vals map[string]value, bad func(string, error) err
 		return config{}, errors.New("both -certs-dir and -insecure given: choose one")
 	}
 	return cfg, nil
+}
+
+// parseTasks parses the task runtime's settings into cfg.
+func parseTasks(cfg config, vals map[string]value, bad func(string, error) error) (config, error) {
+	cfg.CPUs = float64(runtime.NumCPU())
+	if v, ok := vals["cpus"]; ok && v.text != "" {
+		n, err := strconv.ParseFloat(strings.TrimSpace(v.text), 64)
+		if err != nil || n <= 0 || n > maxSlotsAmount || math.IsNaN(n) {
+			return config{}, bad("cpus", fmt.Errorf("want a positive number of CPU slots, at most %d", maxSlotsAmount))
+		}
+		cfg.CPUs = n
+	}
+	if v, ok := vals["resources"]; ok && strings.TrimSpace(v.text) != "" {
+		rs, err := parseResources(v.text)
+		if err != nil {
+			return config{}, bad("resources", err)
+		}
+		cfg.Resources = rs
+	}
+	return cfg, nil
+}
+
+// maxSlotsAmount bounds -cpus and each -resources amount (task's own bound).
+const maxSlotsAmount = 1 << 40
+
+// parseResources parses "Custom=2,GPU=1": up to 15 names (the runtime's CPU
+// is the 16th), each once, with a non-negative amount.
+func parseResources(s string) (map[string]float64, error) {
+	rs := map[string]float64{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, amount, ok := strings.Cut(part, "=")
+		name, amount = strings.TrimSpace(name), strings.TrimSpace(amount)
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%q: want NAME=AMOUNT, such as Custom=2", part)
+		}
+		if len(name) > 64 {
+			return nil, fmt.Errorf("resource name %q is longer than 64 bytes", name)
+		}
+		if strings.EqualFold(name, "CPU") {
+			return nil, errors.New("CPU is set by -cpus, not -resources")
+		}
+		if _, dup := rs[name]; dup {
+			return nil, fmt.Errorf("resource %s given twice", name)
+		}
+		n, err := strconv.ParseFloat(amount, 64)
+		if err != nil || n < 0 || n > maxSlotsAmount || math.IsNaN(n) {
+			return nil, fmt.Errorf("resource %s: amount %q must be a number from 0 to %d", name, amount, maxSlotsAmount)
+		}
+		rs[name] = n
+	}
+	if len(rs) > 15 {
+		return nil, fmt.Errorf("%d resources; at most 15 custom resources are allowed", len(rs))
+	}
+	return rs, nil
 }
 
 // parseHTTP checks that addr is a loopback address: the endpoints are

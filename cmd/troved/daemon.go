@@ -25,6 +25,7 @@ import (
 	"github.com/trovedb/trove/engine"
 	"github.com/trovedb/trove/internal/version"
 	"github.com/trovedb/trove/net/ipc"
+	"github.com/trovedb/trove/task"
 )
 
 // run is the daemon: it serves until ctx ends (main cancels it on SIGTERM or
@@ -114,6 +115,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	icfg := ipc.ServerConfig{Logger: logger, Version: version}
 	if node != nil {
 		icfg.Cluster = clusterView{node}
+		icfg.Results = node // workers write calls' results in place
 	}
 	if hl != nil {
 		icfg.HTTP = hl.Addr().String() // in status: loadgen -profile finds the node's pprof from its socket
@@ -122,6 +124,19 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	probes := &health{socket: cfg.Socket, joining: cfg.Join}
 	if node != nil {
 		probes.node = nodeHealth(node)
+	}
+	if node != nil {
+		// The node's task runtime: troved Defines no functions; the worker
+		// processes attached to its socket run the calls placed here.
+		rt, err := task.Start(node, task.Config{CPUs: cfg.CPUs, Resources: cfg.Resources, WorkersOnly: true})
+		if err != nil {
+			return fmt.Errorf("the task runtime (-cpus, -resources): %w", err)
+		}
+		defer rt.Close() // before the node closes: calls queued here go back to their callers
+		if err := rt.ServeWorkers(srv); err != nil {
+			return err
+		}
+		logger.Info("task runtime up: workers attached to the socket run remote functions", "cpus", cfg.CPUs, "resources", cfg.Resources)
 	}
 
 	if hl != nil {

@@ -491,12 +491,15 @@ var errorCodes = []error{
 	13: errProtocol, 14: ErrServerClosed,
 	// A cluster node's errors: a foreign object's owner or holders failed.
 	15: trove.ErrOwnerDied, 16: trove.ErrObjectLost, 17: trove.ErrNodeUnreachable,
+	// A remote call's failure (its result's Gets): the function failed.
+	18: trove.ErrTaskFailed,
 }
 
-// clusterCodes are tried before the others, most specific first: a cluster
+// clusterCodes are tried before the others, most specific first (a remote
+// call's failure, then the cluster's errors): a cluster
 // error may wrap what ended it (an unreachable owner that then died, a closed
 // connection), and the client should see what it means for the object.
-var clusterCodes = []uint8{15, 16, 17}
+var clusterCodes = []uint8{18, 15, 16, 17}
 
 const (
 	codeOK       = 0
