@@ -27,6 +27,7 @@ func FuzzDecode(f *testing.F) {
 		(&getItem{place: placeInline, size: 3, data: []byte("abc")}).encode(putU32(nil, 1)),
 		encodeWait(nil, 0, []int{0, 2}),
 		appendHeader(nil, opGet, 9, 0),
+		(&createResultReq{deadline: 2, id: id, size: 1 << 20, contains: []trove.ObjectID{id}}).encode(nil),
 	}
 	for i, s := range seeds {
 		f.Add(uint8(i), s)
@@ -34,7 +35,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which uint8, b []byte) {
 		r := &reader{b: b}
 		var out []byte
-		switch which % 12 {
+		switch which % 13 {
 		case 0:
 			var m helloReq
 			m.decode(r)
@@ -92,12 +93,16 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("header accepted: %+v", h)
 			}
 			return
+		case 12:
+			var m createResultReq
+			m.decode(r)
+			out = m.encode(nil)
 		}
 		if r.done() != nil {
 			return
 		}
 		if !bytes.Equal(out, b) {
-			t.Fatalf("decoder %d: %x re-encodes as %x", which%12, b, out)
+			t.Fatalf("decoder %d: %x re-encodes as %x", which%13, b, out)
 		}
 	})
 }
