@@ -293,10 +293,14 @@ func (rt *Runtime) serveNext(ctx context.Context, c ipc.Conn, body []byte) ([]by
 	ch := make(chan *dispatched, 1)
 	w.polls = append(w.polls, ch)
 	h.mu.Unlock()
+	var err error
 	select {
 	case d := <-ch:
 		return jobReply(d.j), nil
 	case <-ctx.Done():
+		err = context.Cause(ctx)
+	case <-c.ServerClosing():
+		err = fmt.Errorf("task: troved is shutting down: %w", ipc.ErrServerClosed)
 	}
 	h.mu.Lock()
 	if i := slices.Index(w.polls, ch); i >= 0 {
@@ -309,7 +313,7 @@ func (rt *Runtime) serveNext(ctx context.Context, c ipc.Conn, body []byte) ([]by
 		// stays its own until it reports, detaches or dies.
 		return jobReply(d.j), nil
 	default:
-		return nil, context.Cause(ctx)
+		return nil, err
 	}
 }
 

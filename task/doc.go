@@ -9,6 +9,39 @@
 //	ref, err := Sum.Remote(ctx, rt, task.Val([]int{23, 42, 93}))   // returns at once: a future
 //	n, err := trove.GetValue[int](ctx, rt, ref)                      // 158, from any node
 //
+// # Worker processes
+//
+// A troved that is a cluster node runs a runtime too, with no functions of
+// its own: worker processes attached to its socket run them, as Ray's
+// workers do for their raylet. A worker is the same program as every other
+// (it Defines the functions), attached over ipc:
+//
+//	c, err := ipc.Dial(ipc.DefaultSocket())
+//	w, err := task.Attach(c, task.WorkerConfig{Slots: 4}) // default GOMAXPROCS
+//	err = w.Serve(ctx)                                     // until ctx ends; then detaches
+//
+// A *Worker is a Caller as a *Runtime is, so a driver (an attached program
+// that never Serves) and a worker's functions (CallerFrom(ctx)) make calls
+// through it, which troved's runtime places and owns:
+//
+//	ref, err := Sum.Remote(ctx, w, task.Val([]int{23, 42, 93}))
+//	n, err := trove.GetValue[int](ctx, w, ref)
+//
+// A worker resolves its call's arguments through its client (zero-copy from
+// troved's shared memory, read-only) and writes the result as the primary
+// copy of the call's ID in troved's store: in place through the client's
+// write window (ipc.Client.CreateResult) when it is larger than the inline
+// threshold, inline in its report otherwise. dispatch.go is troved's end:
+// the executor's CPUs and resources bound what starts, a started call goes
+// to a worker that registered its function with a slot free, a worker that
+// dies (kill -9) has its calls run again (MaxRetries, ErrWorkerDied when
+// they are spent), one that detaches has finished its calls and hands back
+// those it was given and did not start, and calls waiting for a function
+// whose last worker went are handed back to their callers. Nodes advertise
+// the functions they run (opStatus, names only when they change) and calls
+// are placed only where they can run; a call no node runs fails at once,
+// naming the function and saying to attach a worker that Defines it.
+//
 // # What the package owns
 //
 //   - The registry of Defined functions (define.go) and their typed
@@ -41,7 +74,9 @@
 //     before it starts is withdrawn.
 //   - The wire format of its requests (wire.go), carried by the cluster's
 //     layer seam (cluster.Node.Handle/Call, ops from cluster.FirstLayerOp),
-//     versioned, bounded and fuzzed.
+//     and of those between a node and its attached programs
+//     (worker_wire.go), carried by the ipc layer seam (ipc.Server.Handle,
+//     ipc.Client.CallLayer); versioned, bounded and fuzzed.
 //
 // # Invariants
 //
@@ -51,7 +86,10 @@
 //   - A call holds its arguments alive from Remote until its result's last
 //     handle on every node is gone (or the call failed), never longer.
 //   - At most a node's Config.CPUs worth of calls (and of each custom
-//     resource) run on it at once.
+//     resource) run on it at once, in process or in its workers; at most a
+//     worker's Slots in each worker.
+//   - A call is placed only on a node that runs its function (its program
+//     Defines it, or one of its workers registered it).
 //   - Nothing is left behind: when every ref is dropped, every node's store
 //     is empty of the calls' arguments, results and futures.
 package task

@@ -56,9 +56,10 @@ func Attach(c *ipc.Client, cfg WorkerConfig) (*Worker, error) {
 // Client is the worker's ipc client.
 func (w *Worker) Client() *ipc.Client { return w.c }
 
-// attachErr explains a failed request to the troved.
+// attachErr explains a failed request to the troved (a single-node troved's
+// refusal says that remote functions need -listen).
 func attachErr(what string, err error) error {
-	return fmt.Errorf("task: %s through troved: %w (remote functions run on a cluster node's troved: start it with -listen)", what, err)
+	return fmt.Errorf("task: %s through troved: %w", what, err)
 }
 
 // Serve registers the functions this program Defines with the troved and

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -141,6 +142,15 @@ func TestConfigErrors(t *testing.T) {
 		{"bad suspicion mult", []string{"-listen", ":0", "-insecure", "-suspicion-mult", "0"}, nil, []string{"suspicion-mult", "positive whole number"}},
 		{"bad pull sources", []string{"-listen", ":0", "-insecure", "-pull-sources", "-1"}, nil, []string{"pull-sources", "0 (every holder)"}},
 		{"pull sources without listen", []string{"-pull-sources", "1"}, nil, []string{"pull-sources (from flag -pull-sources) is a cluster setting"}},
+		{"cpus without listen", []string{"-cpus", "4"}, nil, []string{"cpus (from flag -cpus) is a cluster setting", "-listen"}},
+		{"resources without listen", nil, map[string]string{"TROVE_RESOURCES": "GPU=1"}, []string{"resources (from $TROVE_RESOURCES) is a cluster setting"}},
+		{"zero cpus", []string{"-listen", ":0", "-insecure", "-cpus", "0"}, nil, []string{`cpus "0" (from flag -cpus)`, "positive number"}},
+		{"cpus not a number", []string{"-listen", ":0", "-insecure", "-cpus", "many"}, nil, []string{`cpus "many"`, "positive number"}},
+		{"resource without amount", []string{"-listen", ":0", "-insecure", "-resources", "GPU"}, nil, []string{`resources "GPU"`, "NAME=AMOUNT"}},
+		{"resource amount negative", []string{"-listen", ":0", "-insecure", "-resources", "GPU=-1"}, nil, []string{"resource GPU", "from 0 to"}},
+		{"resource named CPU", []string{"-listen", ":0", "-insecure", "-resources", "cpu=2"}, nil, []string{"CPU is set by -cpus"}},
+		{"resource twice", []string{"-listen", ":0", "-insecure", "-resources", "GPU=1,GPU=2"}, nil, []string{"GPU given twice"}},
+		{"resource without name", []string{"-listen", ":0", "-insecure", "-resources", "=2"}, nil, []string{"NAME=AMOUNT"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -170,6 +180,18 @@ func TestConfigCluster(t *testing.T) {
 		cfg.ProbeTimeout != 50*time.Millisecond || cfg.GossipInterval != 20*time.Millisecond || cfg.SuspicionMult != 2 ||
 		cfg.RequestTimeout != 2*time.Second || cfg.PullSources != 1 {
 		t.Fatalf("cluster config: %+v", cfg)
+	}
+	if cfg.CPUs != float64(runtime.NumCPU()) || cfg.Resources != nil {
+		t.Fatalf("task runtime defaults: cpus %v, resources %v; want %d CPUs and none", cfg.CPUs, cfg.Resources, runtime.NumCPU())
+	}
+	file := writeFile(t, "tasks.json", `{"listen": "127.0.0.1:0", "insecure": true, "cpus": 2.5, "resources": "Custom=2, GPU=1"}`)
+	cfg, err = loadConfig([]string{"-config", file}, envOf(nil), io.Discard)
+	if err != nil || cfg.CPUs != 2.5 || len(cfg.Resources) != 2 || cfg.Resources["Custom"] != 2 || cfg.Resources["GPU"] != 1 {
+		t.Fatalf("cpus and resources from the config file: %+v, %v", cfg, err)
+	}
+	cfg, err = loadConfig([]string{"-config", file, "-cpus", "8"}, envOf(map[string]string{"TROVE_RESOURCES": "X=3"}), io.Discard)
+	if err != nil || cfg.CPUs != 8 || len(cfg.Resources) != 1 || cfg.Resources["X"] != 3 {
+		t.Fatalf("the flag and the environment over the file: %+v, %v", cfg, err)
 	}
 	cfg, err = loadConfig(nil, envOf(nil), io.Discard)
 	if err != nil || cfg.Listen != "" || cfg.Join != nil || cfg.Insecure {

@@ -53,6 +53,21 @@
 //
 //	troved: cluster node node-a on 127.0.0.1:7100
 //
+// # Remote functions
+//
+// A cluster node runs a task runtime (package task) that Defines no
+// functions itself: programs attached to its socket serve them as worker
+// processes (task.Attach, Worker.Serve), and calls placed on the node run in
+// the workers that registered their function. The node's offer bounds what
+// runs on it at once, over all its workers; it shows in `trove status`
+// (SLOTS, RESOURCES) and in every node's ClusterResources. Calls are placed
+// only on nodes with a worker (or an embedded program) that runs the
+// function. A single-node troved runs no task runtime (there is no cluster
+// to own the futures), and refuses these settings:
+//
+//	-cpus            TROVE_CPUS            CPU slots: calls of 1 CPU each run at once (the machine's CPU count)
+//	-resources       TROVE_RESOURCES       custom resources, e.g. Custom=2,GPU=1 (a string in the config file)
+//
 // `trove status` then lists the members and `trove memory -cluster` every
 // member's objects (cluster.Node.ClusterObjects); /metrics adds the
 // trove_cluster_* figures of cluster.Node.Stats. SIGTERM leaves the cluster

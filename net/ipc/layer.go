@@ -60,6 +60,11 @@ func (c Conn) Name() string { return c.c.name }
 // Done is closed when the connection has ended.
 func (c Conn) Done() <-chan struct{} { return c.c.ctx.Done() }
 
+// ServerClosing is closed when the server begins to shut down: a handler
+// that waits for work (a long poll) should then answer at once, since
+// Shutdown waits for requests in progress (ServerConfig's grace).
+func (c Conn) ServerClosing() <-chan struct{} { return c.c.srv.shutdown }
+
 // Borrowed returns refs of the daemon's own on ids, each of which the client
 // must hold (a client names only what it holds). The caller drops them.
 func (c Conn) Borrowed(ids []trove.ObjectID) ([]trove.Ref, error) { return c.c.borrowed(ids) }

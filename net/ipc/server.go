@@ -68,6 +68,8 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
+	shutdown chan struct{} // closed when Shutdown begins (Conn.ServerClosing)
+
 	reqs  sync.WaitGroup // requests running in goroutines of their own
 	conns sync.WaitGroup // connections being served
 
@@ -101,7 +103,7 @@ func NewServer(st *engine.Store, cfg ServerConfig) *Server {
 	if cfg.MaxMessage <= 0 {
 		cfg.MaxMessage = max(DefaultMaxMessage, int(inline)+64<<10)
 	}
-	s := &Server{st: st, cfg: cfg, log: cfg.Logger, started: time.Now(), inline: inline}
+	s := &Server{st: st, cfg: cfg, log: cfg.Logger, started: time.Now(), inline: inline, shutdown: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.mu.conns = make(map[*conn]struct{})
 	s.mu.kept = make(map[trove.ObjectID]trove.Ref)
@@ -238,6 +240,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.closing = true
 	ln, path := s.mu.ln, s.mu.path
 	s.mu.Unlock()
+	close(s.shutdown)
 	if ln != nil {
 		ln.Close()
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
