@@ -6,6 +6,7 @@ import (
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/internal/benchtime"
+	"github.com/trovedb/trove/net/ipc"
 )
 
 func add(ctx context.Context, a, b int64) (int64, error) { return a + b, nil }
@@ -48,6 +49,70 @@ func BenchmarkCall(b *testing.B) {
 						b.Fatal(err)
 					}
 					v, err := trove.GetValue[int64](ctx, rt, r)
+					if err != nil || v != int64(i)+1 {
+						b.Fatalf("%d, %v", v, err)
+					}
+					r.Drop()
+				})
+				direct.Time(func() {
+					v, _ := add(ctx, int64(i), 1)
+					sink += v
+				})
+			}
+			b.StopTimer()
+			c, d := calls.Median(), direct.Median()
+			b.ReportMetric(float64(c.Nanoseconds()), "call-ns")
+			b.ReportMetric(float64(d.Nanoseconds()), "direct-ns")
+			b.ReportMetric(float64((c - d).Nanoseconds()), "overhead-ns")
+			b.ReportMetric(1e9/float64(c.Nanoseconds()), "calls/s")
+			_ = sink
+		})
+	}
+}
+
+// BenchmarkWorkerCall is BenchmarkCall's call where a worker process runs
+// it: "embedded", the caller's node runs it in process (BenchmarkCall's
+// local, again in this run); "worker", a node whose runtime runs only its
+// workers' functions dispatches it to a worker process attached to its ipc
+// socket (the call's arguments are borrowed and read through the worker's
+// client, the result comes back inline in its report); "driver", the same,
+// the call made by a program attached to that socket (layerCall, the
+// result's Get through the client). Each against a direct Go call of the
+// same function in the same iterations.
+func BenchmarkWorkerCall(b *testing.B) {
+	for _, shape := range []string{"embedded", "worker", "driver"} {
+		b.Run(shape, func(b *testing.B) {
+			var x Caller
+			if shape == "embedded" {
+				x = newCluster(b, 1, nil).rts[0]
+			} else {
+				wn := newWorkerNode(b, 1, 2)
+				wn.startWorker(b, 2)
+				x = wn.rts[0]
+				if shape == "driver" {
+					c, err := ipc.Dial(wn.sock)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { c.Close() })
+					if x, err = Attach(c, WorkerConfig{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			ctx := context.Background()
+			var calls, direct benchtime.Samples
+			var sink int64
+			b.SetBytes(16)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				calls.Time(func() {
+					r, err := benchAddFn.Remote(ctx, x, Val(int64(i)), Val[int64](1))
+					if err != nil {
+						b.Fatal(err)
+					}
+					v, err := trove.GetValue[int64](ctx, x, r)
 					if err != nil || v != int64(i)+1 {
 						b.Fatalf("%d, %v", v, err)
 					}

@@ -337,7 +337,12 @@ func (rt *Runtime) serveWorkerDone(ctx context.Context, c ipc.Conn, body []byte)
 	}
 	if d == nil || d.j.attempt != m.attempt {
 		h.mu.Unlock()
-		return nil, fmt.Errorf("task: a worker reported call %s attempt %d, which is not one it was given (any more)", m.id, m.attempt)
+		// Not a call it has now (the runtime gave up on it: closing): the
+		// report is dropped, and a result written for it with it.
+		if d == nil && m.status == doneOK && m.inPlace {
+			rt.node.DropResult(m.id)
+		}
+		return []byte{wireVersion}, nil
 	}
 	delete(w.assigned, m.id)
 	h.mu.Unlock()
