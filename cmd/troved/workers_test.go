@@ -220,6 +220,15 @@ func TestWorkersOnTroved(t *testing.T) {
 
 	// kill -9 of the worker running a call: b's other worker runs it again.
 	w2 := startWorker(t, b)
+	// Both registered: calls (given to either's free slot) come back from each.
+	seen := map[string]bool{}
+	for !seen[fmt.Sprintf("pid=%d", w1.cmd.Process.Pid)] || !seen[fmt.Sprintf("pid=%d", w2.cmd.Process.Pid)] {
+		got := waitCall(t, db, "both")
+		seen[strings.TrimPrefix(got, "both ")] = true
+		if ctx.Err() != nil {
+			t.Fatalf("calls ran in %v, want both workers (%d, %d)", seen, w1.cmd.Process.Pid, w2.cmd.Process.Pid)
+		}
+	}
 	dir := t.TempDir()
 	ref, err = tHold.Remote(ctx, da, task.Val(dir))
 	if err != nil {
