@@ -57,7 +57,10 @@
 // the handshake, Close), client_call.go (a request and its reply: who reads the
 // socket, cancels, undoing late replies), client_release.go (batched releases
 // of refs and views), client_store.go (the store's method set), client_builder.go
-// (Create and Builder), client_daemon.go (Status, Memory, Keep). Both: wire.go
+// (Create and Builder), client_daemon.go (Status, Memory, Keep). The seams
+// for layers above (the task runtime's workers): layer.go (Server.Handle and
+// Client.CallLayer, Server.OnClose, results written in place through
+// ServerConfig.Results and Client.CreateResult). Both: wire.go
 // (the message formats), frame.go (reading frames with their descriptors),
 // send.go (coalesced writes), window.go (the client's writable arena window),
 // status.go (the daemon's reports).
