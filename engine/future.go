@@ -24,7 +24,9 @@ import (
 //     foreign ID whose object is this node's primary copy (spilled under
 //     pressure, never evicted), not a secondary one; if this store already
 //     has a remote entry for the ID (a ref to the future borrowed here), that
-//     entry becomes the primary.
+//     entry becomes the primary. Aborting that builder (its writer gave up or
+//     died) makes the entry a remote entry again, not an aborted object, so
+//     that the call run again can write it and its Gets still wait.
 
 // Future returns a ref to a new object this store owns whose bytes another
 // node will write (see above). It needs a Config.Remote.

@@ -308,6 +308,19 @@ func (s *Store) abort(e *entry, release bool) {
 	if !e.inline() {
 		s.freeArena(e)
 	}
+	if s.cfg.Remote != nil && e.more != nil && !e.more.secondary && e.more.foreign != nil {
+		// A result's primary written into a remote entry (CreateResult of a
+		// future of this store, or of one borrowed here) that its writer gave
+		// up on (a task worker died mid-write): the entry is a remote entry
+		// again, so the call's retry can write the result, and Gets wait
+		// for it as before.
+		sh := s.shardFor(e)
+		sh.mu.Lock()
+		children := e.more.children
+		e.more.children, e.more.secondary = nil, true
+		sh.mu.Unlock()
+		s.dropChildren(children)
+	}
 	if s.cfg.Remote != nil && e.more != nil && e.more.secondary {
 		// A failed fetch: the object still exists at its owner, and a later
 		// Get may fetch it again (remote.go).

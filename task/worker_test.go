@@ -617,3 +617,55 @@ func TestNoWorker(t *testing.T) {
 		t.Fatalf("%d calls ran and %d were handed back, want 1 and 1", ran, handedBack)
 	}
 }
+
+// TestResultAbortedByDeadWorker: a worker that dies while writing a result
+// in place (its create-result made, never sealed) leaves the future pending,
+// not aborted: the retry's result is stored and read.
+func TestResultAbortedByDeadWorker(t *testing.T) {
+	wn := newWorkerNode(t, 1, 2)
+	n := wn.nodes[0]
+	ctx := ctx30(t)
+	for _, owner := range []string{"this node", "held by a client"} {
+		t.Run(owner, func(t *testing.T) {
+			fut, err := n.NewFuture()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fut.Drop()
+			c, err := ipc.Dial(wn.sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if owner == "held by a client" {
+				r, err := c.Borrow(fut.ID())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Drop()
+			}
+			b, err := c.CreateResult(ctx, fut.ID(), 200<<10, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Bytes()[0] = 1
+			c.Close() // as a worker's death: the ipc server aborts the builder
+			for wn.srv.Stats().Builders != 0 {
+				if ctx.Err() != nil {
+					t.Fatal("the dead client's builder was never aborted")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if err := n.StoreResult(ctx, fut.ID(), 200<<10, nil, func(dst []byte) error { dst[0] = 7; return nil }); err != nil {
+				t.Fatalf("the retry's result: %v", err)
+			}
+			obj, err := n.Local().PinByID(ctx, fut.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if obj.Bytes()[0] != 7 {
+				t.Fatalf("result byte %d, want the retry's 7", obj.Bytes()[0])
+			}
+			obj.Release()
+		})
+	}
+}
