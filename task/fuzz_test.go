@@ -44,6 +44,7 @@ func FuzzDecodeDone(f *testing.F) {
 	f.Add((&doneReq{from: fuzzFrom, id: fuzzID, status: doneOK, size: 1 << 30}).append(nil))
 	f.Add((&doneReq{from: fuzzFrom, id: fuzzID, status: doneFailed, panicked: true, node: "node-a", msg: "boom"}).append(nil))
 	f.Add((&doneReq{from: fuzzFrom, id: fuzzID, status: doneWithdrawn}).append(nil))
+	f.Add((&doneReq{from: fuzzFrom, id: fuzzID, attempt: 1, status: doneLost, node: "node-b", msg: "worker pid 7 exited while running it"}).append(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeDone(b)
 		if err != nil {
