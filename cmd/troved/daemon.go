@@ -22,6 +22,7 @@ import (
 
 	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/cluster"
+	"github.com/trovedb/trove/dashboard"
 	"github.com/trovedb/trove/engine"
 	"github.com/trovedb/trove/internal/version"
 	"github.com/trovedb/trove/net/ipc"
@@ -155,14 +156,21 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 				return fmt.Errorf("metrics: %w", err)
 			}
 		}
+		// The dashboard (before the node closes: the deferred Close runs first).
+		dash, err := dashboard.New(dashboard.Config{Store: st, Node: node, Version: version, Logger: logger})
+		if err != nil {
+			hl.Close()
+			return err
+		}
+		defer dash.Close()
 		errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-		hs = &http.Server{Handler: httpMux(reg, errLog, probes), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+		hs = &http.Server{Handler: httpMux(reg, errLog, probes, dash), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 		// The goroutine gets its own copy of the server: stopHTTP clears hs, and
 		// a daemon told to stop at once can get there before Serve begins
 		// (Serve then returns ErrServerClosed).
 		go func(hs *http.Server) { httpErr <- hs.Serve(hl) }(hs)
 		metrics = "metrics http://" + hl.Addr().String() + "/metrics"
-		logger.Info("http listening", "addr", hl.Addr().String(), "endpoints", "/metrics /debug/pprof/ /healthz /readyz")
+		logger.Info("http listening", "addr", hl.Addr().String(), "endpoints", "/ (dashboard) /api/ /metrics /debug/pprof/ /healthz /readyz")
 	}
 	stopHTTP := func() {
 		if hs == nil {
@@ -226,10 +234,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	return failure // the deferred Close closes the store
 }
 
-// httpMux serves /metrics, /debug/pprof/ and the probes (/healthz, /readyz:
-// health.go) on a mux of troved's own (not http.DefaultServeMux, which any
-// imported package could add to).
-func httpMux(reg *prometheus.Registry, errLog *log.Logger, probes *health) *http.ServeMux {
+// httpMux serves /metrics, /debug/pprof/, the probes (/healthz, /readyz:
+// health.go) and the dashboard (/ and /api/) on a mux of troved's own (not
+// http.DefaultServeMux, which any imported package could add to).
+func httpMux(reg *prometheus.Registry, errLog *log.Logger, probes *health, dash http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: errLog, Registry: reg}))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -240,9 +248,7 @@ func httpMux(reg *prometheus.Registry, errLog *log.Logger, probes *health) *http
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /healthz", probes.healthz)
 	mux.HandleFunc("GET /readyz", probes.readyz)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "troved: /metrics (Prometheus), /debug/pprof/ (Go profiles), /healthz and /readyz (probes)")
-	})
+	mux.Handle("/", dash) // the dashboard's pages at / and its API under /api/
 	return mux
 }
 
