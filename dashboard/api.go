@@ -65,7 +65,9 @@ func (d *Dashboard) members() []member {
 	return out
 }
 
-func (m member) askable() bool { return m.self || m.State == cluster.StateAlive || m.State == cluster.StateSuspect }
+func (m member) askable() bool {
+	return m.self || m.State == cluster.StateAlive || m.State == cluster.StateSuspect
+}
 
 // ask sends a dashboard request to m (served locally when m is this node)
 // and decodes the reply into v.
@@ -170,7 +172,7 @@ type NodeJSON struct {
 	GetsPerSec     float64 `json:"gets_per_sec"`
 
 	Updated time.Time `json:"updated,omitzero"` // when this node's view of the member last changed
-	Error   string    `json:"error,omitempty"`   // why the member's own figures are missing
+	Error   string    `json:"error,omitempty"`  // why the member's own figures are missing
 }
 
 // ResourceJSON is one resource a member offers remote functions.

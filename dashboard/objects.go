@@ -44,8 +44,8 @@ type ObjectRow struct {
 	Where string `json:"where" cbor:"7,keyasint"` // heap, memory, spilled, mapped from disk, -
 
 	// What holds it on this node.
-	LocalRefs  int `json:"local_refs" cbor:"8,keyasint"`  // handles of processes on the node (and an open builder)
-	Views      int `json:"views" cbor:"9,keyasint"`       // unreleased views (pins)
+	LocalRefs  int `json:"local_refs" cbor:"8,keyasint"`   // handles of processes on the node (and an open builder)
+	Views      int `json:"views" cbor:"9,keyasint"`        // unreleased views (pins)
 	CapturedIn int `json:"captured_in" cbor:"10,keyasint"` // stored objects containing its ref
 	// On the owner's primary: nodes borrowing it, and how many of them hold a
 	// sealed copy.
