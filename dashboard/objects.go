@@ -143,6 +143,8 @@ func (q query) compare(a, b *ObjectRow) int {
 	switch q.Sort {
 	case "size":
 		c = cmp.Compare(a.Size, b.Size)
+	case "id":
+		c = cmp.Compare(a.ID, b.ID)
 	case "node":
 		c = cmp.Compare(a.Node, b.Node)
 	case "owner":
