@@ -9,6 +9,15 @@ COUNT     ?= 6
 
 all: build test
 
+.PHONY: chromium dashboard-screenshots
+## chromium: headless Chromium for the dashboard's browser test (Debian's package; the test skips without it).
+chromium:
+	bash scripts/chromium.sh
+
+## dashboard-screenshots: the browser test, writing its screenshots of each page into docs/.
+dashboard-screenshots:
+	$(GO) test -count=1 -run '^TestBrowser$$' ./dashboard/ -args -screenshots=$(CURDIR)/docs
+
 build:
 	$(GO) build $(PKGS)
 
@@ -42,7 +51,8 @@ FUZZ_TARGETS := alloc:FuzzAllocFree zerocopy:FuzzParseFrame .:FuzzDecodeValue .:
 	cluster:FuzzDecodeRequest cluster:FuzzDecodeLocateReply \
 	cluster:FuzzDecodeListing swarm:FuzzScheduler \
 	internal/batchinfer:FuzzReadPredictions \
-	task:FuzzDecodeSubmit task:FuzzDecodeDone task:FuzzDecodeStatus task:FuzzDecodeWorker
+	task:FuzzDecodeSubmit task:FuzzDecodeDone task:FuzzDecodeStatus task:FuzzDecodeWorker \
+	dashboard:FuzzDecodeRequest dashboard:FuzzDecodeReply
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 

@@ -72,6 +72,9 @@ var layering = map[string]struct {
 	"internal/seeds/objects":        {allowed: []string{"", "task", "internal/seeds"}, noNet: true},
 	"internal/seeds/batchinference": {allowed: []string{"", "task", "internal/seeds", "internal/localcluster", "internal/batchinfer"}, noNet: true},
 	"internal/seeds/seedtest":       {allowed: []string{}, noNet: true},
+	// the dashboard reads the store and the cluster (and asks other nodes
+	// through the cluster's layer ops); it knows nothing of ipc or task.
+	"dashboard": {allowed: []string{"", "engine", "cluster", "net/quic"}},
 }
 
 type pkgFiles struct {
@@ -219,6 +222,9 @@ func TestLintTrovedLean(t *testing.T) {
 		if strings.Contains(pkg, "parquet") || strings.Contains(pkg, "arrow-go") || strings.Contains(pkg, "apache/arrow") ||
 			pkg == module+"/internal/batchinfer" {
 			t.Errorf("cmd/troved depends on %s: keep Parquet and Arrow out of the daemon (see DEPENDENCIES.md)", pkg)
+		}
+		if strings.Contains(pkg, "chromedp") {
+			t.Errorf("cmd/troved depends on %s: chromedp is for the dashboard's browser test only", pkg)
 		}
 	}
 }

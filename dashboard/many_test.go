@@ -8,14 +8,14 @@ import (
 	"github.com/trovedb/trove/engine"
 )
 
-// TestManyObjectsOnePage: a store of 1M objects (200k under -race or
+// TestManyObjectsOnePage: a store of 1M objects (100k under -race or
 // -short, where 1M Puts take minutes) answers /api/objects with one page of
 // limit rows, its size bounded however many objects there are, and totals
 // that count them all.
 func TestManyObjectsOnePage(t *testing.T) {
 	n := 1_000_000
 	if raceEnabled || testing.Short() {
-		n = 200_000
+		n = 100_000
 	}
 	st, err := engine.Open(engine.Config{Capacity: 64 << 20})
 	if err != nil {

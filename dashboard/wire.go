@@ -196,6 +196,9 @@ func checkReport(r *report) error {
 	if err := checkSample(&r.Now); err != nil {
 		return err
 	}
+	if len(r.Samples) > maxSamples {
+		return fmt.Errorf("%d samples, over %d", len(r.Samples), maxSamples)
+	}
 	for i := range r.Samples {
 		if err := checkSample(&r.Samples[i]); err != nil {
 			return err

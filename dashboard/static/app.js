@@ -22,6 +22,14 @@ function bytes(n) {
   while (x >= 1024 && i < u.length - 1) { x /= 1024; i++; }
   return (i === 0 ? x.toFixed(0) : x.toFixed(x < 10 ? 2 : 1)) + " " + u[i];
 }
+// compact is an axis label: 3 significant figures at most, no unit suffix.
+function compact(n, isBytes) {
+  const k = isBytes ? 1024 : 1000, u = isBytes ? ["B", "K", "M", "G", "T"] : ["", "k", "M", "G", "T"];
+  if (n === 0) return "0";
+  let i = 0;
+  while (n >= k && i < u.length - 1) { n /= k; i++; }
+  return (n >= 100 || n === 0 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2)).replace(/\.?0+$/, "") + u[i];
+}
 function num(n) { return n == null ? "-" : Math.round(n).toLocaleString("en-US"); }
 function rate(n) { return n < 10 ? n.toFixed(1) : num(n); }
 function shortID(id) { return id.slice(0, 8) + "…" + id.slice(-6); }
@@ -61,7 +69,7 @@ function show() {
   const tick = async () => {
     try {
       await pages[page](r);
-      status("updated " + new Date().toLocaleTimeString());
+      status("updated " + new Date().toLocaleTimeString("en-GB"));
       document.body.dataset.rendered = page + ":" + (Number(document.body.dataset.renders || 0) + 1);
       document.body.dataset.renders = Number(document.body.dataset.renders || 0) + 1;
     } catch (e) {
@@ -225,15 +233,15 @@ async function objectPage(r) {
 
 const series = [
   ["puts_per_sec", "Puts /s", rate], ["gets_per_sec", "Gets /s", rate], ["pulls_per_sec", "Pulls /s", rate],
-  ["bytes_in_per_sec", "Bytes pulled in /s", b => bytes(b) + "/s"], ["bytes_out_per_sec", "Bytes served out /s", b => bytes(b) + "/s"],
+  ["bytes_in_per_sec", "Bytes pulled in /s", b => bytes(b) + "/s", true], ["bytes_out_per_sec", "Bytes served out /s", b => bytes(b) + "/s", true],
   ["spills_per_sec", "Spills /s", rate], ["restores_per_sec", "Restores /s", rate], ["evictions_per_sec", "Evictions /s", rate],
-  ["used", "Memory used", bytes], ["objects", "Objects", num],
+  ["used", "Memory used", bytes, true], ["objects", "Objects", num],
 ];
 const act = { since: 0, nodes: {}, cluster: [], key: "" };
 const keepMS = 5 * 60 * 1000;
 
-function plot(key, title, fmt, pts) {
-  const W = 420, H = 150, L = 54, R = 8, T = 8, B = 20;
+function plot(key, title, fmt, isBytes, pts) {
+  const W = 420, H = 150, L = 44, R = 8, T = 8, B = 20;
   const box = el("div", { class: "plot", "data-series": key });
   const last = pts.length ? pts[pts.length - 1][key] : 0;
   box.append(el("div", { class: "title" }, el("span", { text: title }), el("span", { class: "now", text: pts.length ? fmt(last) : "-", "data-field": "now" })));
@@ -251,12 +259,12 @@ function plot(key, title, fmt, pts) {
   const now = Date.now();
   const t0 = pts.length ? Math.min(pts[0].t, pts[pts.length - 1].t - 60000) : now - 60000;
   const t1 = pts.length ? pts[pts.length - 1].t : now;
-  const ymax = Math.max(1, ...pts.map(p => p[key])) * 1.1;
+  const ymax = Math.max(isBytes ? 1024 : 1, ...pts.map(p => p[key])) * 1.1;
   const x = t => L + (W - L - R) * (t - t0) / Math.max(1, t1 - t0);
   const y = v => T + (H - T - B) * (1 - v / ymax);
   for (const f of [0, 0.5, 1]) {
     add("line", { class: "axis", x1: L, x2: W - R, y1: y(ymax * f), y2: y(ymax * f) });
-    add("text", { x: L - 4, y: y(ymax * f) + 3, "text-anchor": "end" }, fmt(ymax * f));
+    add("text", { x: L - 4, y: y(ymax * f) + 3, "text-anchor": "end" }, compact(ymax * f, isBytes));
   }
   add("text", { x: L, y: H - 5 }, `${Math.round((t1 - t0) / 1000)} s ago`);
   add("text", { x: W - R, y: H - 5, "text-anchor": "end" }, "now");
@@ -288,7 +296,7 @@ async function activityPage() {
   const lasts = d.nodes.filter(s => s.points.length).map(s => s.points[s.points.length - 1].t);
   if (lasts.length) act.since = Math.min(...lasts);
   const pts = sel.value ? (act.nodes[sel.value] || []) : act.cluster;
-  $("#plots").replaceChildren(...series.map(([k, title, fmt]) => plot(k, title, fmt, pts)));
+  $("#plots").replaceChildren(...series.map(([k, title, fmt, isBytes]) => plot(k, title, fmt, !!isBytes, pts)));
   $("#activity-info").textContent = `${pts.length} points, one per ${d.interval_ms / 1000} s; the last 5 minutes`;
 }
 $("#activity-node").addEventListener("change", () => { if (route().page === "activity") show(); });
@@ -300,7 +308,7 @@ async function callsPage() {
   const d = await api("/api/calls?limit=200" + (st ? "&state=" + st : ""));
   $("#calls-counts").replaceChildren(...["queued", "running", "finished", "failed"].map(s => card(s[0].toUpperCase() + s.slice(1), num(d.counts[s]), s)));
   $("#calls-message").textContent = d.message || "";
-  const fmtTime = s => s ? new Date(s).toLocaleTimeString() : "-";
+  const fmtTime = s => s ? new Date(s).toLocaleTimeString("en-GB") : "-";
   const ran = c => c.started ? (((c.finished ? new Date(c.finished) : new Date()) - new Date(c.started)) / 1000).toFixed(2) + " s" : "-";
   const rows = d.calls.map(c => el("tr", { "data-id": c.id },
     cell(c.id, "id"), cell(c.function), el("td", {}, el("span", { class: "badge " + c.state, text: c.state })),

@@ -1,0 +1,288 @@
+package dashboard
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/cluster"
+)
+
+var screenshots = flag.String("screenshots", "", "write the browser test's screenshots of each page into this directory (make dashboard-screenshots: docs/)")
+
+// chromium finds the headless browser: $CHROMIUM, or Debian's chromium
+// (scripts/chromium.sh installs it).
+func chromium(t *testing.T) string {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("no chromium to drive: install it with scripts/chromium.sh (Debian's chromium package), or set $CHROMIUM")
+	return ""
+}
+
+// TestBrowser drives every page in headless Chromium against a 3-node
+// in-process cluster: the figures shown match the API and the stores, the
+// memory table sorts and filters, a row opens its object, a plot moves while
+// load runs, and each page is captured.
+func TestBrowser(t *testing.T) {
+	exe := chromium(t)
+	c, ds := openCluster(t, 3)
+	ctx := context.Background()
+	n1, n2 := c.Nodes[0], c.Nodes[1]
+
+	// Objects: node-1 owns a few of several sizes, one containing another;
+	// node-2 pulled a copy of the largest and reads it.
+	var refs []trove.Ref
+	defer func() {
+		for _, r := range refs {
+			r.Drop()
+		}
+	}()
+	for i := range 12 {
+		r, err := n1.Put(ctx, make([]byte, (i+1)*150<<10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, r)
+	}
+	outer, err := n1.PutFunc(ctx, 64<<10, refs[:2], func([]byte) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs = append(refs, outer)
+	small, err := n2.Put(ctx, []byte("node-2's own"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs = append(refs, small)
+	largest := refs[11]
+	b, err := n2.Borrow(largest.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs = append(refs, b)
+	view, err := n2.Get(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Release()
+
+	// Slots as a task runtime would offer them (gossiped).
+	for i, n := range c.Nodes {
+		n.SetResources(4, []cluster.Resource{{Name: "CPU", Total: 4, Free: float64(4 - i)}})
+	}
+	defer func() {
+		for _, n := range c.Nodes {
+			n.SetResources(0, nil)
+		}
+	}()
+
+	// The browser opens node-3's dashboard; its calls come from a fake
+	// source (troved wires the task runtime's in).
+	now := time.Now()
+	ds[2].cfg.Calls = fakeCalls{calls: []Call{
+		{ID: "7f3a01", Function: "preprocess", Caller: "node-1", Executor: "node-2", State: CallRunning, Attempt: 1, Submit: now.Add(-3 * time.Second), Start: now.Add(-2 * time.Second)},
+		{ID: "7f3a00", Function: "train", Caller: "node-1", Executor: "node-3", State: CallFailed, Attempt: 2, Error: "train: node-3: out of memory (raise -capacity)", Submit: now.Add(-9 * time.Second), Start: now.Add(-8 * time.Second), End: now.Add(-6 * time.Second)},
+		{ID: "7f39ff", Function: "preprocess", Caller: "node-2", Executor: "node-1", State: CallFinished, Attempt: 1, Submit: now.Add(-12 * time.Second), Start: now.Add(-12 * time.Second), End: now.Add(-11 * time.Second)},
+		{ID: "7f3a02", Function: "train", Caller: "node-1", State: CallQueued, Attempt: 1, Submit: now},
+	}}
+	srv := httptest.NewServer(ds[2])
+	defer srv.Close()
+
+	dir := *screenshots
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	actx, cancel := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(1400, 900), chromedp.Flag("disable-gpu", true))...)
+	defer cancel()
+	bctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil { // starts the browser
+		t.Fatalf("start %s: %v", exe, err)
+	}
+	// Each step is bounded (a derived context: the first Run's must not end).
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(bctx, 30*time.Second) }
+	run := func(what string, as ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := step()
+		defer cancel()
+		if err := chromedp.Do(sctx, as...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	eval := func(what, expr string, v any) {
+		t.Helper()
+		sctx, cancel := step()
+		defer cancel()
+		var err error
+		switch v := v.(type) {
+		case *bool:
+			*v, err = chromedp.Run(sctx, chromedp.Evaluate[bool](expr))
+		case *int:
+			*v, err = chromedp.Run(sctx, chromedp.Evaluate[int](expr))
+		case *[]int:
+			*v, err = chromedp.Run(sctx, chromedp.Evaluate[[]int](expr))
+		case *[]string:
+			*v, err = chromedp.Run(sctx, chromedp.Evaluate[[]string](expr))
+		case *string:
+			*v, err = chromedp.Run(sctx, chromedp.Evaluate[string](expr))
+		default:
+			_, err = chromedp.Run(sctx, chromedp.Evaluate[any](expr))
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		run("settle", chromedp.Sleep(300*time.Millisecond))
+		sctx, cancel := step()
+		defer cancel()
+		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// waitJS polls a JS expression until it is true (the pages poll their
+	// API every 1-2 s; 20 s bounds it on a loaded machine).
+	waitJS := func(what, expr string) {
+		t.Helper()
+		var ok bool
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			eval(what, expr, &ok)
+			if ok {
+				return
+			}
+		}
+		var errText string
+		eval(what, `document.body.dataset.error || ""`, &errText)
+		t.Fatalf("%s: %s never true (page error: %q)", what, expr, errText)
+	}
+	texts := func(sel string) []string {
+		t.Helper()
+		var out []string
+		eval("read "+sel, fmt.Sprintf(`[...document.querySelectorAll(%q)].map(e => e.textContent)`, sel), &out)
+		return out
+	}
+
+	// Nodes: a row per member, each store's object count as the store says.
+	run("open nodes", chromedp.Navigate(srv.URL+"/#nodes"))
+	waitJS("nodes table", `document.querySelectorAll("#nodes-table tbody tr").length === 3`)
+	waitJS("slots gossiped", `[...document.querySelectorAll("#nodes-table [data-field=slots]")].map(e => e.textContent).join() === "0 / 4,1 / 3,2 / 2"`)
+	var api NodesJSON
+	getJSON(t, ds[2], "/api/nodes", &api)
+	for i, n := range c.Nodes {
+		row := fmt.Sprintf(`#nodes-table tr[data-node=%q] `, n.Name())
+		st := n.Local().Stats()
+		if got := texts(row + `[data-field=objects]`); !slices.Equal(got, []string{strconv.FormatInt(st.Objects, 10)}) {
+			t.Errorf("nodes page, %s objects %v, its store has %d", n.Name(), got, st.Objects)
+		}
+		if got := texts(row + `[data-field=state]`); !slices.Equal(got, []string{api.Nodes[i].State}) {
+			t.Errorf("nodes page, %s state %v, the API says %s", n.Name(), got, api.Nodes[i].State)
+		}
+	}
+	if got := texts(`#node-cards [data-field=alive]`); !slices.Equal(got, []string{"3"}) {
+		t.Errorf("nodes alive card %v", got)
+	}
+	shot("dashboard-nodes.png")
+
+	// Memory: largest first; sort the other way; filter by node; open a row.
+	run("open memory", chromedp.Navigate(srv.URL+"/#memory"))
+	var objs ObjectsJSON
+	getJSON(t, ds[2], "/api/objects", &objs)
+	waitJS("memory rows", fmt.Sprintf(`document.querySelectorAll("#objects-table tbody tr[data-id]").length === %d`, len(objs.Rows)))
+	sizes := func() []int {
+		var out []int
+		eval("read sizes", `[...document.querySelectorAll("#objects-table tbody tr[data-id]")].map(r => Number(r.dataset.size))`, &out)
+		return out
+	}
+	if s := sizes(); !slices.IsSortedFunc(s, func(a, b int) int { return b - a }) || s[0] != 12*150<<10 {
+		t.Errorf("memory page not largest first: %v", s)
+	}
+	if got := texts(`#memory-totals [data-field=rows]`); !slices.Equal(got, []string{strconv.Itoa(objs.Totals.Rows)}) {
+		t.Errorf("rows card %v, the API says %d", got, objs.Totals.Rows)
+	}
+	shot("dashboard-memory.png")
+	run("sort by size", chromedp.Click(chromedp.CSS(`#objects-table th[data-sort=size]`)))
+	waitJS("ascending", `document.querySelector("#objects-table th[data-sort=size]").classList.contains("sorted-asc")`)
+	waitJS("ascending rows", `(() => { const s = [...document.querySelectorAll("#objects-table tbody tr[data-id]")].map(r => Number(r.dataset.size)); return s.length > 1 && s.every((x, i) => i === 0 || s[i-1] <= x); })()`)
+	run("filter node-2", chromedp.SetValue(chromedp.CSS(`#memory-filter select[name=node]`), "node-2"))
+	eval("filter node-2", `document.querySelector("#memory-filter").dispatchEvent(new Event("change")); true`, nil)
+	waitJS("node-2's rows", `(() => { const r = [...document.querySelectorAll("#objects-table tbody tr[data-id]")]; return r.length === 2 && r.every(x => x.dataset.node === "node-2"); })()`)
+	run("open the copy", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#objects-table tr[data-id=%q]`, largest.ID().String()))))
+	waitJS("object page", `location.hash === "#object/`+largest.ID().String()+`" && document.querySelectorAll("#object-copies tbody tr").length === 2`)
+	if got := texts(`#object-copies tbody tr td:first-child`); !slices.Equal(got, []string{"node-1", "node-2"}) {
+		t.Errorf("object copies %v, want node-1 (primary) and node-2", got)
+	}
+	waitJS("borrower", `document.querySelector("#object-borrowers tbody").textContent.includes("node-2")`)
+	shot("dashboard-object.png")
+	run("open the container", chromedp.Navigate(srv.URL+"/#object/"+refs[0].ID().String()))
+	waitJS("contained by", fmt.Sprintf(`document.querySelector("#object-contained-by").textContent.includes(%q)`, outer.ID().String()))
+
+	// Activity: a plot moves while load runs on node-1.
+	run("open activity", chromedp.Navigate(srv.URL+"/#activity"))
+	waitJS("plots", `document.querySelectorAll("#plots .plot").length === 10`)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; i < 200000; i++ { // bounded: stop ends it first
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r, err := n1.Put(ctx, make([]byte, 4096))
+			if err != nil {
+				return
+			}
+			if o, err := n1.Get(ctx, r); err == nil {
+				o.Release()
+			}
+			r.Drop()
+			time.Sleep(200 * time.Microsecond)
+		}
+	})
+	waitJS("puts plot moves", `Number(document.querySelector('.plot[data-series=puts_per_sec]').dataset.last) > 0`)
+	var before int
+	eval("points", `Number(document.querySelector('.plot[data-series=puts_per_sec]').dataset.points)`, &before)
+	waitJS("more points", fmt.Sprintf(`Number(document.querySelector('.plot[data-series=puts_per_sec]').dataset.points) > %d`, before))
+	shot("dashboard-activity.png")
+	close(stop)
+	wg.Wait()
+
+	// Calls: counts by state, the failure's error shown.
+	run("open calls", chromedp.Navigate(srv.URL+"/#calls"))
+	waitJS("calls", `document.querySelectorAll("#calls-table tbody tr[data-id]").length === 4`)
+	for state, want := range map[string]string{"queued": "1", "running": "1", "finished": "1", "failed": "1"} {
+		if got := texts(`#calls-counts [data-field=` + state + `]`); !slices.Equal(got, []string{want}) {
+			t.Errorf("calls %s card %v, want %s", state, got, want)
+		}
+	}
+	if s := strings.Join(texts(`#calls-table tbody`), ""); !strings.Contains(s, "out of memory (raise -capacity)") {
+		t.Errorf("calls page does not show the failure's error: %s", s)
+	}
+	shot("dashboard-calls.png")
+	t.Logf("screenshots in %s", dir)
+}
