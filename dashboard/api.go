@@ -112,7 +112,7 @@ func (d *Dashboard) askAll(ctx context.Context, ms []member, kind byte, body any
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil && ms[i].askable() {
-			d.cfg.Logger.Warn("dashboard: a node could not be asked", "node", ms[i].Name, "err", err)
+			d.cfg.Logger.Debug("dashboard: a node could not be asked", "node", ms[i].Name, "err", err)
 		}
 	}
 	return errs

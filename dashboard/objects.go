@@ -130,10 +130,18 @@ func (q query) check() error {
 		return fmt.Errorf("sort %q: want one of %s", q.Sort, strings.Join(sortKeys, ", "))
 	case q.Kind != "" && !slices.Contains(kinds, q.Kind):
 		return fmt.Errorf("kind %q: want one of %s", q.Kind, strings.Join(kinds, ", "))
-	case len(q.Owner) > 2*8:
-		return fmt.Errorf("owner %q: not a node ID", q.Owner)
+	case q.Owner != "" && !isNodeID(q.Owner):
+		return fmt.Errorf("owner %q: not a node ID (16 hex digits)", q.Owner)
 	}
 	return nil
+}
+
+func isNodeID(s string) bool {
+	if len(s) != 2*len(trove.NodeID{}) {
+		return false
+	}
+	_, err := trove.ParseObjectID(s + strings.Repeat("0", len(s)))
+	return err == nil
 }
 
 // compare orders rows by q's key, then by ID and node, so that pages of a
@@ -210,22 +218,44 @@ type source struct {
 }
 
 // ownerName names the node that owns id.
-func (s source) ownerName(id trove.ObjectID) string {
-	owner := id.Node()
-	if owner == s.st.Node() {
+func (s source) ownerName(id trove.ObjectID) string { return s.nodeName(id.Node()) }
+
+// nodeName names a node: a member's name, or its ID if it is none now.
+func (s source) nodeName(node trove.NodeID) string {
+	if node == s.st.Node() {
 		return s.name
 	}
 	if s.node != nil {
-		if m, ok := s.node.Lookup(owner); ok && m.Name != "" {
+		if m, ok := s.node.Lookup(node); ok && m.Name != "" {
 			return m.Name
 		}
 	}
-	return owner.String()
+	return node.String()
+}
+
+// names caches nodeName over one listing (a membership lookup per object
+// would take the membership's lock a million times for a million objects).
+type names struct {
+	s source
+	m map[trove.NodeID]string
+}
+
+func (n *names) of(node trove.NodeID) string {
+	name, ok := n.m[node]
+	if !ok {
+		name = n.s.nodeName(node)
+		n.m[node] = name
+	}
+	return name
 }
 
 // row describes one object of this node.
 func (s source) row(info engine.ObjectInfo) ObjectRow {
-	r := ObjectRow{ID: info.ID.String(), Node: s.name, Owner: s.ownerName(info.ID), Size: info.Size,
+	return s.rowNamed(info, s.ownerName(info.ID))
+}
+
+func (s source) rowNamed(info engine.ObjectInfo, owner string) ObjectRow {
+	r := ObjectRow{ID: info.ID.String(), Node: s.name, Owner: owner, Size: info.Size,
 		State: info.State, Where: info.Where, Views: info.Pins, CapturedIn: info.Captured, Role: "primary"}
 	switch {
 	case info.State == "remote":
@@ -251,11 +281,20 @@ func (s source) row(info engine.ObjectInfo) ObjectRow {
 func (s source) list(q query) page {
 	h := &rowHeap{q: q, rows: make([]ObjectRow, 0, min(q.Window, 1024))}
 	var p page
+	var owner trove.NodeID
+	if q.Owner != "" {
+		id, err := trove.ParseObjectID(q.Owner + strings.Repeat("0", 2*len(owner)))
+		if err != nil {
+			return p // check refuses such an owner; nothing matches it
+		}
+		owner = id.Node()
+	}
+	nm := names{s: s, m: map[trove.NodeID]string{}}
 	for info := range s.st.Objects() {
-		if q.Owner != "" && info.ID.Node().String() != q.Owner {
+		if q.Owner != "" && info.ID.Node() != owner {
 			continue
 		}
-		r := s.row(info)
+		r := s.rowNamed(info, nm.of(info.ID.Node()))
 		if !r.is(q.Kind) {
 			continue
 		}
