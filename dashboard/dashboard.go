@@ -46,10 +46,11 @@ type Config struct {
 // Dashboard serves the pages and the API. Close stops its sampler and
 // unregisters its op.
 type Dashboard struct {
-	cfg  Config
-	src  source
-	hist *ring
-	mux  *http.ServeMux
+	cfg   Config
+	src   source
+	hist  *ring
+	lists listCache
+	mux   *http.ServeMux
 
 	stop chan struct{}
 	done chan struct{}
@@ -164,7 +165,7 @@ func (d *Dashboard) answer(body, reply []byte) ([]byte, error) {
 	case reportRequest:
 		return appendReply(reply, d.report(req))
 	case query:
-		return appendReply(reply, d.src.list(req))
+		return appendReply(reply, d.lists.get(req, d.src.list))
 	case objectRequest:
 		var id [16]byte
 		copy(id[:], req.ID)

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"cmp"
 	"container/heap"
 	"fmt"
@@ -51,6 +52,25 @@ type ObjectRow struct {
 	// sealed copy.
 	Borrowers int `json:"borrowers" cbor:"11,keyasint"`
 	Copies    int `json:"copies" cbor:"12,keyasint"`
+
+	// oid is ID before it is spelled out: a listing formats the IDs of the
+	// rows it keeps only, not of every object it walks.
+	oid trove.ObjectID
+}
+
+// compareIDs orders rows by ID (hex sorts as the bytes do).
+func compareIDs(a, b *ObjectRow) int {
+	if a.ID == "" && b.ID == "" {
+		return bytes.Compare(a.oid[:], b.oid[:])
+	}
+	return cmp.Compare(a.idString(), b.idString())
+}
+
+func (r *ObjectRow) idString() string {
+	if r.ID == "" {
+		return r.oid.String()
+	}
+	return r.ID
 }
 
 // heldBy lists the kinds that hold r.
@@ -152,7 +172,7 @@ func (q query) compare(a, b *ObjectRow) int {
 	case "size":
 		c = cmp.Compare(a.Size, b.Size)
 	case "id":
-		c = cmp.Compare(a.ID, b.ID)
+		c = compareIDs(a, b)
 	case "node":
 		c = cmp.Compare(a.Node, b.Node)
 	case "owner":
@@ -171,7 +191,7 @@ func (q query) compare(a, b *ObjectRow) int {
 	if q.Desc {
 		c = -c
 	}
-	return cmp.Or(c, cmp.Compare(a.ID, b.ID), cmp.Compare(a.Node, b.Node))
+	return cmp.Or(c, compareIDs(a, b), cmp.Compare(a.Node, b.Node))
 }
 
 // page is one node's answer to a query.
@@ -255,7 +275,7 @@ func (s source) row(info engine.ObjectInfo) ObjectRow {
 }
 
 func (s source) rowNamed(info engine.ObjectInfo, owner string) ObjectRow {
-	r := ObjectRow{ID: info.ID.String(), Node: s.name, Owner: owner, Size: info.Size,
+	r := ObjectRow{oid: info.ID, Node: s.name, Owner: owner, Size: info.Size,
 		State: info.State, Where: info.Where, Views: info.Pins, CapturedIn: info.Captured, Role: "primary"}
 	switch {
 	case info.State == "remote":
@@ -302,6 +322,9 @@ func (s source) list(q query) page {
 		h.offer(r)
 	}
 	p.Rows = h.rows
+	for i := range p.Rows {
+		p.Rows[i].ID = p.Rows[i].oid.String()
+	}
 	slices.SortFunc(p.Rows, func(a, b ObjectRow) int { return q.compare(&a, &b) })
 	return p
 }

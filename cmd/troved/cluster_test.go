@@ -471,6 +471,49 @@ func TestClusterProcesses(t *testing.T) {
 		t.Errorf("trove memory -cluster's table:\n%s", table)
 	}
 
+	// The dashboard on C (its HTTP port) shows what trove status --json and
+	// trove memory -cluster show: the members, their states and capacities,
+	// each node's objects, and B's copy of A's large object.
+	var cjs struct {
+		Members []struct {
+			Name, State string
+			Capacity    int64
+		}
+	}
+	if err := json.Unmarshal(cli(c, "status", "--json"), &cjs); err != nil {
+		t.Fatal(err)
+	}
+	var dn struct {
+		Nodes []struct {
+			Name, State       string
+			Capacity, Objects int64
+		}
+	}
+	if err := json.Unmarshal([]byte(scrape(t, c.metrics+"/api/nodes")), &dn); err != nil {
+		t.Fatal(err)
+	}
+	if len(dn.Nodes) != len(cjs.Members) || len(dn.Nodes) != 3 {
+		t.Fatalf("dashboard /api/nodes on C: %+v; trove status: %+v", dn.Nodes, cjs.Members)
+	}
+	for i, n := range dn.Nodes {
+		m := cjs.Members[i]
+		if n.Name != m.Name || n.State != m.State || n.Capacity != m.Capacity || n.Objects != int64(mem.Nodes[i].Objects) {
+			t.Errorf("dashboard node %+v; trove status %+v, trove memory lists %d objects", n, m, mem.Nodes[i].Objects)
+		}
+	}
+	var dobj struct {
+		Rows []struct{ ID, Node, Role, Owner string }
+	}
+	if err := json.Unmarshal([]byte(scrape(t, c.metrics+"/api/objects?node=node-b&kind=copy")), &dobj); err != nil {
+		t.Fatal(err)
+	}
+	if len(dobj.Rows) != 1 || dobj.Rows[0].ID != rl.ID().String() || dobj.Rows[0].Owner != "node-a" {
+		t.Errorf("dashboard: node-b's copies %+v, want A's large object %s", dobj.Rows, rl.ID())
+	}
+	if page := scrape(t, c.metrics+"/"); !strings.Contains(page, "<title>trove dashboard</title>") {
+		t.Errorf("troved serves no dashboard at /:\n%s", page)
+	}
+
 	// Nested refs: a value on B holding A's small object; C reads it and
 	// its inner objects after B's ref to the outer is gone.
 	outer, err := trove.PutValue(ctx, cb, box{Name: "x", Inner: []trove.Ref{bs}})
