@@ -473,7 +473,7 @@ func TestClusterProcesses(t *testing.T) {
 
 	// The dashboard on C (its HTTP port) shows what trove status --json and
 	// trove memory -cluster show: the members, their states and capacities,
-	// each node's objects, and B's copy of A's large object.
+	// each node's objects, and B's copies of A's objects, largest first.
 	var cjs struct {
 		Members []struct {
 			Name, State string
@@ -507,8 +507,8 @@ func TestClusterProcesses(t *testing.T) {
 	if err := json.Unmarshal([]byte(scrape(t, c.metrics+"/api/objects?node=node-b&kind=copy")), &dobj); err != nil {
 		t.Fatal(err)
 	}
-	if len(dobj.Rows) != 1 || dobj.Rows[0].ID != rl.ID().String() || dobj.Rows[0].Owner != "node-a" {
-		t.Errorf("dashboard: node-b's copies %+v, want A's large object %s", dobj.Rows, rl.ID())
+	if len(dobj.Rows) != 2 || dobj.Rows[0].ID != rl.ID().String() || dobj.Rows[1].ID != rs.ID().String() || dobj.Rows[0].Owner != "node-a" {
+		t.Errorf("dashboard: node-b's copies %+v, want A's large object %s, then its small one %s", dobj.Rows, rl.ID(), rs.ID())
 	}
 	if page := scrape(t, c.metrics+"/"); !strings.Contains(page, "<title>trove dashboard</title>") {
 		t.Errorf("troved serves no dashboard at /:\n%s", page)
