@@ -23,7 +23,7 @@ build:
 
 ## test: vet, the project's lint checks, every test under -race, the invariant build, short fuzz runs,
 ## the deploy/ module's tests.
-test: vet lint test-race test-invariants fuzz test-deploy
+test: chromium vet lint test-race test-invariants fuzz test-deploy
 
 vet:
 	$(GO) vet $(PKGS)
