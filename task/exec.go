@@ -1,10 +1,15 @@
 package task
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,6 +22,15 @@ import (
 // that does not fit yet lets later ones that fit go first, so a call asking
 // for a custom resource does not hold back the CPU-only ones behind it). At
 // most the node's CPUs' worth of calls run at once.
+//
+// The queue is one FIFO per distinct resource shape (the need of a call:
+// {CPU: 1} for most), each job numbered in arrival order. Jobs of one shape
+// need the same, so if a shape's head does not fit, nothing behind it does:
+// the next job to start is always the head, of lowest number, among the
+// shapes' heads that fit. Starting one costs O(shapes), not O(queue).
+// Withdrawn and dropped jobs are marked gone and skipped when they reach
+// their shape's head (lazy deletion); byID holds exactly the live queued
+// ones.
 
 // job is one call placed on this node.
 type job struct {
@@ -26,6 +40,9 @@ type job struct {
 	fn      *function
 	need    Resources
 	args    []trove.ObjectID
+
+	seq  uint64 // arrival order on this node
+	gone bool   // withdrawn or dropped while queued (guarded by the executor's mu)
 }
 
 // outcome is how a job ended.
@@ -38,23 +55,109 @@ type outcome struct {
 	cause    error // the failure, on this node
 }
 
+// shapeQueue is the FIFO of the queued jobs of one resource shape.
+type shapeQueue struct {
+	need Resources // the shape: every job's need
+	jobs []*job    // jobs[head:] are queued, oldest first (some may be gone)
+	head int
+}
+
+// front drops gone jobs at the head and returns the first live one, or nil.
+func (q *shapeQueue) front() *job {
+	for q.head < len(q.jobs) {
+		if j := q.jobs[q.head]; !j.gone {
+			return j
+		}
+		q.pop()
+	}
+	return nil
+}
+
+func (q *shapeQueue) pop() {
+	q.jobs[q.head] = nil
+	q.head++
+	if q.head == len(q.jobs) {
+		q.jobs, q.head = q.jobs[:0], 0
+	} else if q.head >= 1024 && q.head*2 >= len(q.jobs) {
+		n := copy(q.jobs, q.jobs[q.head:])
+		clear(q.jobs[n:])
+		q.jobs, q.head = q.jobs[:n], 0
+	}
+}
+
 // executor is a node's queue and slots.
 type executor struct {
 	total Resources
 	mu    sync.Mutex
 	free  Resources               // guarded by mu
-	queue []*job                  // guarded by mu: FIFO, not started
+	seq   uint64                  // guarded by mu: the last job's number
+	shape map[string]*shapeQueue  // guarded by mu: by shapeKey of the need
+	order []*shapeQueue           // guarded by mu: the shapes, in creation order (pump's scan)
 	run   map[trove.ObjectID]*job // guarded by mu: started, not reported
-	byID  map[trove.ObjectID]*job // guarded by mu: queued
-	start func(*job)              // runs a job (in a goroutine of its own)
+	byID  map[trove.ObjectID]*job // guarded by mu: queued (live)
+	start func(*job)              // runs a job (called with mu held: must not block)
 	done  bool                    // guarded by mu: drained (the runtime is closing)
+	key   []byte                  // guarded by mu: shapeKey's buffer
 }
+
+// maxShapes bounds the distinct shapes kept; past it, empty ones are
+// forgotten (a new shape per call must not grow the scan forever).
+const maxShapes = 64
 
 func (ex *executor) init(total Resources) {
 	ex.total = total
 	ex.free = total.clone()
 	ex.run = map[trove.ObjectID]*job{}
 	ex.byID = map[trove.ObjectID]*job{}
+	ex.shape = map[string]*shapeQueue{}
+}
+
+// shapeKey is need's canonical encoding (sorted names and amounts, zero
+// amounts left out: they ask for nothing), in ex.key.
+func (ex *executor) shapeKey(need Resources) []byte {
+	b := ex.key[:0]
+	if len(need) == 1 { // the usual case: no sort
+		for k, v := range need {
+			if v != 0 {
+				b = appendString(b, k)
+				b = binary.BigEndian.AppendUint64(b, math.Float64bits(v))
+			}
+		}
+	} else {
+		for _, k := range slices.Sorted(maps.Keys(need)) {
+			if v := need[k]; v != 0 {
+				b = appendString(b, k)
+				b = binary.BigEndian.AppendUint64(b, math.Float64bits(v))
+			}
+		}
+	}
+	ex.key = b
+	return b
+}
+
+// queueFor returns the FIFO of need's shape, made if new.
+func (ex *executor) queueFor(need Resources) *shapeQueue {
+	k := ex.shapeKey(need)
+	if q := ex.shape[string(k)]; q != nil {
+		return q
+	}
+	if len(ex.order) >= maxShapes {
+		keep := ex.order[:0]
+		for _, q := range ex.order {
+			if q.front() != nil {
+				keep = append(keep, q)
+			} else {
+				delete(ex.shape, string(ex.shapeKey(q.need)))
+			}
+		}
+		clear(ex.order[len(keep):])
+		ex.order = keep
+		k = ex.shapeKey(need)
+	}
+	q := &shapeQueue{need: need}
+	ex.shape[string(k)] = q
+	ex.order = append(ex.order, q)
+	return q
 }
 
 // enqueue queues j, or says why this node can never run it.
@@ -73,28 +176,38 @@ func (ex *executor) enqueue(j *job) error {
 	if _, dup := ex.run[j.id]; dup {
 		return nil
 	}
-	ex.queue = append(ex.queue, j)
+	ex.seq++
+	j.seq = ex.seq
+	q := ex.queueFor(j.need)
+	q.jobs = append(q.jobs, j)
 	ex.byID[j.id] = j
 	ex.pumpLocked()
 	return nil
 }
 
-// pumpLocked starts every queued job that fits, in order.
+// pumpLocked starts queued jobs while one fits: each time the oldest of the
+// shapes' heads that fit (see above).
 func (ex *executor) pumpLocked() {
-	k := 0
-	for _, j := range ex.queue {
-		if ex.done || !ex.free.fits(j.need) {
-			ex.queue[k] = j
-			k++
-			continue
+	for !ex.done {
+		var next *shapeQueue
+		var nextSeq uint64
+		for _, q := range ex.order {
+			j := q.front()
+			if j == nil || (next != nil && j.seq > nextSeq) || !ex.free.fits(q.need) {
+				continue
+			}
+			next, nextSeq = q, j.seq
 		}
+		if next == nil {
+			return
+		}
+		j := next.front()
+		next.pop()
 		ex.free.take(j.need)
 		delete(ex.byID, j.id)
 		ex.run[j.id] = j
 		ex.start(j)
 	}
-	clear(ex.queue[k:])
-	ex.queue = ex.queue[:k]
 }
 
 // finish gives j's resources back and starts what now fits.
@@ -115,12 +228,7 @@ func (ex *executor) withdraw(owner trove.NodeID, id trove.ObjectID) (*job, bool)
 		return nil, false
 	}
 	delete(ex.byID, id)
-	for i, q := range ex.queue {
-		if q == j {
-			ex.queue = append(ex.queue[:i], ex.queue[i+1:]...)
-			break
-		}
-	}
+	j.gone = true
 	return j, true
 }
 
@@ -128,29 +236,27 @@ func (ex *executor) withdraw(owner trove.NodeID, id trove.ObjectID) (*job, bool)
 func (ex *executor) dropOwner(owner trove.NodeID) int {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
-	k, n := 0, 0
-	for _, j := range ex.queue {
+	n := 0
+	for id, j := range ex.byID {
 		if j.owner == owner {
-			delete(ex.byID, j.id)
+			delete(ex.byID, id)
+			j.gone = true
 			n++
-			continue
 		}
-		ex.queue[k] = j
-		k++
 	}
-	clear(ex.queue[k:])
-	ex.queue = ex.queue[:k]
 	return n
 }
 
-// drain stops starting calls and returns the queued ones.
+// drain stops starting calls and returns the queued ones, oldest first.
 func (ex *executor) drain() []*job {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	ex.done = true
-	q := ex.queue
-	ex.queue = nil
+	q := slices.Collect(maps.Values(ex.byID))
+	slices.SortFunc(q, func(a, b *job) int { return cmp.Compare(a.seq, b.seq) })
 	clear(ex.byID)
+	clear(ex.shape)
+	ex.order = nil
 	return q
 }
 
@@ -158,21 +264,56 @@ func (ex *executor) drain() []*job {
 func (ex *executor) status() status {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
-	return status{total: ex.total.clone(), free: ex.free.clone(), queued: len(ex.queue), running: len(ex.run)}
+	return status{total: ex.total.clone(), free: ex.free.clone(), queued: len(ex.byID), running: len(ex.run)}
 }
 
-// startJob is the executor's start: the job runs in a goroutine of its own.
+// startJob is the executor's start (called with its mu held): an idle slot
+// goroutine takes j, or a new one is started for it. Slot goroutines live on
+// after their job, keeping the stack they grew (a new goroutine per call
+// grew its stack again on every call), and wait for the next; at most
+// keepIdle of them wait at once, the others end.
 func (rt *Runtime) startJob(j *job) {
-	rt.wg.Go(func() {
-		var out outcome
-		if j.fn.run != nil {
-			out = rt.execute(j)
-		} else {
-			out = rt.dispatch(j) // a worker process runs it (dispatch.go)
+	select {
+	case rt.work <- j:
+	default:
+		rt.wg.Go(func() { rt.slot(j) })
+	}
+}
+
+// slot runs j, then the jobs handed to it, until Close or until enough other
+// slots are idle.
+func (rt *Runtime) slot(j *job) {
+	for {
+		rt.runJob(j)
+		if rt.idle.Add(1) > rt.keepIdle {
+			rt.idle.Add(-1)
+			return
 		}
-		rt.ex.finish(j)
-		rt.report(j, out)
-	})
+		select {
+		case j = <-rt.work:
+			rt.idle.Add(-1)
+		case <-rt.life.Done():
+			rt.idle.Add(-1)
+			return
+		}
+	}
+}
+
+// runJob is one job's run on a slot: its outcome computed (rt.execute for a
+// function of this program, else a worker process runs it: dispatch.go), its
+// resources given back, its caller told.
+func (rt *Runtime) runJob(j *job) {
+	out := rt.outcomeOf(j)
+	rt.ex.finish(j)
+	rt.report(j, out)
+}
+
+// outcomeOf computes j's outcome: here, or by a worker process.
+func (rt *Runtime) outcomeOf(j *job) outcome {
+	if j.fn.run != nil {
+		return rt.execute(j)
+	}
+	return rt.dispatch(j) // a worker process runs it (dispatch.go)
 }
 
 // execute runs j: its top-level args are borrowed and resolved, the function

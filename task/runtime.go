@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -54,11 +55,14 @@ type Runtime struct {
 	wg     sync.WaitGroup // background work and running functions
 	closed atomic.Bool
 
-	ex      executor
-	hub     hub // the worker processes attached to the node (dispatch.go)
-	calls   callTable
-	view    peerView
-	unwatch func()
+	ex       executor
+	hub      hub          // the worker processes attached to the node (dispatch.go)
+	work     chan *job    // the executor's jobs handed to idle slot goroutines (unbuffered)
+	idle     atomic.Int64 // slot goroutines waiting on work
+	keepIdle int64        // how many may wait: the node's CPUs, at least 1
+	calls    callTable
+	view     peerView
+	unwatch  func()
 }
 
 var _ trove.Store = (*Runtime)(nil)
@@ -96,6 +100,8 @@ func Start(node *cluster.Node, cfg Config) (*Runtime, error) {
 	rt.life, rt.stop = context.WithCancel(context.Background())
 	rt.ex.init(total)
 	rt.ex.start = rt.startJob
+	rt.work = make(chan *job)
+	rt.keepIdle = max(int64(math.Ceil(cfg.CPUs)), 1)
 	rt.calls.m = map[trove.ObjectID]*call{}
 	rt.view.m = map[trove.NodeID]*peer{}
 	rt.hub.workers = map[uint64]*worker{}
