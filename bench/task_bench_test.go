@@ -490,7 +490,7 @@ func BenchmarkTask10kRefArgs(b *testing.B) {
 // sizes, so that each run shows whether the time per call depends on the
 // queue's length: per-1M-s (the time per call × 1M, set against Ray's 190 s)
 // extrapolates only when the two agree.
-var queuedSizes = []int{10_000, 20_000}
+var queuedSizes = []int{100_000, 1_000_000}
 
 // queuedCPUs is the node's slots in BenchmarkTaskQueued (this machine's 2
 // cores; Ray's node had 64).

@@ -147,9 +147,11 @@ func (rt *Runtime) submit(ctx context.Context, fn *function, opts callOpts, args
 	}
 	c := &call{fn: fn, id: fut.ID(), need: need, args: refs, retries: opts.retries()}
 	rt.calls.add(c)
-	c.mu.Lock()
-	c.stop = context.AfterFunc(ctx, func() { rt.withdraw(c, context.Cause(ctx)) })
-	c.mu.Unlock()
+	if ctx.Done() != nil { // a context that can end: its end withdraws the call
+		c.mu.Lock()
+		c.stop = context.AfterFunc(ctx, func() { rt.withdraw(c, context.Cause(ctx)) })
+		c.mu.Unlock()
+	}
 	if ctx.Err() == nil { // else the AfterFunc withdraws it, unplaced
 		rt.place(c)
 	}
@@ -655,14 +657,18 @@ func (rt *Runtime) refreshLoop() {
 
 // choose picks the node for c's attempt (see above).
 func (rt *Runtime) choose(c *call, excluded []trove.NodeID) (trove.NodeID, error) {
-	locs := rt.node.Locations(c.args, nil)
-	bytesAt := map[trove.NodeID]int64{}
-	for _, l := range locs {
-		bytesAt[l.Node] += l.Bytes
-	}
-	for _, r := range c.args {
-		if id := r.ID(); id.Node() != rt.self && !slices.ContainsFunc(locs, func(l cluster.Location) bool { return l.Node == id.Node() }) {
-			bytesAt[id.Node()]++ // an object another node owns: it holds the primary, size unknown here
+	var bytesAt map[trove.NodeID]int64
+	if len(c.args) > 0 {
+		var buf [8]cluster.Location
+		locs := rt.node.Locations(c.args, buf[:0])
+		bytesAt = map[trove.NodeID]int64{}
+		for _, l := range locs {
+			bytesAt[l.Node] += l.Bytes
+		}
+		for _, r := range c.args {
+			if id := r.ID(); id.Node() != rt.self && !slices.ContainsFunc(locs, func(l cluster.Location) bool { return l.Node == id.Node() }) {
+				bytesAt[id.Node()]++ // an object another node owns: it holds the primary, size unknown here
+			}
 		}
 	}
 	rt.view.mu.Lock()
@@ -680,14 +686,16 @@ func (rt *Runtime) choose(c *call, excluded []trove.NodeID) (trove.NodeID, error
 			continue
 		}
 		feasible++
-		st, sent, n := p.st, p.sent, p.n
+		var isFree bool
+		var load float64
 		if p.id == rt.self {
-			st, sent, n = rt.ex.status(), nil, 0
+			isFree, load = rt.ex.fitLoad(c.need)
+		} else {
+			free := p.st.free.clone()
+			free.take(p.sent)
+			isFree = free.fits(c.need)
+			load = float64(p.st.running+p.st.queued+p.n) / max(p.st.total[CPU], 1)
 		}
-		free := st.free.clone()
-		free.take(sent)
-		isFree := free.fits(c.need)
-		load := float64(st.running+st.queued+n) / max(st.total[CPU], 1)
 		better := false
 		switch {
 		case best == nil:
@@ -723,8 +731,10 @@ func (rt *Runtime) choose(c *call, excluded []trove.NodeID) (trove.NodeID, error
 		return trove.NodeID{}, fmt.Errorf("task: call of %s needs %v, and no runtime of the cluster that has it could take it (runtimes: %v; tried %d)",
 			c.fn.name, c.need, largest, len(excluded))
 	}
-	best.sent.add(c.need)
-	best.n++
+	if best.id != rt.self { // this node's own figures are read live
+		best.sent.add(c.need)
+		best.n++
+	}
 	return best.id, nil
 }
 

@@ -388,8 +388,16 @@ func MaxRetries(n int) CallOption {
 // DefaultMaxRetries is a call's MaxRetries unless set.
 const DefaultMaxRetries = 3
 
+// oneCPU is the need of a call that asks for nothing else: shared, read
+// only (needs are never changed, only read into the Resources they are taken
+// from and given back to).
+var oneCPU = Resources{CPU: 1}
+
 // need returns what the call asks for: one CPU unless set.
 func (o callOpts) needs() Resources {
+	if len(o.need) == 0 {
+		return oneCPU
+	}
 	r := Resources{CPU: 1}
 	for k, v := range o.need {
 		r[k] = v

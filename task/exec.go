@@ -189,34 +189,50 @@ func (ex *executor) enqueue(j *job) error {
 // shapes' heads that fit (see above).
 func (ex *executor) pumpLocked() {
 	for !ex.done {
-		var next *shapeQueue
-		var nextSeq uint64
-		for _, q := range ex.order {
-			j := q.front()
-			if j == nil || (next != nil && j.seq > nextSeq) || !ex.free.fits(q.need) {
-				continue
-			}
-			next, nextSeq = q, j.seq
-		}
-		if next == nil {
+		j := ex.nextLocked()
+		if j == nil {
 			return
 		}
-		j := next.front()
-		next.pop()
-		ex.free.take(j.need)
-		delete(ex.byID, j.id)
-		ex.run[j.id] = j
 		ex.start(j)
 	}
 }
 
-// finish gives j's resources back and starts what now fits.
-func (ex *executor) finish(j *job) {
+// nextLocked takes the next job to start, if one fits now, and counts it
+// running.
+func (ex *executor) nextLocked() *job {
+	var next *shapeQueue
+	var nextSeq uint64
+	for _, q := range ex.order {
+		j := q.front()
+		if j == nil || (next != nil && j.seq > nextSeq) || !ex.free.fits(q.need) {
+			continue
+		}
+		next, nextSeq = q, j.seq
+	}
+	if next == nil {
+		return nil
+	}
+	j := next.front()
+	next.pop()
+	ex.free.take(j.need)
+	delete(ex.byID, j.id)
+	ex.run[j.id] = j
+	return j
+}
+
+// finish gives j's resources back and starts what now fits, but for the
+// first such job, which it returns for the caller (j's slot) to run itself.
+func (ex *executor) finish(j *job) *job {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	ex.free.give(j.need)
 	delete(ex.run, j.id)
+	if ex.done {
+		return nil
+	}
+	mine := ex.nextLocked()
 	ex.pumpLocked()
+	return mine
 }
 
 // withdraw removes the queued call id of owner, if it has not started.
@@ -260,6 +276,15 @@ func (ex *executor) drain() []*job {
 	return q
 }
 
+// fitLoad is what placement asks of this node's executor: whether need
+// fits in its free resources now, and its load (calls running and queued
+// per CPU).
+func (ex *executor) fitLoad(need Resources) (bool, float64) {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	return ex.free.fits(need), float64(len(ex.run)+len(ex.byID)) / max(ex.total[CPU], 1)
+}
+
 // status is the executor's figures.
 func (ex *executor) status() status {
 	ex.mu.Lock()
@@ -280,11 +305,23 @@ func (rt *Runtime) startJob(j *job) {
 	}
 }
 
-// slot runs j, then the jobs handed to it, until Close or until enough other
-// slots are idle.
+// slot runs j, then the job its end let start, or those handed to it,
+// until Close or until enough other slots are idle.
 func (rt *Runtime) slot(j *job) {
 	for {
-		rt.runJob(j)
+		out := rt.outcomeOf(j)
+		next := rt.ex.finish(j)
+		if j.owner == rt.self || next == nil {
+			rt.report(j, out)
+		} else {
+			// A report to another node may take round trips: the next job
+			// does not wait for them.
+			rt.wg.Go(func() { rt.report(j, out) })
+		}
+		if next != nil {
+			j = next
+			continue
+		}
 		if rt.idle.Add(1) > rt.keepIdle {
 			rt.idle.Add(-1)
 			return
@@ -299,27 +336,19 @@ func (rt *Runtime) slot(j *job) {
 	}
 }
 
-// runJob is one job's run on a slot: its outcome computed (rt.execute for a
-// function of this program, else a worker process runs it: dispatch.go), its
-// resources given back, its caller told.
-func (rt *Runtime) runJob(j *job) {
-	out := rt.outcomeOf(j)
-	rt.ex.finish(j)
-	rt.report(j, out)
-}
-
-// outcomeOf computes j's outcome: here, or by a worker process.
+// outcomeOf computes j's outcome: rt.execute for a function of this
+// program, else a worker process runs it (dispatch.go).
 func (rt *Runtime) outcomeOf(j *job) outcome {
 	if j.fn.run != nil {
 		return rt.execute(j)
 	}
-	return rt.dispatch(j) // a worker process runs it (dispatch.go)
+	return rt.dispatch(j)
 }
 
 // execute runs j: its top-level args are borrowed and resolved, the function
 // called, and its result stored as the primary copy of j.id.
 func (rt *Runtime) execute(j *job) outcome {
-	ctx := context.WithValue(rt.life, rtKey{}, rt)
+	ctx := rt.execCtx
 	refs, err := rt.node.BorrowAll(j.args)
 	if err != nil {
 		return rt.failed(j, fmt.Errorf("borrow its arguments: %w", err))

@@ -50,10 +50,11 @@ type Runtime struct {
 	total  Resources
 	cfg    Config
 
-	life   context.Context // ends at Close: the context of every function run here
-	stop   context.CancelFunc
-	wg     sync.WaitGroup // background work and running functions
-	closed atomic.Bool
+	life    context.Context // ends at Close
+	execCtx context.Context // life, naming rt (FromContext): the context of every function run here
+	stop    context.CancelFunc
+	wg      sync.WaitGroup // background work and running functions
+	closed  atomic.Bool
 
 	ex       executor
 	hub      hub          // the worker processes attached to the node (dispatch.go)
@@ -98,6 +99,7 @@ func Start(node *cluster.Node, cfg Config) (*Runtime, error) {
 	rt := &Runtime{node: node, self: node.ID(), name: node.Name(), total: total, cfg: cfg,
 		inline: node.Local().Config().InlineThreshold}
 	rt.life, rt.stop = context.WithCancel(context.Background())
+	rt.execCtx = context.WithValue(rt.life, rtKey{}, rt)
 	rt.ex.init(total)
 	rt.ex.start = rt.startJob
 	rt.work = make(chan *job)
