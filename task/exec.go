@@ -316,7 +316,8 @@ func (rt *Runtime) slot(j *job) {
 		} else {
 			// A report to another node may take round trips: the next job
 			// does not wait for them.
-			rt.wg.Go(func() { rt.report(j, out) })
+			done := j
+			rt.wg.Go(func() { rt.report(done, out) })
 		}
 		if next != nil {
 			j = next
