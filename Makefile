@@ -51,7 +51,7 @@ FUZZ_TARGETS := alloc:FuzzAllocFree zerocopy:FuzzParseFrame .:FuzzDecodeValue .:
 	cluster:FuzzDecodeRequest cluster:FuzzDecodeLocateReply \
 	cluster:FuzzDecodeListing swarm:FuzzScheduler \
 	internal/batchinfer:FuzzReadPredictions \
-	task:FuzzDecodeSubmit task:FuzzDecodeDone task:FuzzDecodeStatus task:FuzzDecodeWorker \
+	task:FuzzDecodeSubmit task:FuzzDecodeDone task:FuzzDecodeStatus task:FuzzDecodeWorker task:FuzzDecodeCalls \
 	dashboard:FuzzDecodeRequest dashboard:FuzzDecodeReply
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)

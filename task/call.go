@@ -106,9 +106,9 @@ func (t *callTable) filter(keep func(*call) bool) []*call {
 	return cs
 }
 
-// Calls is the number of calls made through rt whose results are still
+// LiveCalls is the number of calls made through rt whose results are still
 // referenced (each keeps its arguments alive for its lineage).
-func (rt *Runtime) Calls() int {
+func (rt *Runtime) LiveCalls() int {
 	rt.calls.mu.Lock()
 	defer rt.calls.mu.Unlock()
 	return len(rt.calls.m)
@@ -256,6 +256,7 @@ func (rt *Runtime) fail(c *call, attempt int, err error) {
 	}
 	c.done = true
 	c.mu.Unlock()
+	rt.ex.callerFailed(c, attempt, rt.self, err.Error())
 	rt.node.FailFuture(c.id, err)
 	c.release()
 }
@@ -320,8 +321,11 @@ func (rt *Runtime) withdraw(c *call, cause error) {
 		// Not placed (or between placements): nothing runs it.
 		c.mu.Lock()
 		c.done = true
+		attempt := c.attempt
 		c.mu.Unlock()
-		rt.node.FailFuture(c.id, fmt.Errorf("task: call of %s: %w (%v)", c.fn.name, errWithdrawn, cause))
+		err := fmt.Errorf("task: call of %s: %w (%v)", c.fn.name, errWithdrawn, cause)
+		rt.ex.callerFailed(c, attempt, rt.self, err.Error())
+		rt.node.FailFuture(c.id, err)
 		c.release()
 	case node == rt.self:
 		if j, ok := rt.ex.withdraw(rt.self, c.id); ok {

@@ -43,6 +43,8 @@ type job struct {
 
 	seq  uint64 // arrival order on this node
 	gone bool   // withdrawn or dropped while queued (guarded by the executor's mu)
+
+	submitted, started time.Time // queued here, started (guarded by the executor's mu)
 }
 
 // outcome is how a job ended.
@@ -98,7 +100,14 @@ type executor struct {
 	start func(*job)              // runs a job (called with mu held: must not block)
 	done  bool                    // guarded by mu: drained (the runtime is closing)
 	key   []byte                  // guarded by mu: shapeKey's buffer
+	log   callLog                 // guarded by mu: the ended calls (Calls)
 }
+
+// The record's errors of calls that ended without running.
+const (
+	msgWithdrawn = "withdrawn: the caller's context ended (or its result's refs were dropped) before it started"
+	msgDropped   = "dropped: its caller's node died or left before it started"
+)
 
 // maxShapes bounds the distinct shapes kept; past it, empty ones are
 // forgotten (a new shape per call must not grow the scan forever).
@@ -165,6 +174,7 @@ func (ex *executor) enqueue(j *job) error {
 	if !ex.total.fits(j.need) {
 		return fmt.Errorf("task: %s needs %v, more than this node has (%v)", j.fn.name, j.need, ex.total)
 	}
+	now := time.Now()
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	if ex.done {
@@ -177,7 +187,7 @@ func (ex *executor) enqueue(j *job) error {
 		return nil
 	}
 	ex.seq++
-	j.seq = ex.seq
+	j.seq, j.submitted = ex.seq, now
 	q := ex.queueFor(j.need)
 	q.jobs = append(q.jobs, j)
 	ex.byID[j.id] = j
@@ -217,16 +227,20 @@ func (ex *executor) nextLocked() *job {
 	ex.free.take(j.need)
 	delete(ex.byID, j.id)
 	ex.run[j.id] = j
+	j.started = time.Now()
 	return j
 }
 
-// finish gives j's resources back and starts what now fits, but for the
-// first such job, which it returns for the caller (j's slot) to run itself.
-func (ex *executor) finish(j *job) *job {
+// finish records how j ended, gives its resources back and starts what now
+// fits, but for the first such job, which it returns for the caller (j's
+// slot) to run itself.
+func (ex *executor) finish(j *job, out *outcome) *job {
+	now := time.Now()
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	ex.free.give(j.need)
 	delete(ex.run, j.id)
+	ex.endedLocked(j, out.status != doneOK, out.msg, now)
 	if ex.done {
 		return nil
 	}
@@ -245,6 +259,7 @@ func (ex *executor) withdraw(owner trove.NodeID, id trove.ObjectID) (*job, bool)
 	}
 	delete(ex.byID, id)
 	j.gone = true
+	ex.endedLocked(j, true, msgWithdrawn, time.Now())
 	return j, true
 }
 
@@ -257,6 +272,7 @@ func (ex *executor) dropOwner(owner trove.NodeID) int {
 		if j.owner == owner {
 			delete(ex.byID, id)
 			j.gone = true
+			ex.endedLocked(j, true, msgDropped, time.Now())
 			n++
 		}
 	}
@@ -310,7 +326,7 @@ func (rt *Runtime) startJob(j *job) {
 func (rt *Runtime) slot(j *job) {
 	for {
 		out := rt.outcomeOf(j)
-		next := rt.ex.finish(j)
+		next := rt.ex.finish(j, &out)
 		if j.owner == rt.self || next == nil {
 			rt.report(j, out)
 		} else {

@@ -108,7 +108,7 @@ func TestQueueModel(t *testing.T) {
 						t.Fatalf("step %d: %s runs in the reference, not in the executor", step, id)
 					}
 					before := len(got)
-					if m := ex.finish(j); m != nil { // the finishing slot runs it: it started first
+					if m := ex.finish(j, &outcome{status: doneOK}); m != nil { // the finishing slot runs it: it started first
 						got = slices.Insert(got, before, m.id)
 					}
 					ref.free.give(ref.running[id].need)
@@ -203,7 +203,7 @@ func TestQueueLong(t *testing.T) {
 		if started[i].seq != uint64(i+1) {
 			t.Fatalf("start %d is job %d", i, started[i].seq)
 		}
-		if m := ex.finish(started[i]); m != nil {
+		if m := ex.finish(started[i], &outcome{status: doneOK}); m != nil {
 			started = append(started, m)
 		}
 	}

@@ -122,6 +122,7 @@ func Start(node *cluster.Node, cfg Config) (*Runtime, error) {
 
 	handlers := map[quic.Op]cluster.LayerHandler{
 		opSubmit: rt.serveSubmit, opDone: rt.serveDone, opWithdraw: rt.serveWithdraw, opStatus: rt.serveStatus,
+		opCalls: rt.serveCalls,
 	}
 	for op, h := range handlers {
 		if err := node.Handle(op, h); err != nil {

@@ -31,6 +31,7 @@ import (
 //	             queued, running, generation, u8 (1: names follow), n, n × name
 //	             (names only when the asker's generation is not the executor's: a
 //	             refresh costs the same few bytes while nothing changes)
+//	opCalls    anyone → executor: limit → its record of calls (calls.go)
 //
 // Lengths are checked against what is left of the body before anything is
 // allocated; a message with bytes after its end is refused.
@@ -41,6 +42,7 @@ const (
 	opDone     = cluster.FirstLayerOp + 1
 	opWithdraw = cluster.FirstLayerOp + 2
 	opStatus   = cluster.FirstLayerOp + 3
+	opCalls    = cluster.FirstLayerOp + 4
 
 	doneOK        uint8 = 1
 	doneFailed    uint8 = 2
@@ -62,7 +64,7 @@ const (
 var errMessage = errors.New("task: malformed message")
 
 // ops lists the runtime's ops (for Handle).
-var ops = []quic.Op{opSubmit, opDone, opWithdraw, opStatus}
+var ops = []quic.Op{opSubmit, opDone, opWithdraw, opStatus, opCalls}
 
 func appendHeader(b []byte, from trove.NodeID) []byte {
 	b = append(b, wireVersion)
