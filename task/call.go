@@ -30,7 +30,8 @@ type call struct {
 	fn   *function
 	id   trove.ObjectID // the result's: the future's ID
 	need Resources
-	args []trove.Ref // the call's own handles on its arguments
+	args []trove.Ref // the call's own handles on its arguments (zero for a literal)
+	lits [][]byte    // nil, or per argument the small literal's bytes (nil for a ref)
 
 	mu        sync.Mutex
 	attempt   int          // guarded by mu: the current attempt (0 first)
@@ -47,7 +48,7 @@ type call struct {
 func (c *call) release() {
 	c.mu.Lock()
 	args := c.args
-	c.args = nil
+	c.args, c.lits = nil, nil
 	c.mu.Unlock()
 	for _, r := range args {
 		r.Drop()
@@ -134,10 +135,19 @@ func (rt *Runtime) submit(ctx context.Context, fn *function, opts callOpts, args
 		}
 		return trove.Ref{}, err
 	}
+	var lits [][]byte
+	as := argStore{Store: rt.node, max: int(min(rt.inline, maxLiteral))}
 	for i, a := range args {
-		r, err := a(ctx, rt.node)
+		as.lit = nil
+		r, err := a(ctx, &as)
 		if err != nil {
 			return fail(fmt.Errorf("task: call %s: argument %d: %w", fn.name, i+1, err))
+		}
+		if as.lit != nil {
+			if lits == nil {
+				lits = make([][]byte, len(args))
+			}
+			lits[i] = as.lit
 		}
 		refs = append(refs, r)
 	}
@@ -145,7 +155,7 @@ func (rt *Runtime) submit(ctx context.Context, fn *function, opts callOpts, args
 	if err != nil {
 		return fail(fmt.Errorf("task: call %s: %w", fn.name, err))
 	}
-	c := &call{fn: fn, id: fut.ID(), need: need, args: refs, retries: opts.retries()}
+	c := &call{fn: fn, id: fut.ID(), need: need, args: refs, lits: lits, retries: opts.retries()}
 	rt.calls.add(c)
 	if ctx.Done() != nil { // a context that can end: its end withdraws the call
 		c.mu.Lock()
@@ -192,7 +202,7 @@ func (rt *Runtime) place(c *call) {
 			args[i] = r.ID()
 		}
 		c.mu.Unlock()
-		j := &job{owner: rt.self, id: c.id, attempt: attempt, fn: c.fn, need: c.need, args: args}
+		j := &job{owner: rt.self, id: c.id, attempt: attempt, fn: c.fn, need: c.need, args: args, lits: c.lits}
 		if to == rt.self {
 			if j.fn = rt.runnable(c.fn.name, len(args)); j.fn == nil {
 				rt.exclude(c, to)
@@ -204,7 +214,7 @@ func (rt *Runtime) place(c *call) {
 			}
 			return
 		}
-		rt.wg.Go(func() { rt.send(c, j, to) })
+		rt.sendSubmit(c, j, to)
 		return
 	}
 }
@@ -215,36 +225,6 @@ func (rt *Runtime) exclude(c *call, node trove.NodeID) {
 	c.excluded = append(c.excluded, node)
 	c.node = trove.NodeID{}
 	c.mu.Unlock()
-}
-
-// send submits j to node to; a node that refuses it or cannot be reached is
-// excluded, and the call placed again.
-func (rt *Runtime) send(c *call, j *job, to trove.NodeID) {
-	m := submitReq{from: rt.self, id: j.id, attempt: j.attempt, fn: j.fn.name, need: j.need, args: j.args}
-	rep, err := rt.node.Call(rt.life, to, opSubmit, m.append(nil), nil)
-	if err == nil {
-		err = checkAck(rep)
-	}
-	if err == nil {
-		c.mu.Lock()
-		withdrawn := c.withdrawn
-		c.mu.Unlock()
-		if withdrawn { // the caller's context ended while the submit was on its way
-			rt.sendWithdraw(to, c.id)
-		}
-		return
-	}
-	if rt.life.Err() != nil {
-		return
-	}
-	c.mu.Lock()
-	stale := c.attempt != j.attempt || c.done
-	c.mu.Unlock()
-	if stale {
-		return
-	}
-	rt.exclude(c, to)
-	rt.place(c)
 }
 
 // fail fails c's attempt with err (no node can run it).
@@ -453,41 +433,53 @@ func (rt *Runtime) freed(id trove.ObjectID) {
 	c.release()
 }
 
-// serveSubmit answers opSubmit: the call is queued here.
+// serveSubmit answers opSubmit: each call is queued here, or refused.
 func (rt *Runtime) serveSubmit(ctx context.Context, peer quic.Peer, body, reply []byte) ([]byte, error) {
-	m, err := decodeSubmit(body)
+	from, ms, err := decodeSubmits(body)
 	if err != nil {
 		return reply, fmt.Errorf("from %s: %w", peer.Name, err)
 	}
-	if m.id.Node() != m.from {
-		return reply, fmt.Errorf("%w: node %s submitted a call whose result %s it does not own", errMessage, peer.Name, m.id)
+	refused := make([]string, len(ms))
+	for i, m := range ms {
+		if err := rt.accept(from, peer, m); err != nil {
+			refused[i] = err.Error()
+		}
+	}
+	return appendSubmitReply(reply, refused), nil
+}
+
+// accept queues one submitted call (its literals copied out of the body).
+func (rt *Runtime) accept(from trove.NodeID, peer quic.Peer, m submitReq) error {
+	if m.id.Node() != from {
+		return fmt.Errorf("%w: node %s submitted a call whose result %s it does not own", errMessage, peer.Name, m.id)
 	}
 	fn := rt.runnable(m.fn, len(m.args))
 	if fn == nil {
-		return reply, fmt.Errorf("task: node %s cannot run %q: its program does not Define it and no worker attached to it registered it (attach a worker that Defines it)", rt.name, m.fn)
+		return fmt.Errorf("task: node %s cannot run %q: its program does not Define it and no worker attached to it registered it (attach a worker that Defines it)", rt.name, m.fn)
 	}
 	if len(m.args) != fn.arity {
-		return reply, fmt.Errorf("task: function %q takes %d arguments, the call passed %d (run one program across the cluster)", m.fn, fn.arity, len(m.args))
+		return fmt.Errorf("task: function %q takes %d arguments, the call passed %d (run one program across the cluster)", m.fn, fn.arity, len(m.args))
 	}
-	if err := rt.ex.enqueue(&job{owner: m.from, id: m.id, attempt: m.attempt, fn: fn, need: m.need, args: m.args}); err != nil {
-		return reply, err
+	for i, lit := range m.lits {
+		if lit != nil {
+			m.lits[i] = slices.Clone(lit) // the body is the transport's
+		}
 	}
-	return append(reply, wireVersion), nil
+	return rt.ex.enqueue(&job{owner: from, id: m.id, attempt: m.attempt, fn: fn, need: m.need, args: m.args, lits: m.lits})
 }
 
-// serveDone answers opDone: an executor reports how a call made here ended.
+// serveDone answers opDone: an executor reports how calls made here ended.
 func (rt *Runtime) serveDone(ctx context.Context, peer quic.Peer, body, reply []byte) ([]byte, error) {
-	m, err := decodeDone(body)
+	from, ms, err := decodeDones(body)
 	if err != nil {
 		return reply, fmt.Errorf("from %s: %w", peer.Name, err)
 	}
-	keep := rt.completed(m.id, m.attempt, m.from, m.node, outcome{status: m.status, size: m.size,
-		inline: m.inline, panicked: m.panicked, msg: m.msg})
-	var k byte
-	if keep {
-		k = 1
+	keep := make([]bool, len(ms))
+	for i, m := range ms {
+		keep[i] = rt.completed(m.id, m.attempt, from, m.node, outcome{status: m.status, size: m.size,
+			inline: m.inline, panicked: m.panicked, msg: m.msg})
 	}
-	return append(reply, wireVersion, k), nil
+	return appendDoneReply(reply, keep), nil
 }
 
 // serveWithdraw answers opWithdraw.
@@ -670,7 +662,7 @@ func (rt *Runtime) choose(c *call, excluded []trove.NodeID) (trove.NodeID, error
 			bytesAt[l.Node] += l.Bytes
 		}
 		for _, r := range c.args {
-			if id := r.ID(); id.Node() != rt.self && !slices.ContainsFunc(locs, func(l cluster.Location) bool { return l.Node == id.Node() }) {
+			if id := r.ID(); !id.IsZero() && id.Node() != rt.self && !slices.ContainsFunc(locs, func(l cluster.Location) bool { return l.Node == id.Node() }) {
 				bytesAt[id.Node()]++ // an object another node owns: it holds the primary, size unknown here
 			}
 		}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/trovedb/trove"
-	"github.com/trovedb/trove/net/quic"
 )
 
 // The executing side: calls placed on this node wait in one FIFO queue and
@@ -39,7 +38,8 @@ type job struct {
 	attempt int
 	fn      *function
 	need    Resources
-	args    []trove.ObjectID
+	args    []trove.ObjectID // the zero ID where the argument is a literal
+	lits    [][]byte         // nil, or per argument a small literal's bytes (nil for a ref)
 
 	seq  uint64 // arrival order on this node
 	gone bool   // withdrawn or dropped while queued (guarded by the executor's mu)
@@ -327,14 +327,7 @@ func (rt *Runtime) slot(j *job) {
 	for {
 		out := rt.outcomeOf(j)
 		next := rt.ex.finish(j, &out)
-		if j.owner == rt.self || next == nil {
-			rt.report(j, out)
-		} else {
-			// A report to another node may take round trips: the next job
-			// does not wait for them.
-			done := j
-			rt.wg.Go(func() { rt.report(done, out) })
-		}
+		rt.report(j, out) // never waits on the network (opDone is sent by the caller's lane)
 		if next != nil {
 			j = next
 			continue
@@ -366,9 +359,9 @@ func (rt *Runtime) outcomeOf(j *job) outcome {
 // called, and its result stored as the primary copy of j.id.
 func (rt *Runtime) execute(j *job) outcome {
 	ctx := rt.execCtx
-	refs, err := rt.node.BorrowAll(j.args)
+	refs, err := rt.argRefs(ctx, j)
 	if err != nil {
-		return rt.failed(j, fmt.Errorf("borrow its arguments: %w", err))
+		return rt.failed(j, err)
 	}
 	defer func() {
 		for _, r := range refs {
@@ -403,6 +396,53 @@ func (rt *Runtime) execute(j *job) outcome {
 	return out
 }
 
+// argRefs returns handles on j's arguments: the refs borrowed (one
+// BorrowAll), the literals stored here (local objects, dropped with the
+// handles).
+func (rt *Runtime) argRefs(ctx context.Context, j *job) ([]trove.Ref, error) {
+	if j.lits == nil {
+		refs, err := rt.node.BorrowAll(j.args)
+		if err != nil {
+			return nil, fmt.Errorf("borrow its arguments: %w", err)
+		}
+		return refs, nil
+	}
+	refs := make([]trove.Ref, len(j.args))
+	var ids []trove.ObjectID
+	for i, id := range j.args {
+		if j.lits[i] == nil {
+			ids = append(ids, id)
+		}
+	}
+	var borrowed []trove.Ref
+	if len(ids) > 0 {
+		var err error
+		if borrowed, err = rt.node.BorrowAll(ids); err != nil {
+			return nil, fmt.Errorf("borrow its arguments: %w", err)
+		}
+	}
+	k := 0
+	for i, lit := range j.lits {
+		if lit == nil {
+			refs[i] = borrowed[k]
+			k++
+			continue
+		}
+		r, err := rt.node.Put(ctx, lit)
+		if err != nil {
+			for _, r := range refs {
+				r.Drop()
+			}
+			for _, r := range borrowed[k:] {
+				r.Drop()
+			}
+			return nil, fmt.Errorf("store its argument %d (%d bytes, passed by value) here: %w", i+1, len(lit), err)
+		}
+		refs[i] = r
+	}
+	return refs, nil
+}
+
 // failed is the outcome of a call that failed with err.
 func (rt *Runtime) failed(j *job, err error) outcome {
 	var ue *userError
@@ -431,43 +471,19 @@ func protect(f func() error) (err error) {
 }
 
 // report tells j's caller how it ended: at once if the caller is this
-// node's runtime, else with opDone, sent again until the caller takes it,
-// dies or leaves.
+// node's runtime, else with opDone (batched per caller), sent again until
+// the caller takes it, dies or leaves.
 func (rt *Runtime) report(j *job, out outcome) {
 	if j.owner == rt.self {
 		rt.completed(j.id, j.attempt, rt.self, rt.name, out)
 		return
 	}
-	m := doneReq{from: rt.self, id: j.id, attempt: j.attempt, status: out.status, size: out.size,
+	m := doneReq{id: j.id, attempt: j.attempt, status: out.status, size: out.size,
 		inline: out.inline, panicked: out.panicked, node: rt.name, msg: out.msg}
 	if len(m.msg) > maxMessage {
 		m.msg = m.msg[:maxMessage]
 	}
-	body := m.append(nil)
-	for attempt := 0; ; attempt++ {
-		rep, err := rt.node.Call(context.Background(), j.owner, opDone, body, nil)
-		var answered *quic.RemoteError
-		if err == nil || errors.As(err, &answered) {
-			// Taken, or refused by a node that answered (its runtime is
-			// closed, and has failed its calls): either way, done.
-			if err != nil || len(rep) == 2 && rep[0] == wireVersion && rep[1] == 0 && out.status == doneOK {
-				rt.node.DropResult(j.id) // the caller no longer wants it
-			}
-			return
-		}
-		select {
-		case <-rt.node.Dead(j.owner):
-			if out.status == doneOK {
-				rt.node.DropResult(j.id)
-			}
-			return
-		case <-rt.life.Done():
-			return // closing: the node's own departure tells the caller
-		case <-rt.node.Done():
-			return
-		case <-time.After(min(time.Duration(attempt+1)*50*time.Millisecond, time.Second)):
-		}
-	}
+	rt.sendDone(j.owner, m)
 }
 
 // resultSink is the trove.Store PutValue writes a call's result through:

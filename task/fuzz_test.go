@@ -13,26 +13,46 @@ var (
 	fuzzID   = trove.NewObjectID(fuzzFrom, 9)
 )
 
-// FuzzDecodeSubmit feeds arbitrary bytes to the opSubmit decoder (from any
-// member): it must not panic, must refuse with errMessage, and what it
-// accepts must re-encode to the same bytes (one encoding per message).
+// FuzzDecodeSubmit feeds arbitrary bytes to the opSubmit decoders (the
+// batch, from any member, and its reply): they must not panic, must refuse
+// with errMessage, and what they accept must re-encode to the same bytes
+// (one encoding per message).
 func FuzzDecodeSubmit(f *testing.F) {
-	f.Add((&submitReq{from: fuzzFrom, id: fuzzID, attempt: 1, fn: "sum", need: Resources{CPU: 1, "Custom": 0.5},
-		args: []trove.ObjectID{fuzzID}}).append(nil))
-	f.Add((&submitReq{from: fuzzFrom, id: fuzzID, fn: "f", need: Resources{}}).append(nil))
+	f.Add(appendSubmits(nil, fuzzFrom, []submitReq{{id: fuzzID, attempt: 1, fn: "sum", need: Resources{CPU: 1, "Custom": 0.5},
+		args: []trove.ObjectID{fuzzID}}}))
+	f.Add(appendSubmits(nil, fuzzFrom, []submitReq{{id: fuzzID, fn: "f", need: Resources{}},
+		{id: fuzzID, fn: "g", need: Resources{CPU: 1}, args: []trove.ObjectID{{}, fuzzID}, lits: [][]byte{{1, 2, 3}, nil}}}))
+	f.Add(appendSubmitReply(nil, []string{"", "no function"}))
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := decodeSubmit(b)
+		if refused, err := decodeSubmitReply(b, -1); err != nil {
+			if !errors.Is(err, errMessage) {
+				t.Fatalf("reply: error %v is not errMessage", err)
+			}
+		} else if enc := appendSubmitReply(nil, refused); !bytes.Equal(enc, b) {
+			t.Fatalf("reply re-encoded %x, want %x", enc, b)
+		}
+		from, ms, err := decodeSubmits(b)
 		if err != nil {
 			if !errors.Is(err, errMessage) {
 				t.Fatalf("error %v is not errMessage", err)
 			}
 			return
 		}
-		if len(m.args) > maxArgs || len(m.fn) > maxName || len(m.need) > maxResources {
-			t.Fatalf("decoded %+v out of bounds", m)
+		if len(ms) == 0 || len(ms) > maxBatch {
+			t.Fatalf("%d calls decoded", len(ms))
 		}
-		if enc := m.append(nil); !bytes.Equal(enc, b) {
+		for _, m := range ms {
+			if len(m.args) > maxArgs || len(m.fn) > maxName || len(m.need) > maxResources {
+				t.Fatalf("decoded %+v out of bounds", m)
+			}
+			for i, l := range m.lits {
+				if l != nil && (len(l) == 0 || len(l) > maxLiteral || !m.args[i].IsZero()) {
+					t.Fatalf("literal %d of %d bytes, id %v", i, len(l), m.args[i])
+				}
+			}
+		}
+		if enc := appendSubmits(nil, from, ms); !bytes.Equal(enc, b) {
 			t.Fatalf("re-encoded %x, want %x", enc, b)
 		}
 	})
@@ -40,23 +60,33 @@ func FuzzDecodeSubmit(f *testing.F) {
 
 // FuzzDecodeDone is FuzzDecodeSubmit for opDone.
 func FuzzDecodeDone(f *testing.F) {
-	f.Add((&doneReq{from: fuzzFrom, id: fuzzID, attempt: 2, status: doneOK, size: 3, inline: []byte{1, 2, 3}}).append(nil))
-	f.Add((&doneReq{from: fuzzFrom, id: fuzzID, status: doneOK, size: 1 << 30}).append(nil))
-	f.Add((&doneReq{from: fuzzFrom, id: fuzzID, status: doneFailed, panicked: true, node: "node-a", msg: "boom"}).append(nil))
-	f.Add((&doneReq{from: fuzzFrom, id: fuzzID, status: doneWithdrawn}).append(nil))
-	f.Add((&doneReq{from: fuzzFrom, id: fuzzID, attempt: 1, status: doneLost, node: "node-b", msg: "worker pid 7 exited while running it"}).append(nil))
+	f.Add(appendDones(nil, fuzzFrom, []doneReq{{id: fuzzID, attempt: 2, status: doneOK, size: 3, inline: []byte{1, 2, 3}}}))
+	f.Add(appendDones(nil, fuzzFrom, []doneReq{{id: fuzzID, status: doneOK, size: 1 << 30},
+		{id: fuzzID, status: doneFailed, panicked: true, node: "node-a", msg: "boom"},
+		{id: fuzzID, status: doneWithdrawn}, {id: fuzzID, status: doneRefused},
+		{id: fuzzID, attempt: 1, status: doneLost, node: "node-b", msg: "worker pid 7 exited while running it"}}))
+	f.Add(appendDoneReply(nil, []bool{true, false}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := decodeDone(b)
+		if keep, err := decodeDoneReply(b, -1); err != nil {
+			if !errors.Is(err, errMessage) {
+				t.Fatalf("reply: error %v is not errMessage", err)
+			}
+		} else if enc := appendDoneReply(nil, keep); !bytes.Equal(enc, b) {
+			t.Fatalf("reply re-encoded %x, want %x", enc, b)
+		}
+		from, ms, err := decodeDones(b)
 		if err != nil {
 			if !errors.Is(err, errMessage) {
 				t.Fatalf("error %v is not errMessage", err)
 			}
 			return
 		}
-		if len(m.msg) > maxMessage || len(m.inline) > maxInline || m.size < 0 {
-			t.Fatalf("decoded %+v out of bounds", m)
+		for _, m := range ms {
+			if len(m.msg) > maxMessage || len(m.inline) > maxInline || m.size < 0 {
+				t.Fatalf("decoded %+v out of bounds", m)
+			}
 		}
-		if enc := m.append(nil); !bytes.Equal(enc, b) {
+		if enc := appendDones(nil, from, ms); !bytes.Equal(enc, b) {
 			t.Fatalf("re-encoded %x, want %x", enc, b)
 		}
 	})

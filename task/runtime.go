@@ -62,6 +62,7 @@ type Runtime struct {
 	idle     atomic.Int64 // slot goroutines waiting on work
 	keepIdle int64        // how many may wait: the node's CPUs, at least 1
 	calls    callTable
+	out      outbox
 	view     peerView
 	unwatch  func()
 }
@@ -105,6 +106,8 @@ func Start(node *cluster.Node, cfg Config) (*Runtime, error) {
 	rt.work = make(chan *job)
 	rt.keepIdle = max(int64(math.Ceil(cfg.CPUs)), 1)
 	rt.calls.m = map[trove.ObjectID]*call{}
+	rt.out.subs = map[trove.NodeID]*subLane{}
+	rt.out.dones = map[trove.NodeID]*doneLane{}
 	rt.view.m = map[trove.NodeID]*peer{}
 	rt.hub.workers = map[uint64]*worker{}
 

@@ -119,8 +119,15 @@ func TestCustomResources(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus(t, b, 1, 1)
-	// A CPU-only call placed on node-b goes ahead of the waiting one.
-	r3, err := blockFn.Remote(ctx, b, Val(key))
+	// A CPU-only call placed on node-b (its argument is there: small
+	// literals travel in the submit and do not pull a call to its caller,
+	// stored objects do) goes ahead of the waiting one.
+	keyRef, err := trove.PutValue(ctx, b, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keyRef.Drop()
+	r3, err := blockFn.Remote(ctx, b, Ref[string](keyRef))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +307,8 @@ func TestLineage(t *testing.T) {
 	once.Drop()
 }
 
-// Large literal arguments are stored once per call, in the caller's node.
+// Large literal arguments are stored once per call, in the caller's node;
+// small ones travel inside the submit and are stored where the call runs.
 func TestLargeValPutOnce(t *testing.T) {
 	tc := newCluster(t, 2, func(i int) Config {
 		if i == 1 {
@@ -318,14 +326,24 @@ func TestLargeValPutOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.waitStart(t, ctx)
-	if n := a.node.Local().Stats().Puts - before; n != 2 {
-		t.Fatalf("%d puts on the caller's node for one call with two literals", n)
+	if n := a.node.Local().Stats().Puts - before; n != 1 {
+		t.Fatalf("%d puts on the caller's node for one call with a large and a small literal, want 1 (the large one)", n)
 	}
-	// The executing node holds copies of both, not objects of its own.
+	// The executing node holds a copy of the large one, and its own object
+	// of the small one (from the submit).
+	var copies, own int
 	for o := range tc.nodes[1].Local().Objects() {
-		if !o.Secondary {
-			t.Fatalf("the executing node holds %+v, not a copy, before the call returned", o)
+		switch {
+		case o.Secondary && o.Size > 1<<20:
+			copies++
+		case !o.Secondary && o.Size < 1<<10:
+			own++
+		default:
+			t.Fatalf("the executing node holds %+v before the call returned", o)
 		}
+	}
+	if copies != 1 || own != 1 {
+		t.Fatalf("the executing node holds %d copies of the large literal and %d objects of its own, want 1 and 1", copies, own)
 	}
 	close(g.release)
 	if got := get[int](t, a, r); got != len(xs) {

@@ -19,13 +19,17 @@ import (
 // bits big endian, strings a uvarint length then bytes, resource maps sorted
 // by name (one encoding each):
 //
-//	opSubmit   caller → executor: id(16), attempt, name, need, n, n × arg id(16) → ack
-//	opDone     executor → caller: id(16), attempt, status u8, then
+//	opSubmit   caller → executor: a batch of calls (1..maxBatch), each
+//	             id(16), attempt, name, need, n, n × (0, arg id(16) | 1,
+//	             literal: a small Val's bytes, carried inline)
+//	           → per call: queued, or refused and why
+//	opDone     executor → caller: a batch of reports (1..maxBatch), each
+//	             id(16), attempt, status u8, then
 //	             doneOK: size, inline (a string: empty if not inline)
 //	             doneFailed: panicked u8, node, message
-//	             doneWithdrawn: nothing
+//	             doneWithdrawn, doneRefused: nothing
 //	             doneLost: node, message (the worker process running it died: run it again)
-//	           → ack, keep u8 (0: the caller no longer wants this result: drop it)
+//	           → per report: keep u8 (0: the caller no longer wants this result: drop it)
 //	opWithdraw caller → executor: id(16) → ack (the call is dropped if it has not started)
 //	opStatus   anyone → executor: the functions' generation it knows → total, free,
 //	             queued, running, generation, u8 (1: names follow), n, n × name
@@ -36,7 +40,10 @@ import (
 // Lengths are checked against what is left of the body before anything is
 // allocated; a message with bytes after its end is refused.
 const (
-	wireVersion = 2 // 2: the functions a node runs (opStatus), doneLost
+	// wireVersion 2: the functions a node runs (opStatus), doneLost;
+	// 3: opSubmit and opDone carry batches, and calls their small literal
+	// arguments; opCalls.
+	wireVersion = 3
 
 	opSubmit   = cluster.FirstLayerOp + 0
 	opDone     = cluster.FirstLayerOp + 1
@@ -57,6 +64,11 @@ const (
 	maxArgs         = 1 << 16
 	maxMessage      = 64 << 10 // a failure's message
 	maxInline       = 1 << 21  // a result's bytes carried in opDone
+	maxBatch        = 1024     // calls in one opSubmit, reports in one opDone
+	maxLiteral      = 64 << 10 // a literal argument carried in opSubmit
+	maxLiterals     = 256 << 10
+	maxRefusal      = 1024    // an opSubmit's reason for refusing a call
+	batchBytes      = 1 << 20 // a batch is closed once this long (one item at least)
 	headerLen       = 1 + 8
 	idLen           = len(trove.ObjectID{})
 )
@@ -192,64 +204,170 @@ func (r *reader) end() error {
 	return r.err
 }
 
-// submitReq is an opSubmit.
+// submitReq is one call in an opSubmit batch.
 type submitReq struct {
-	from    trove.NodeID
 	id      trove.ObjectID
 	attempt int
 	fn      string
 	need    Resources
-	args    []trove.ObjectID
+	args    []trove.ObjectID // the zero ID where the argument is a literal
+	lits    [][]byte         // nil, or one per argument: the literal's bytes (nil for a ref)
+}
+
+// appendSubmits encodes an opSubmit: header, n (1..maxBatch), n calls, each
+// id(16), attempt, name, need, n args, each kind u8 (0: a ref, id(16); 1: a
+// literal, length (1..maxLiteral) and bytes).
+func appendSubmits(b []byte, from trove.NodeID, ms []submitReq) []byte {
+	b = appendHeader(b, from)
+	b = binary.AppendUvarint(b, uint64(len(ms)))
+	for i := range ms {
+		b = ms[i].append(b)
+	}
+	return b
 }
 
 func (m *submitReq) append(b []byte) []byte {
-	b = appendHeader(b, m.from)
 	b = append(b, m.id[:]...)
 	b = binary.AppendUvarint(b, uint64(m.attempt))
 	b = appendString(b, m.fn)
 	b = appendResources(b, m.need)
 	b = binary.AppendUvarint(b, uint64(len(m.args)))
-	for _, a := range m.args {
+	for i, a := range m.args {
+		if m.lits != nil && m.lits[i] != nil {
+			b = append(b, 1)
+			b = binary.AppendUvarint(b, uint64(len(m.lits[i])))
+			b = append(b, m.lits[i]...)
+			continue
+		}
+		b = append(b, 0)
 		b = append(b, a[:]...)
 	}
 	return b
 }
 
-func decodeSubmit(b []byte) (submitReq, error) {
+// minSubmit is the fewest bytes a call in an opSubmit takes.
+const minSubmit = idLen + 4
+
+func decodeSubmits(b []byte) (trove.NodeID, []submitReq, error) {
 	r := reader{b: b}
+	from := r.header()
+	n := r.uvarint("call count", maxBatch)
+	if r.err == nil && (n == 0 || n*uint64(minSubmit) > uint64(len(r.b))) {
+		r.fail("%d calls in %d bytes", n, len(r.b))
+	}
+	var ms []submitReq
+	if r.err == nil {
+		ms = make([]submitReq, 0, n)
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		ms = append(ms, r.submit())
+	}
+	if err := r.end(); err != nil {
+		return trove.NodeID{}, nil, err
+	}
+	for _, m := range ms {
+		if m.fn == "" {
+			return trove.NodeID{}, nil, fmt.Errorf("%w: empty function name", errMessage)
+		}
+		for _, v := range m.need {
+			if v < 0 {
+				return trove.NodeID{}, nil, fmt.Errorf("%w: a negative resource need", errMessage)
+			}
+		}
+	}
+	return from, ms, nil
+}
+
+func (r *reader) submit() submitReq {
 	var m submitReq
-	m.from = r.header()
 	m.id = r.id("result ID")
 	m.attempt = int(r.uvarint("attempt", 1<<20))
 	m.fn = r.str("function name", maxName)
 	m.need = r.resources("need")
 	n := r.uvarint("argument count", maxArgs)
-	if r.err == nil && uint64(len(r.b)) != n*uint64(idLen) {
+	if r.err == nil && n*(1+1) > uint64(len(r.b)) {
 		r.fail("%d arguments in %d bytes", n, len(r.b))
 	}
-	if r.err == nil {
-		m.args = make([]trove.ObjectID, n)
-		for i := range m.args {
+	if r.err != nil {
+		return m
+	}
+	m.args = make([]trove.ObjectID, n)
+	for i := range m.args {
+		switch k := r.u8("argument kind"); {
+		case r.err != nil:
+		case k == 0:
 			m.args[i] = r.id("argument")
+		case k == 1:
+			l := r.uvarint("literal length", maxLiteral)
+			if r.err == nil && l == 0 {
+				r.fail("an empty literal")
+			}
+			lit := r.bytes("literal", int(l))
+			if r.err == nil {
+				if m.lits == nil {
+					m.lits = make([][]byte, n)
+				}
+				m.lits[i] = lit
+			}
+		default:
+			r.fail("argument kind %d", k)
+		}
+		if r.err != nil {
+			break
+		}
+	}
+	return m
+}
+
+// An opSubmit's reply: version, n, n × (0: queued | 1, why: refused).
+func appendSubmitReply(b []byte, refused []string) []byte {
+	b = append(b, wireVersion)
+	b = binary.AppendUvarint(b, uint64(len(refused)))
+	for _, why := range refused {
+		if why == "" {
+			b = append(b, 0)
+			continue
+		}
+		b = append(b, 1)
+		b = appendString(b, clip(why, maxRefusal))
+	}
+	return b
+}
+
+func decodeSubmitReply(b []byte, want int) ([]string, error) {
+	r := reader{b: b}
+	if v := r.u8("version"); r.err == nil && v != wireVersion {
+		r.fail("wire version %d, this node speaks %d (run one trove version across the cluster)", v, wireVersion)
+	}
+	n := r.uvarint("reply count", maxBatch)
+	if r.err == nil && (want >= 0 && n != uint64(want) || n > uint64(len(r.b))) {
+		r.fail("%d replies (%d bytes) to %d calls", n, len(r.b), want)
+	}
+	var out []string
+	if r.err == nil {
+		out = make([]string, n)
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		switch k := r.u8("reply kind"); {
+		case r.err != nil:
+		case k == 0:
+		case k == 1:
+			out[i] = r.str("refusal", maxRefusal)
+			if r.err == nil && out[i] == "" {
+				r.fail("an empty refusal")
+			}
+		default:
+			r.fail("reply kind %d", k)
 		}
 	}
 	if err := r.end(); err != nil {
-		return submitReq{}, err
+		return nil, err
 	}
-	if m.fn == "" {
-		return submitReq{}, fmt.Errorf("%w: empty function name", errMessage)
-	}
-	for _, v := range m.need {
-		if v < 0 {
-			return submitReq{}, fmt.Errorf("%w: a negative resource need", errMessage)
-		}
-	}
-	return m, nil
+	return out, nil
 }
 
-// doneReq is an opDone.
+// doneReq is one report in an opDone batch.
 type doneReq struct {
-	from     trove.NodeID
 	id       trove.ObjectID
 	attempt  int
 	status   uint8
@@ -260,8 +378,17 @@ type doneReq struct {
 	msg      string // doneFailed
 }
 
+// appendDones encodes an opDone: header, n (1..maxBatch), n reports.
+func appendDones(b []byte, from trove.NodeID, ms []doneReq) []byte {
+	b = appendHeader(b, from)
+	b = binary.AppendUvarint(b, uint64(len(ms)))
+	for i := range ms {
+		b = ms[i].append(b)
+	}
+	return b
+}
+
 func (m *doneReq) append(b []byte) []byte {
-	b = appendHeader(b, m.from)
 	b = append(b, m.id[:]...)
 	b = binary.AppendUvarint(b, uint64(m.attempt))
 	b = append(b, m.status)
@@ -285,10 +412,31 @@ func (m *doneReq) append(b []byte) []byte {
 	return b
 }
 
-func decodeDone(b []byte) (doneReq, error) {
+// minDone is the fewest bytes a report in an opDone takes.
+const minDone = idLen + 2
+
+func decodeDones(b []byte) (trove.NodeID, []doneReq, error) {
 	r := reader{b: b}
+	from := r.header()
+	n := r.uvarint("report count", maxBatch)
+	if r.err == nil && (n == 0 || n*uint64(minDone) > uint64(len(r.b))) {
+		r.fail("%d reports in %d bytes", n, len(r.b))
+	}
+	var ms []doneReq
+	if r.err == nil {
+		ms = make([]doneReq, 0, n)
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		ms = append(ms, r.done())
+	}
+	if err := r.end(); err != nil {
+		return trove.NodeID{}, nil, err
+	}
+	return from, ms, nil
+}
+
+func (r *reader) done() doneReq {
 	var m doneReq
-	m.from = r.header()
 	m.id = r.id("result ID")
 	m.attempt = int(r.uvarint("attempt", 1<<20))
 	m.status = r.u8("status")
@@ -320,10 +468,50 @@ func decodeDone(b []byte) (doneReq, error) {
 	default:
 		r.fail("status %d", m.status)
 	}
-	if err := r.end(); err != nil {
-		return doneReq{}, err
+	return m
+}
+
+// An opDone's reply: version, n, n × keep u8 (0: the caller no longer
+// wants this result: drop it; 1: kept).
+func appendDoneReply(b []byte, keep []bool) []byte {
+	b = append(b, wireVersion)
+	b = binary.AppendUvarint(b, uint64(len(keep)))
+	for _, k := range keep {
+		var v byte
+		if k {
+			v = 1
+		}
+		b = append(b, v)
 	}
-	return m, nil
+	return b
+}
+
+func decodeDoneReply(b []byte, want int) ([]bool, error) {
+	r := reader{b: b}
+	if v := r.u8("version"); r.err == nil && v != wireVersion {
+		r.fail("wire version %d, this node speaks %d (run one trove version across the cluster)", v, wireVersion)
+	}
+	n := r.uvarint("reply count", maxBatch)
+	if r.err == nil && (want >= 0 && n != uint64(want) || n != uint64(len(r.b))) {
+		r.fail("%d replies (%d bytes) to %d reports", n, len(r.b), want)
+	}
+	var keep []bool
+	if r.err == nil {
+		keep = make([]bool, n)
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		switch k := r.u8("keep"); {
+		case r.err != nil:
+		case k <= 1:
+			keep[i] = k == 1
+		default:
+			r.fail("keep flag %d", k)
+		}
+	}
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	return keep, nil
 }
 
 // idReq is an opWithdraw.
