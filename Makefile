@@ -97,10 +97,10 @@ bench-netcluster:
 	cp bench/out/netcluster.json docs/broadcast.json
 
 ## bench-tasks: remote functions (task/) on Ray's shapes (single-client sync and
-## async, multi-client, 10,000 ref arguments to one call, 10k and 20k calls queued
-## on one node), each against a direct Go call in the same run and Ray's published
-## figure; COUNT runs each, summarised with benchstat. The large shapes run a fixed
-## number of rounds per run (3 and 1).
+## async, multi-client 4 x 10,000 on 1 and 3 nodes, 10,000 ref arguments to one
+## call, 100k and 1M calls queued on one node), each against a direct Go call in
+## the same run and Ray's published figure; COUNT runs each, summarised with
+## benchstat. The large shapes run a fixed number of rounds per run (4 and 1).
 .PHONY: bench-tasks
 bench-tasks:
 	mkdir -p bench/out

@@ -332,22 +332,29 @@ func BenchmarkTaskAsync(b *testing.B) {
 	}
 }
 
-// Ray's multi_client_tasks_async has 4 clients of 10,000 calls each. Here
-// each client makes 1,000: with task/'s first slice the time per call grows
-// with the number queued (BenchmarkTaskQueued shows it), and 4 × 10,000 took
-// 147 s a round (272 tasks/s), too long for a run; perf.md says so.
+// Ray's multi_client_tasks_async: 4 clients of 10,000 calls each.
 const (
 	multiClients = 4
-	multiCalls   = 1000
+	multiCalls   = 10000
 )
 
 // BenchmarkTaskMultiClient is Ray's multi_client_tasks_async: four clients
-// (goroutines here; actors in Ray), each on a node of an in-process 3-node
-// cluster (client i on node i mod 3), each submitting multiCalls small_value
-// calls and then getting them all. A round ends when all four have; tasks/s
-// is 4 × multiCalls / the median round's time. The direct baseline is four
-// goroutines of multiCalls direct calls each.
+// (goroutines here; actors in Ray), each submitting multiCalls small_value
+// calls and then getting them all. nodes=1 is Ray's shape (its four actors
+// and their tasks on one machine): all four clients on one node. nodes=3:
+// each client on a node of an in-process 3-node cluster (client i on node
+// i mod 3), all three on this machine's cores. A round ends when all four
+// have; tasks/s is 4 × multiCalls / the median round's time. The direct
+// baseline is four goroutines of multiCalls direct calls each.
 func BenchmarkTaskMultiClient(b *testing.B) {
+	for _, k := range []int{1, 3} {
+		b.Run(fmt.Sprintf("nodes=%d", k), func(b *testing.B) {
+			benchMultiClient(b, k)
+		})
+	}
+}
+
+func benchMultiClient(b *testing.B, k int) {
 	direct := runDirect(b, multiClients*multiCalls, func() {
 		var wg sync.WaitGroup
 		for range multiClients {
@@ -363,7 +370,7 @@ func BenchmarkTaskMultiClient(b *testing.B) {
 		wg.Wait()
 	})
 	b.Run("impl=task", func(b *testing.B) {
-		c := newTaskCluster(b, 3, 512<<20, 0)
+		c := newTaskCluster(b, k, 512<<20, 0)
 		round := func() {
 			var wg sync.WaitGroup
 			for i := range multiClients {
@@ -486,10 +493,9 @@ func BenchmarkTask10kRefArgs(b *testing.B) {
 }
 
 // queuedSizes are how many calls BenchmarkTaskQueued queues: Ray's test
-// queues 1,000,000; these keep a run within a minute on this machine. Two
-// sizes, so that each run shows whether the time per call depends on the
-// queue's length: per-1M-s (the time per call × 1M, set against Ray's 190 s)
-// extrapolates only when the two agree.
+// queues 1,000,000, and so does the second size (about 3 GB of heap and
+// 20-40 s a round on this machine); the first shows whether the time per
+// call depends on the queue's length.
 var queuedSizes = []int{100_000, 1_000_000}
 
 // queuedCPUs is the node's slots in BenchmarkTaskQueued (this machine's 2
