@@ -49,9 +49,9 @@ FUZZ_TARGETS := alloc:FuzzAllocFree zerocopy:FuzzParseFrame .:FuzzDecodeValue .:
 	fuzz:FuzzMetamorphic \
 	net/quic:FuzzReadPacket cluster:FuzzNodeMeta cluster:FuzzSnoop \
 	cluster:FuzzDecodeRequest cluster:FuzzDecodeLocateReply \
-	cluster:FuzzDecodeListing swarm:FuzzScheduler \
+	cluster:FuzzDecodeListing cluster:FuzzDecodeDropResults swarm:FuzzScheduler \
 	internal/batchinfer:FuzzReadPredictions \
-	task:FuzzDecodeSubmit task:FuzzDecodeDone task:FuzzDecodeStatus task:FuzzDecodeWorker task:FuzzDecodeCalls \
+	task:FuzzDecodeSubmit task:FuzzDecodeDone task:FuzzDecodeStatus task:FuzzDecodeWorker task:FuzzDecodeCalls task:FuzzDecodeWhere \
 	dashboard:FuzzDecodeRequest dashboard:FuzzDecodeReply
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)

@@ -46,9 +46,15 @@ import (
 // (Handle). The cluster's own ops are below it.
 const FirstLayerOp quic.Op = 64
 
-// opDropResult: the owner's last handle of a future is gone; the node
-// holding its result frees the primary. Body: header, id(16). Reply: empty.
+// opDropResult: the owner's last handles of futures are gone; the node
+// holding their results frees the primaries. Body: header, then 1 to
+// maxDropBatch ids(16) (one id: the first form of the message). Reply:
+// empty. The owner sends them per holder in batches: what gathers while one
+// request is on its way goes in the next.
 const opDropResult quic.Op = 16
+
+// maxDropBatch bounds the ids of one opDropResult.
+const maxDropBatch = 4096
 
 // LayerHandler serves a request of an op registered with Handle. body is
 // valid only during the call; the reply is appended to reply. A returned
@@ -400,37 +406,114 @@ func (n *Node) releasedFuture(id trove.ObjectID) {
 		return
 	}
 	if f.holder != (trove.NodeID{}) && f.holder != n.self && f.err == nil {
-		go n.dropResult(f.holder, id)
+		n.drops.add(n, f.holder, id)
 	}
 	if hooks.Freed != nil {
 		hooks.Freed(id)
 	}
 }
 
-// dropResult tells holder to free the result id, retrying until it takes the
-// order, dies, or this node closes.
-func (n *Node) dropResult(holder trove.NodeID, id trove.ObjectID) {
+// dropLanes are the opDropResult batches waiting per holder.
+type dropLanes struct {
+	mu sync.Mutex
+	m  map[trove.NodeID]*dropLane // guarded by mu
+}
+
+type dropLane struct {
+	ids []trove.ObjectID // guarded by dropLanes.mu
+}
+
+// add queues id's drop for holder; the lane's goroutine starts if none runs.
+func (d *dropLanes) add(n *Node, holder trove.NodeID, id trove.ObjectID) {
+	d.mu.Lock()
+	if d.m == nil {
+		d.m = map[trove.NodeID]*dropLane{}
+	}
+	l := d.m[holder]
+	start := l == nil
+	if start {
+		l = &dropLane{}
+		d.m[holder] = l
+	}
+	l.ids = append(l.ids, id)
+	d.mu.Unlock()
+	if start {
+		go n.dropResults(holder, l)
+	}
+}
+
+// take returns up to maxDropBatch of l's ids, or none (and retires l).
+func (d *dropLanes) take(holder trove.NodeID, l *dropLane, dst []trove.ObjectID) []trove.ObjectID {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := min(len(l.ids), maxDropBatch)
+	dst = append(dst[:0], l.ids[:k]...)
+	rest := copy(l.ids, l.ids[k:])
+	l.ids = l.ids[:rest]
+	if k == 0 {
+		delete(d.m, holder)
+	}
+	return dst
+}
+
+// dropResults tells holder to free the results of its lane, a batch at a
+// time, each retried until the holder takes it, dies or leaves, or this
+// node closes.
+func (n *Node) dropResults(holder trove.NodeID, l *dropLane) {
 	req, rep := bufs.Get(), bufs.Get()
 	defer bufs.Put(req)
 	defer bufs.Put(rep)
-	req.B = appendIDRequest(req.B[:0], n.self, id)
+	var ids []trove.ObjectID
 	for {
-		m, ok := n.members.Lookup(holder)
-		if !ok || m.State == StateDead || m.State == StateLeft || n.isDead(holder) {
+		ids = n.drops.take(holder, l, ids)
+		if len(ids) == 0 {
 			return
 		}
-		err := n.request(n.life, m.Addr, opDropResult, req.B, &rep.B)
-		if err == nil || n.life.Err() != nil {
-			return
-		}
-		select {
-		case <-time.After(n.retryDelay()):
-		case <-n.deadChan(holder):
-			return
-		case <-n.life.Done():
-			return
+		req.B = appendDropResults(req.B[:0], n.self, ids)
+	retry:
+		for {
+			m, ok := n.members.Lookup(holder)
+			if !ok || m.State == StateDead || m.State == StateLeft || n.isDead(holder) {
+				break
+			}
+			err := n.request(n.life, m.Addr, opDropResult, req.B, &rep.B)
+			if err == nil || n.life.Err() != nil {
+				break
+			}
+			select {
+			case <-time.After(n.retryDelay()):
+			case <-n.deadChan(holder):
+				break retry
+			case <-n.life.Done():
+				break retry
+			}
 		}
 	}
+}
+
+func appendDropResults(b []byte, from trove.NodeID, ids []trove.ObjectID) []byte {
+	b = appendHeader(b, from)
+	for _, id := range ids {
+		b = append(b, id[:]...)
+	}
+	return b
+}
+
+// decodeDropResults decodes an opDropResult body: its sender and the ids,
+// each owned by the sender.
+func decodeDropResults(body []byte) (trove.NodeID, []trove.ObjectID, error) {
+	if len(body) < headerLen+idLen || (len(body)-headerLen)%idLen != 0 || (len(body)-headerLen)/idLen > maxDropBatch || body[0] != wireVersion {
+		return trove.NodeID{}, nil, fmt.Errorf("%w: %d-byte drop-result request", errMessage, len(body))
+	}
+	from := trove.NodeID(body[1:headerLen])
+	ids := make([]trove.ObjectID, (len(body)-headerLen)/idLen)
+	for i := range ids {
+		ids[i] = trove.ObjectID(body[headerLen+i*idLen:])
+		if ids[i].Node() != from {
+			return trove.NodeID{}, nil, fmt.Errorf("%w: node %s asked to drop %s, which it does not own", errMessage, from, ids[i])
+		}
+	}
+	return from, ids, nil
 }
 
 // holderDied handles the death of a node holding results of this node's
@@ -570,15 +653,13 @@ func (n *Node) dropAllResults() {
 
 // serveDropResult answers opDropResult.
 func (n *Node) serveDropResult(body, reply []byte) ([]byte, error) {
-	if len(body) != headerLen+idLen || body[0] != wireVersion {
-		return reply, fmt.Errorf("%w: %d-byte drop-result request", errMessage, len(body))
+	_, ids, err := decodeDropResults(body)
+	if err != nil {
+		return reply, err
 	}
-	from := trove.NodeID(body[1:headerLen])
-	id := trove.ObjectID(body[headerLen:])
-	if id.Node() != from {
-		return reply, fmt.Errorf("%w: node %s asked to drop %s, which it does not own", errMessage, from, id)
+	for _, id := range ids {
+		n.DropResult(id)
 	}
-	n.DropResult(id)
 	return append(reply, wireVersion), nil
 }
 

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/trovedb/trove"
@@ -122,6 +123,31 @@ func FuzzDecodeListing(f *testing.F) {
 		}
 		if again := appendListReply(nil, total, es); !bytes.Equal(again, rep) {
 			t.Fatalf("reply re-encodes as %x, was %x", again, rep)
+		}
+	})
+}
+
+// FuzzDecodeDropResults: any opDropResult body decodes to ids its sender
+// owns (1 to maxDropBatch) or fails with errMessage, and re-encodes to
+// itself.
+func FuzzDecodeDropResults(f *testing.F) {
+	from := trove.NewNodeID()
+	f.Add(appendIDRequest(nil, from, trove.NewObjectID(from, 1)))
+	f.Add(appendDropResults(nil, from, []trove.ObjectID{trove.NewObjectID(from, 1), trove.NewObjectID(from, 2)}))
+	f.Add(appendDropResults(nil, from, []trove.ObjectID{trove.NewObjectID(trove.NewNodeID(), 1)}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		from, ids, err := decodeDropResults(b)
+		if err != nil {
+			if !errors.Is(err, errMessage) {
+				t.Fatalf("error %v is not errMessage", err)
+			}
+			return
+		}
+		if len(ids) == 0 || len(ids) > maxDropBatch {
+			t.Fatalf("%d ids decoded", len(ids))
+		}
+		if again := appendDropResults(nil, from, ids); !bytes.Equal(again, b) {
+			t.Fatalf("re-encodes as %x, was %x", again, b)
 		}
 	})
 }

@@ -49,6 +49,7 @@ type Node struct {
 	own   ownerTable  // objects this node owns that other nodes borrow
 	fut   futureTable // this node's futures (future.go)
 	res   results     // results this node stores for other nodes' futures
+	drops dropLanes   // opDropResult batches per holder
 	layer struct {    // handlers of the layers above (Handle)
 		mu sync.Mutex
 		m  map[quic.Op]LayerHandler // guarded by mu

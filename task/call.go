@@ -661,10 +661,16 @@ func (rt *Runtime) choose(c *call, excluded []trove.NodeID) (trove.NodeID, error
 		for _, l := range locs {
 			bytesAt[l.Node] += l.Bytes
 		}
+		// Arguments other nodes own, and this node has no copy of: their
+		// owners say where they are and how large (where.go).
+		var foreign []trove.Ref
 		for _, r := range c.args {
-			if id := r.ID(); !id.IsZero() && id.Node() != rt.self && !slices.ContainsFunc(locs, func(l cluster.Location) bool { return l.Node == id.Node() }) {
-				bytesAt[id.Node()]++ // an object another node owns: it holds the primary, size unknown here
+			if id := r.ID(); !id.IsZero() && id.Node() != rt.self && len(rt.node.Locations([]trove.Ref{r}, buf[:0])) == 0 {
+				foreign = append(foreign, r)
 			}
+		}
+		for _, l := range rt.foreignLocations(foreign, nil) {
+			bytesAt[l.Node] += l.Bytes
 		}
 	}
 	rt.view.mu.Lock()

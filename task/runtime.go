@@ -125,7 +125,7 @@ func Start(node *cluster.Node, cfg Config) (*Runtime, error) {
 
 	handlers := map[quic.Op]cluster.LayerHandler{
 		opSubmit: rt.serveSubmit, opDone: rt.serveDone, opWithdraw: rt.serveWithdraw, opStatus: rt.serveStatus,
-		opCalls: rt.serveCalls,
+		opCalls: rt.serveCalls, opWhere: rt.serveWhere,
 	}
 	for op, h := range handlers {
 		if err := node.Handle(op, h); err != nil {

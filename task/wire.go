@@ -36,6 +36,7 @@ import (
 //	             (names only when the asker's generation is not the executor's: a
 //	             refresh costs the same few bytes while nothing changes)
 //	opCalls    anyone → executor: limit → its record of calls (calls.go)
+//	opWhere    caller → owner: ids → size and holders of each (where.go)
 //
 // Lengths are checked against what is left of the body before anything is
 // allocated; a message with bytes after its end is refused.
@@ -50,6 +51,7 @@ const (
 	opWithdraw = cluster.FirstLayerOp + 2
 	opStatus   = cluster.FirstLayerOp + 3
 	opCalls    = cluster.FirstLayerOp + 4
+	opWhere    = cluster.FirstLayerOp + 5
 
 	doneOK        uint8 = 1
 	doneFailed    uint8 = 2
@@ -76,7 +78,7 @@ const (
 var errMessage = errors.New("task: malformed message")
 
 // ops lists the runtime's ops (for Handle).
-var ops = []quic.Op{opSubmit, opDone, opWithdraw, opStatus, opCalls}
+var ops = []quic.Op{opSubmit, opDone, opWithdraw, opStatus, opCalls, opWhere}
 
 func appendHeader(b []byte, from trove.NodeID) []byte {
 	b = append(b, wireVersion)
