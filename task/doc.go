@@ -45,8 +45,10 @@
 // # What the package owns
 //
 //   - The registry of Defined functions (define.go) and their typed
-//     arguments: Val (stored once per call in the caller's node, whatever its
-//     size) or Ref (a ref to a value). Top-level arguments are resolved
+//     arguments: Val (a small literal without nested refs, up to the
+//     store's InlineThreshold and 64 KiB, travels inside the submit and is
+//     stored where the call runs; a larger one is stored once per call in
+//     the caller's node, whatever the attempts) or Ref (a ref to a value). Top-level arguments are resolved
 //     before the function runs: fetched to the executing node and decoded
 //     (zero-copy, read-only, for objects larger than the store's
 //     InlineThreshold); refs nested inside argument values arrive as live
@@ -55,12 +57,16 @@
 //     (cluster.Node.NewFuture) plus the call's spec, kept with handles on its
 //     arguments while the result is referenced (its lineage). Calls are
 //     placed when made (see call.go for the rule: free resources, then the
-//     most argument bytes, then the least load) and queue at the executing
-//     node when every slot is busy.
+//     most argument bytes, asking the owners of foreign ref arguments where
+//     they are (where.go), then the least load) and queue at the executing
+//     node when every slot is busy. Submits and reports to other nodes are
+//     batched per peer (outbox.go).
 //   - The executing side (exec.go): one FIFO queue per node, calls starting
 //     in order as the resources they ask for (CPU 1 by default, custom ones
-//     by Resource) are free; the result is stored as the primary copy of the
-//     caller's ID on the executing node (cluster.Node.StoreResult) and its
+//     by Resource) are free (kept as one FIFO per resource shape: O(shapes)
+//     per start), run on long-lived slot goroutines; the result is stored
+//     as the primary copy of the caller's ID on the executing node
+//     (cluster.Node.StoreResult) and its
 //     size (and bytes, if small) reported to the caller, which resolves the
 //     future; the owner then keeps its metadata and names the executor as
 //     the holder to every node that Gets it.
@@ -72,6 +78,9 @@
 //     (cluster.FutureHooks.Lost), else its Gets fail with
 //     trove.ErrObjectLost saying why; a call whose caller's context ends
 //     before it starts is withdrawn.
+//   - The record of calls (calls.go): Calls and ClusterCalls list the calls
+//     queued and running on each node and the last CallRing ended ones,
+//     with totals (a dashboard's "calls" page).
 //   - The wire format of its requests (wire.go), carried by the cluster's
 //     layer seam (cluster.Node.Handle/Call, ops from cluster.FirstLayerOp),
 //     and of those between a node and its attached programs
@@ -87,7 +96,9 @@
 //     handle on every node is gone (or the call failed), never longer.
 //   - At most a node's Config.CPUs worth of calls (and of each custom
 //     resource) run on it at once, in process or in its workers; at most a
-//     worker's Slots in each worker.
+//     worker's Slots in each worker. The next call to start is the oldest
+//     queued one that fits (a call that does not fit lets later ones that
+//     fit go first).
 //   - A call is placed only on a node that runs its function (its program
 //     Defines it, or one of its workers registered it).
 //   - Nothing is left behind: when every ref is dropped, every node's store
