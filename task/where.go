@@ -29,6 +29,9 @@ const maxWhereHolders = 8
 // foreignLocations appends the locations of args, which other nodes own
 // and this node holds no copy of, as their owners' runtimes report them.
 func (rt *Runtime) foreignLocations(args []trove.Ref, dst []cluster.Location) []cluster.Location {
+	if len(args) == 0 {
+		return dst
+	}
 	byOwner := map[trove.NodeID][]trove.ObjectID{}
 	for _, r := range args {
 		id := r.ID()
