@@ -352,7 +352,43 @@ func (rt *Runtime) outcomeOf(j *job) outcome {
 	if j.fn.run != nil {
 		return rt.execute(j)
 	}
+	if j.lits != nil {
+		// A worker reads its arguments by ID: the literals carried in the
+		// submit are stored here first, held until the worker reports.
+		held, err := rt.storeLiterals(j)
+		if err != nil {
+			return rt.failed(j, err)
+		}
+		defer func() {
+			for _, r := range held {
+				r.Drop()
+			}
+		}()
+	}
 	return rt.dispatch(j)
+}
+
+// storeLiterals stores j's literal arguments in the node and names them
+// in j.args by their IDs (j.lits is then nil).
+func (rt *Runtime) storeLiterals(j *job) ([]trove.Ref, error) {
+	args := slices.Clone(j.args)
+	var held []trove.Ref
+	for i, lit := range j.lits {
+		if lit == nil {
+			continue
+		}
+		r, err := rt.node.Put(rt.life, lit)
+		if err != nil {
+			for _, h := range held {
+				h.Drop()
+			}
+			return nil, fmt.Errorf("store its argument %d (%d bytes, passed by value) for a worker: %w", i+1, len(lit), err)
+		}
+		held = append(held, r)
+		args[i] = r.ID()
+	}
+	j.args, j.lits = args, nil
+	return held, nil
 }
 
 // execute runs j: its top-level args are borrowed and resolved, the function
