@@ -605,9 +605,12 @@ func (d *Dashboard) apiCalls(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), askTimeout)
 	defer cancel()
 	calls, err := d.cfg.Calls.ClusterCalls(ctx, MaxCalls)
-	if err != nil {
+	switch {
+	case err != nil && len(calls) == 0:
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("list the cluster's calls: %v", err))
 		return
+	case err != nil:
+		out.Message = fmt.Sprintf("some nodes' calls are missing: %v", err)
 	}
 	for _, c := range calls {
 		out.Counts[c.State]++

@@ -308,6 +308,13 @@ func TestCalls(t *testing.T) {
 	if code != http.StatusBadGateway || !strings.Contains(string(body), "runtime closed") {
 		t.Fatalf("failing source: %d %s", code, body)
 	}
+
+	// Some nodes answered: their calls are listed, the others' error shown.
+	_, partial := openStore(t, Config{Calls: fakeCalls{calls: calls[1:], err: errors.New("node node-3: timeout")}})
+	getJSON(t, partial, "/api/calls", &c)
+	if !c.Enabled || len(c.Calls) != 2 || !strings.Contains(c.Message, "node node-3: timeout") {
+		t.Fatalf("partial source: %+v", c)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {

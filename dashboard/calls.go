@@ -9,7 +9,9 @@ import (
 // runtime (task.Runtime's ClusterCalls, through an adapter in troved).
 type CallsSource interface {
 	// ClusterCalls lists at most limit calls known anywhere in the cluster,
-	// the most recent first.
+	// the most recent first. Calls with an error is a partial answer (some
+	// nodes did not answer; the error names them): the page lists the calls
+	// and shows the error.
 	ClusterCalls(ctx context.Context, limit int) ([]Call, error)
 }
 
@@ -30,7 +32,7 @@ type Call struct {
 	State    string    `json:"state"`    // queued, running, finished or failed
 	Attempt  int       `json:"attempt"`  // 1 for the first run; more after retries
 	Error    string    `json:"error,omitempty"`
-	Submit   time.Time `json:"submitted"`
+	Submit   time.Time `json:"submitted,omitzero"` // zero for a call no node queued
 	Start    time.Time `json:"started,omitzero"`
 	End      time.Time `json:"finished,omitzero"`
 }

@@ -454,6 +454,53 @@ func TestStatusClusterStats(t *testing.T) {
 	}
 }
 
+// A cluster node's status lists the worker processes attached to it (pid,
+// name, functions, slots, busy) in the table and in --json; a daemon with
+// none has neither the line nor the key.
+func TestStatusWorkers(t *testing.T) {
+	now := time.Now()
+	st := ipc.Status{
+		Daemon: ipc.DaemonInfo{PID: 1, Socket: "/s.sock", Node: "00000000000000aa", Started: now},
+		Workers: []ipc.WorkerInfo{
+			{ConnID: 3, PID: 4242, Name: "trainer", Functions: 5, Slots: 2, Busy: 1},
+			{ConnID: 7, PID: 4343, Name: "prep", Functions: 1, Slots: 4, Busy: 0},
+		},
+	}
+	var b bytes.Buffer
+	printStatus(&b, st, now)
+	lines := strings.Split(b.String(), "\n")
+	for _, want := range []string{
+		"workers   2 attached (processes running remote functions), 1 of 6 slots busy",
+		"  WORKER PID  NAME     FUNCTIONS  SLOTS  BUSY",
+		"  4242        trainer  5          2      1",
+		"  4343        prep     1          4      0",
+	} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("status lacks the line %q:\n%s", want, b.String())
+		}
+	}
+	out, err := json.Marshal(newStatusJSON(st, now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Workers []workerJSON `json:"workers"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatal(err)
+	}
+	want := []workerJSON{{ConnID: 3, PID: 4242, Name: "trainer", Functions: 5, Slots: 2, Busy: 1}, {ConnID: 7, PID: 4343, Name: "prep", Functions: 1, Slots: 4}}
+	if !reflect.DeepEqual(v.Workers, want) || !bytes.Contains(out, []byte(`"workers":[{"conn_id":3,"pid":4242,"name":"trainer","functions":5,"slots":2,"busy":1}`)) {
+		t.Errorf("status --json workers %+v, want %+v\n%s", v.Workers, want, out)
+	}
+	b.Reset()
+	st.Workers = nil
+	printStatus(&b, st, now)
+	if out, _ := json.Marshal(newStatusJSON(st, now)); strings.Contains(b.String(), "workers") || bytes.Contains(out, []byte(`"workers"`)) {
+		t.Errorf("status without workers mentions them:\n%s\n%s", b.String(), out)
+	}
+}
+
 // TestVersionCommand: trove version prints the binary's version and takes no
 // arguments (the stamped build is TestVersionFlags in cmd/troved).
 func TestVersionCommand(t *testing.T) {

@@ -25,6 +25,18 @@ type statusJSON struct {
 	// Cluster is the node's cluster counters and gauges by name (every field
 	// of cluster.Stats) when the daemon is a cluster node; absent otherwise.
 	Cluster map[string]int64 `json:"cluster,omitempty"`
+	// Workers is the worker processes attached to the daemon that run
+	// remote functions (a cluster node's); absent when there are none.
+	Workers []workerJSON `json:"workers,omitempty"`
+}
+
+type workerJSON struct {
+	ConnID    uint64 `json:"conn_id"` // its client's id (clients[].id)
+	PID       int    `json:"pid"`
+	Name      string `json:"name"`
+	Functions int    `json:"functions"` // functions it registered
+	Slots     int    `json:"slots"`     // calls it runs at once
+	Busy      int    `json:"busy"`      // calls given to it, not yet reported
 }
 
 type memberJSON struct {
@@ -148,6 +160,10 @@ func newStatusJSON(st ipc.Status, now time.Time) statusJSON {
 			last := &out.Members[len(out.Members)-1]
 			last.Resources = append(last.Resources, memberResourceJSON{Name: r.Name, Total: r.Total, Free: r.Free})
 		}
+	}
+	for _, w := range st.Workers {
+		out.Workers = append(out.Workers, workerJSON{ConnID: w.ConnID, PID: w.PID, Name: w.Name,
+			Functions: w.Functions, Slots: w.Slots, Busy: w.Busy})
 	}
 	if st.ClusterStats != nil {
 		out.Cluster = make(map[string]int64, len(st.ClusterStats))

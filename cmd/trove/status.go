@@ -71,8 +71,17 @@ func printStatus(out io.Writer, st ipc.Status, now time.Time) {
 		fmt.Fprintf(w, "transfers\t%s\n", clusterStats(st.ClusterStats, true, "since start: "))
 	}
 	fmt.Fprintf(w, "clients\t%d\n", len(st.Clients))
+	if st.Workers != nil {
+		busy, slots := 0, 0
+		for _, wk := range st.Workers {
+			busy += wk.Busy
+			slots += wk.Slots
+		}
+		fmt.Fprintf(w, "workers\t%d attached (processes running remote functions), %d of %d slots busy\n", len(st.Workers), busy, slots)
+	}
 	w.Flush()
 	printMembers(out, st.Members, now)
+	printWorkers(out, st.Workers)
 	if len(st.Clients) == 0 {
 		return
 	}
@@ -85,6 +94,19 @@ func printStatus(out io.Writer, st ipc.Status, now time.Time) {
 		}
 		fmt.Fprintf(w, "  %d\t%s\t%d\t%d\t%d\t%s (%s ago)%s\n", ci.PID, ci.Name, ci.Refs, ci.Views, ci.Builders,
 			ci.Connected.Local().Format(time.DateTime), uptime(now.Sub(ci.Connected)), self)
+	}
+	w.Flush()
+}
+
+// printWorkers is the table of worker processes attached to the daemon.
+func printWorkers(out io.Writer, ws []ipc.WorkerInfo) {
+	if len(ws) == 0 {
+		return
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "  WORKER PID\tNAME\tFUNCTIONS\tSLOTS\tBUSY")
+	for _, wk := range ws {
+		fmt.Fprintf(w, "  %d\t%s\t%d\t%d\t%d\n", wk.PID, wk.Name, wk.Functions, wk.Slots, wk.Busy)
 	}
 	w.Flush()
 }

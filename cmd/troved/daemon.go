@@ -126,6 +126,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	if node != nil {
 		probes.node = nodeHealth(node)
 	}
+	var calls dashboard.CallsSource // nil: the dashboard says the node runs no remote functions
 	if node != nil {
 		// The node's task runtime: troved Defines no functions; the worker
 		// processes attached to its socket run the calls placed here.
@@ -137,6 +138,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		if err := rt.ServeWorkers(srv); err != nil {
 			return err
 		}
+		srv.SetWorkers(rt.Workers) // trove status lists them
+		calls = runtimeCalls{rt}
 		logger.Info("task runtime up: workers attached to the socket run remote functions", "cpus", cfg.CPUs, "resources", cfg.Resources)
 	}
 
@@ -157,7 +160,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			}
 		}
 		// The dashboard (before the node closes: the deferred Close runs first).
-		dash, err := dashboard.New(dashboard.Config{Store: st, Node: node, Version: version, Logger: logger})
+		dash, err := dashboard.New(dashboard.Config{Store: st, Node: node, Version: version, Logger: logger, Calls: calls})
 		if err != nil {
 			hl.Close()
 			return err

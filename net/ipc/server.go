@@ -84,6 +84,7 @@ type Server struct {
 		layer    map[LayerOp]LayerHandler // Handle
 		onClose  map[uint64]func(Conn)    // OnClose
 		nextHook uint64
+		workers  func() []WorkerInfo // SetWorkers
 	}
 
 	accepted, requests, protoErrors, stalled, bytesIn, bytesOut atomic.Uint64

@@ -27,6 +27,22 @@ type Status struct {
 	// otherwise. Added in the same protocol version: an older client ignores
 	// it.
 	ClusterStats []ClusterStat `cbor:",omitempty"`
+	// Workers lists the worker processes attached to the daemon that run
+	// remote functions (a cluster node's task runtime, through
+	// Server.SetWorkers), by connection ID; nil when none is attached or
+	// the daemon runs no task runtime. Added in the same protocol version:
+	// an older client ignores it.
+	Workers []WorkerInfo `cbor:",omitempty"`
+}
+
+// WorkerInfo is one worker process attached to the daemon.
+type WorkerInfo struct {
+	ConnID    uint64 // its connection (ClientInfo.ID)
+	PID       int
+	Name      string
+	Functions int // functions it registered
+	Slots     int // calls it runs at once
+	Busy      int // calls given to it and not yet reported
 }
 
 // ClusterStat is one field of a cluster node's counters.
@@ -168,6 +184,7 @@ func (s *Server) status() Status {
 	}
 	s.mu.Lock()
 	st.Daemon.Socket = s.mu.path
+	workers := s.mu.workers
 	conns := make([]*conn, 0, len(s.mu.conns))
 	for c := range s.mu.conns {
 		conns = append(conns, c)
@@ -184,7 +201,20 @@ func (s *Server) status() Status {
 		st.Clients = append(st.Clients, ci)
 	}
 	slices.SortFunc(st.Clients, func(a, b ClientInfo) int { return cmp.Compare(a.ID, b.ID) })
+	if workers != nil {
+		st.Workers = workers()
+		slices.SortFunc(st.Workers, func(a, b WorkerInfo) int { return cmp.Compare(a.ConnID, b.ConnID) })
+	}
 	return st
+}
+
+// SetWorkers makes f the source of Status's workers (the task runtime
+// serving workers on this server; nil: none). f is called without the
+// server's locks held and must not block for long.
+func (s *Server) SetWorkers(f func() []WorkerInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.workers = f
 }
 
 // memory lists every object and what holds it.
