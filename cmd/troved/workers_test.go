@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/dashboard"
 	"github.com/trovedb/trove/net/ipc"
 	"github.com/trovedb/trove/task"
 )
@@ -251,6 +255,24 @@ func TestWorkersOnTroved(t *testing.T) {
 	if started == fmt.Sprint(w2.cmd.Process.Pid) {
 		victim, other = w2, w1
 	}
+	// b's status lists both workers, the one running the call busy.
+	st, err := cb.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := map[int]int{}
+	for _, w := range st.Workers {
+		if w.Slots != 2 || w.Functions < 4 || w.Name == "" {
+			t.Errorf("b's status: worker %+v, want 2 slots, this program's functions (4 or more) and a name", w)
+		}
+		busy[w.PID] = w.Busy
+	}
+	if want := map[int]int{victim.cmd.Process.Pid: 1, other.cmd.Process.Pid: 0}; !maps.Equal(busy, want) {
+		t.Errorf("b's status: workers (pid: busy) %v, want %v", busy, want)
+	}
+	if st, err := ca.Status(ctx); err != nil || st.Workers != nil {
+		t.Errorf("a's status lists workers %+v (%v), want none", st.Workers, err)
+	}
 	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -262,6 +284,35 @@ func TestWorkersOnTroved(t *testing.T) {
 		t.Fatalf("after the kill: %q, %v; want %q (run again by the other worker)", got, err, want)
 	}
 
+	// The dashboard's calls page, from either node's HTTP port, lists the
+	// calls b ran: finished ones, and the failure with its error.
+	for _, p := range []*proc{a, b} {
+		waitCalls(t, p, func(calls []dashboard.Call) error {
+			var sum, fail, hold *dashboard.Call
+			for i, c := range calls {
+				switch c.Function {
+				case tSum.Name():
+					sum = &calls[i]
+				case tFail.Name():
+					fail = &calls[i]
+				case tHold.Name():
+					if c.State == dashboard.CallFinished {
+						hold = &calls[i]
+					}
+				}
+			}
+			switch {
+			case sum == nil || sum.State != dashboard.CallFinished || sum.Executor != "node-b" || sum.Caller != "node-a" || sum.Attempt != 1 || sum.Start.IsZero():
+				return fmt.Errorf("the sum call: %+v, want finished on node-b, called from node-a, attempt 1", sum)
+			case fail == nil || fail.State != dashboard.CallFailed || fail.Executor != "node-b" || !strings.Contains(fail.Error, "failed in the worker"):
+				return fmt.Errorf("the failing call: %+v, want failed on node-b with the worker's error", fail)
+			case hold == nil || hold.Executor != "node-b" || hold.Attempt < 2:
+				return fmt.Errorf("the call whose worker was killed: %+v, want finished on node-b on a later attempt", hold)
+			}
+			return nil
+		})
+	}
+
 	for _, c := range []*ipc.Client{ca, cb} {
 		if err := c.Flush(ctx); err != nil {
 			t.Fatal(err)
@@ -269,4 +320,44 @@ func TestWorkersOnTroved(t *testing.T) {
 	}
 	requireZero(t, a)
 	requireZero(t, b)
+}
+
+// waitCalls polls p's /api/calls (a generous bound: a node's record of calls
+// is asked over the cluster) until check accepts its calls.
+func waitCalls(t *testing.T, p *proc, check func([]dashboard.Call) error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var got dashboard.CallsJSON
+		err := getJSONURL(p.metrics+"/api/calls", &got)
+		if err == nil && !got.Enabled {
+			err = fmt.Errorf("calls page not enabled: %q", got.Message)
+		}
+		if err == nil {
+			err = check(got.Calls)
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's /api/calls: %v", p.name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func getJSONURL(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s: %s", url, resp.Status, b)
+	}
+	return json.Unmarshal(b, v)
 }
