@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http/httptest"
@@ -12,13 +13,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/trovedb/trove"
-	"github.com/trovedb/trove/cluster"
+	"github.com/trovedb/trove/task"
 )
 
 var screenshots = flag.String("screenshots", "", "write the browser test's screenshots of each page into this directory (make dashboard-screenshots: docs/)")
@@ -36,6 +38,56 @@ func chromium(t *testing.T) string {
 	}
 	t.Skip("no chromium to drive: install it with scripts/chromium.sh (Debian's chromium package), or set $CHROMIUM")
 	return ""
+}
+
+// The browser test's functions (node-1 calls them; every node's runtime
+// runs them).
+var (
+	tPreprocess = task.Define1("dashboard-test.preprocess", func(ctx context.Context, x int) (int, error) { return 2 * x, nil })
+	tTrain      = task.Define1("dashboard-test.train", func(ctx context.Context, model string) (int, error) {
+		return 0, fmt.Errorf("train %s: out of memory (raise -capacity)", model)
+	})
+	// tHold needs the GPU and waits for the running test's release (or its
+	// context: the caller's bound).
+	tHold = task.Define1("dashboard-test.hold", func(ctx context.Context, x int) (int, error) {
+		select {
+		case <-*browserRelease.Load():
+			return x, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}).Options(task.Resource("GPU", 1))
+	browserRelease atomic.Pointer[chan struct{}]
+)
+
+// taskCalls is a CallsSource over a task runtime, as troved's runtimeCalls
+// (cmd/troved/calls.go) is: attempts from 1, no executor while queued, most
+// recent first.
+type taskCalls struct{ rt *task.Runtime }
+
+func (s taskCalls) ClusterCalls(ctx context.Context, limit int) ([]Call, error) {
+	reps, err := s.rt.ClusterCalls(ctx, min(limit, task.MaxCallsLimit))
+	var out []Call
+	for _, rep := range reps {
+		for _, c := range rep.Calls {
+			d := Call{ID: c.ID.String(), Function: c.Function, Caller: c.Caller, Executor: c.Executor, State: c.State,
+				Attempt: c.Attempt + 1, Error: c.Error, Submit: c.Submitted, Start: c.Started, End: c.Ended}
+			if c.State == task.CallQueued {
+				d.Executor = ""
+			}
+			out = append(out, d)
+		}
+	}
+	last := func(c Call) time.Time {
+		for _, t := range []time.Time{c.End, c.Start} {
+			if !t.IsZero() {
+				return t
+			}
+		}
+		return c.Submit
+	}
+	slices.SortStableFunc(out, func(a, b Call) int { return last(b).Compare(last(a)) })
+	return out[:min(limit, len(out))], err
 }
 
 // TestBrowser drives every page in headless Chromium against a 3-node
@@ -85,25 +137,71 @@ func TestBrowser(t *testing.T) {
 	}
 	defer view.Release()
 
-	// Slots as a task runtime would offer them (gossiped).
-	for i, n := range c.Nodes {
-		n.SetResources(4, []cluster.Resource{{Name: "CPU", Total: 4, Free: float64(4 - i)}})
+	// Remote calls on real task runtimes: node-2 has the one GPU. node-1
+	// calls two preprocess (finished) and a train that fails, then two
+	// holds needing the GPU: one runs on node-2 (held until release), the
+	// other waits queued there, while the pages are captured. The browser
+	// opens node-3's dashboard, whose calls source asks every runtime.
+	rts, err := c.StartTasks(func(i int) task.Config {
+		tc := task.Config{CPUs: 4}
+		if i == 1 {
+			tc.Resources = map[string]float64{"GPU": 1}
+		}
+		return tc
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	ds[2].cfg.Calls = taskCalls{rts[2]}
+	cctx, ccancel := context.WithTimeout(ctx, 60*time.Second) // bounds every call, the holds included
+	defer ccancel()
+	release := make(chan struct{})
+	browserRelease.Store(&release)
+	var released sync.Once
+	releaseHolds := func() { released.Do(func() { close(release) }) }
+	defer releaseHolds()
+	var callRefs []trove.Ref
 	defer func() {
-		for _, n := range c.Nodes {
-			n.SetResources(0, nil)
+		for _, r := range callRefs {
+			r.Drop()
 		}
 	}()
+	for i := range 2 {
+		r, err := tPreprocess.Remote(cctx, rts[0], task.Val(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := trove.GetValue[int](cctx, rts[0], r); err != nil || got != 2*i {
+			t.Fatalf("preprocess(%d) = %d, %v", i, got, err)
+		}
+		r.Drop()
+	}
+	r, err := tTrain.Remote(cctx, rts[0], task.Val("resnet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trove.GetValue[int](cctx, rts[0], r); !errors.Is(err, task.ErrTaskFailed) || !strings.Contains(err.Error(), "out of memory") {
+		t.Fatalf("train: %v, want ErrTaskFailed with its error", err)
+	}
+	r.Drop()
+	for i := range 2 {
+		r, err := tHold.Remote(cctx, rts[0], task.Val(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		callRefs = append(callRefs, r)
+	}
+	// Until node-2 runs one hold and has the other queued (its runtime's record).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rep := rts[1].Calls(10)
+		if rep.Running == 1 && rep.Queued == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node-2 runs %d and queues %d calls, want the holds (1 and 1): %+v", rep.Running, rep.Queued, rep.Calls)
+		}
+	}
 
-	// The browser opens node-3's dashboard; its calls come from a fake
-	// source (troved wires the task runtime's in).
-	now := time.Now()
-	ds[2].cfg.Calls = fakeCalls{calls: []Call{
-		{ID: "7f3a01", Function: "preprocess", Caller: "node-1", Executor: "node-2", State: CallRunning, Attempt: 1, Submit: now.Add(-3 * time.Second), Start: now.Add(-2 * time.Second)},
-		{ID: "7f3a00", Function: "train", Caller: "node-1", Executor: "node-3", State: CallFailed, Attempt: 2, Error: "train: node-3: out of memory (raise -capacity)", Submit: now.Add(-9 * time.Second), Start: now.Add(-8 * time.Second), End: now.Add(-6 * time.Second)},
-		{ID: "7f39ff", Function: "preprocess", Caller: "node-2", Executor: "node-1", State: CallFinished, Attempt: 1, Submit: now.Add(-12 * time.Second), Start: now.Add(-12 * time.Second), End: now.Add(-11 * time.Second)},
-		{ID: "7f3a02", Function: "train", Caller: "node-1", State: CallQueued, Attempt: 1, Submit: now},
-	}}
 	srv := httptest.NewServer(ds[2])
 	defer srv.Close()
 
@@ -190,7 +288,7 @@ func TestBrowser(t *testing.T) {
 	// Nodes: a row per member, each store's object count as the store says.
 	run("open nodes", chromedp.Navigate(srv.URL+"/#nodes"))
 	waitJS("nodes table", `document.querySelectorAll("#nodes-table tbody tr").length === 3`)
-	waitJS("slots gossiped", `[...document.querySelectorAll("#nodes-table [data-field=slots]")].map(e => e.textContent).join() === "0 / 4,1 / 3,2 / 2"`)
+	waitJS("slots gossiped", `[...document.querySelectorAll("#nodes-table [data-field=slots]")].map(e => e.textContent).join() === "0 / 4,1 / 3,0 / 4"`)
 	var api NodesJSON
 	getJSON(t, ds[2], "/api/nodes", &api)
 	for i, n := range c.Nodes {
@@ -230,7 +328,14 @@ func TestBrowser(t *testing.T) {
 	waitJS("ascending rows", `(() => { const s = [...document.querySelectorAll("#objects-table tbody tr[data-id]")].map(r => Number(r.dataset.size)); return s.length > 1 && s.every((x, i) => i === 0 || s[i-1] <= x); })()`)
 	run("filter node-2", chromedp.SetValue(chromedp.CSS(`#memory-filter select[name=node]`), "node-2"))
 	eval("filter node-2", `document.querySelector("#memory-filter").dispatchEvent(new Event("change")); true`, nil)
-	waitJS("node-2's rows", `(() => { const r = [...document.querySelectorAll("#objects-table tbody tr[data-id]")]; return r.length === 2 && r.every(x => x.dataset.node === "node-2"); })()`)
+	// node-2's: its own object, the copy, and the holds' arguments (stored
+	// where the calls run) as the API lists them.
+	var n2objs ObjectsJSON
+	getJSON(t, ds[2], "/api/objects?node=node-2", &n2objs)
+	if len(n2objs.Rows) < 2 {
+		t.Fatalf("node-2 lists %d objects, want its own, the copy and the holds' arguments: %+v", len(n2objs.Rows), n2objs.Rows)
+	}
+	waitJS("node-2's rows", fmt.Sprintf(`(() => { const r = [...document.querySelectorAll("#objects-table tbody tr[data-id]")]; return r.length === %d && r.every(x => x.dataset.node === "node-2"); })()`, len(n2objs.Rows)))
 	run("open the copy", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#objects-table tr[data-id=%q]`, largest.ID().String()))))
 	waitJS("object page", `location.hash === "#object/`+largest.ID().String()+`" && document.querySelectorAll("#object-copies tbody tr").length === 2`)
 	if got := texts(`#object-copies tbody tr td:first-child`); !slices.Equal(got, []string{"node-1", "node-2"}) {
@@ -272,10 +377,11 @@ func TestBrowser(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	// Calls: counts by state, the failure's error shown.
+	// Calls: counts by state, the failure's error shown, the hold running on
+	// node-2 and the other queued; then released, both finish.
 	run("open calls", chromedp.Navigate(srv.URL+"/#calls"))
-	waitJS("calls", `document.querySelectorAll("#calls-table tbody tr[data-id]").length === 4`)
-	for state, want := range map[string]string{"queued": "1", "running": "1", "finished": "1", "failed": "1"} {
+	waitJS("calls", `document.querySelectorAll("#calls-table tbody tr[data-id]").length === 5`)
+	for state, want := range map[string]string{"queued": "1", "running": "1", "finished": "2", "failed": "1"} {
 		if got := texts(`#calls-counts [data-field=` + state + `]`); !slices.Equal(got, []string{want}) {
 			t.Errorf("calls %s card %v, want %s", state, got, want)
 		}
@@ -283,6 +389,22 @@ func TestBrowser(t *testing.T) {
 	if s := strings.Join(texts(`#calls-table tbody`), ""); !strings.Contains(s, "out of memory (raise -capacity)") {
 		t.Errorf("calls page does not show the failure's error: %s", s)
 	}
+	for _, want := range []struct{ fn, state, executor string }{
+		{tHold.Name(), "running", "node-2"}, {tHold.Name(), "queued", "-"}, {tTrain.Name(), "failed", ""}, {tPreprocess.Name(), "finished", ""},
+	} {
+		var rows []string
+		eval("read calls", fmt.Sprintf(`[...document.querySelectorAll("#calls-table tbody tr[data-id]")].filter(r => r.cells[1].textContent === %q && r.cells[2].textContent === %q).map(r => r.cells[3].textContent + " " + r.cells[4].textContent)`, want.fn, want.state), &rows)
+		if len(rows) == 0 || !strings.HasPrefix(rows[0], "node-1 ") || want.executor != "" && rows[0] != "node-1 "+want.executor {
+			t.Errorf("calls page: %s %s rows (caller executor) %v, want called by node-1, run by %q", want.fn, want.state, rows, want.executor)
+		}
+	}
 	shot("dashboard-calls.png")
+	releaseHolds()
+	for _, r := range callRefs {
+		if got, err := trove.GetValue[int](cctx, rts[0], r); err != nil || got < 0 {
+			t.Fatalf("hold: %d, %v", got, err)
+		}
+	}
+	waitJS("holds finished", `document.querySelector("#calls-counts [data-field=finished]").textContent === "4"`)
 	t.Logf("screenshots in %s", dir)
 }

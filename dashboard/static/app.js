@@ -309,7 +309,11 @@ async function callsPage() {
   $("#calls-counts").replaceChildren(...["queued", "running", "finished", "failed"].map(s => card(s[0].toUpperCase() + s.slice(1), num(d.counts[s]), s)));
   $("#calls-message").textContent = d.message || "";
   const fmtTime = s => s ? new Date(s).toLocaleTimeString("en-GB") : "-";
-  const ran = c => c.started ? (((c.finished ? new Date(c.finished) : new Date()) - new Date(c.started)) / 1000).toFixed(2) + " s" : "-";
+  const ran = c => {
+    if (!c.started) return "-";
+    const ms = (c.finished ? new Date(c.finished) : new Date()) - new Date(c.started);
+    return ms < 1000 ? ms.toFixed(0) + " ms" : (ms / 1000).toFixed(2) + " s";
+  };
   const rows = d.calls.map(c => el("tr", { "data-id": c.id },
     cell(c.id, "id"), cell(c.function), el("td", {}, el("span", { class: "badge " + c.state, text: c.state })),
     cell(c.caller), cell(c.executor || "-"), cell(c.attempt, "num"), cell(fmtTime(c.submitted)), cell(ran(c), "num"),
