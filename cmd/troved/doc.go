@@ -62,7 +62,10 @@
 // runs on it at once, over all its workers; it shows in `trove status`
 // (SLOTS, RESOURCES) and in every node's ClusterResources. Calls are placed
 // only on nodes with a worker (or an embedded program) that runs the
-// function. A single-node troved runs no task runtime (there is no cluster
+// function. `trove status` lists the attached workers (pid, name,
+// functions, slots, busy; task.Runtime.Workers), and the dashboard's calls
+// page the cluster's calls (task.Runtime.ClusterCalls, through calls.go's
+// adapter). A single-node troved runs no task runtime (there is no cluster
 // to own the futures), and refuses these settings:
 //
 //	-cpus            TROVE_CPUS            CPU slots: calls of 1 CPU each run at once (the machine's CPU count)
