@@ -538,6 +538,10 @@ func TestWorkerSlots(t *testing.T) {
 			if n := started(); n != tc.running {
 				t.Fatalf("%d calls run at once, want %d", n, tc.running)
 			}
+			// What trove status lists: the worker, its slots, the calls in it.
+			if ws := rt.Workers(); len(ws) != 1 || ws[0].Slots != tc.slots || ws[0].Busy != tc.running || ws[0].Functions == 0 || ws[0].PID == 0 {
+				t.Fatalf("Workers() = %+v, want one with %d slots, %d busy, its functions and pid", ws, tc.slots, tc.running)
+			}
 			if err := os.WriteFile(filepath.Join(dir, "release"), nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
