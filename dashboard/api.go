@@ -378,7 +378,7 @@ type ObjectsJSON struct {
 // ObjectRowJSON is an ObjectRow with what holds it spelled out.
 type ObjectRowJSON struct {
 	ObjectRow
-	HeldBy []string `json:"held_by"` // local_ref, pinned, captured, borrowed, pending
+	HeldBy []string `json:"held_by"` // local_ref, pinned, captured, borrowed, pending, call_arg
 }
 
 // NodeRowsJSON is one node's part of a listing.

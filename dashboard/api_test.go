@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/trovedb/trove"
+	"github.com/trovedb/trove/engine"
 )
 
 func TestObjectsPagingAndSort(t *testing.T) {
@@ -324,5 +325,62 @@ func TestConfigErrors(t *testing.T) {
 	st, _ := openStore(t, Config{})
 	if _, err := New(Config{Store: st, History: 1 << 20}); err == nil || !strings.Contains(err.Error(), "History") {
 		t.Fatalf("huge history: %v", err)
+	}
+}
+
+// fakeArgs is a CallArgsSource with fixed holds.
+type fakeArgs map[trove.ObjectID]CallArg
+
+func (f fakeArgs) CallArgs() map[trove.ObjectID]CallArg { return f }
+
+// An object live calls hold as an argument is marked (held_by call_arg, the
+// calls and a function), filtered by kind=call_arg, and the calls' handles
+// are not counted as local refs; its detail says the same.
+func TestObjectsCallArgs(t *testing.T) {
+	st, _ := openStore(t, Config{})
+	ctx := context.Background()
+	arg, err := st.Put(ctx, make([]byte, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := st.Put(ctx, make([]byte, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The calls' own handles on their argument, as a task runtime's.
+	var holds []engine.Hold
+	for range 2 {
+		h, err := st.HoldRef(arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		holds = append(holds, h)
+	}
+	d, err := New(Config{Store: st, CallArgs: fakeArgs{arg.ID(): {Calls: 2, Function: "train"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		d.Close()
+		for _, h := range holds {
+			st.Unhold(h)
+		}
+		arg.Drop()
+		other.Drop()
+	}()
+	var p ObjectsJSON
+	getJSON(t, d, "/api/objects?kind=call_arg", &p)
+	if len(p.Rows) != 1 || p.Rows[0].ID != arg.ID().String() || p.Rows[0].Calls != 2 || p.Rows[0].CallFunction != "train" ||
+		p.Rows[0].LocalRefs != 1 || !slices.Equal(p.Rows[0].HeldBy, []string{"local_ref", "call_arg"}) {
+		t.Fatalf("kind=call_arg: %+v, want the argument: 2 calls of train, 1 local ref (the test's)", p.Rows)
+	}
+	getJSON(t, d, "/api/objects?kind=local_ref", &p)
+	if len(p.Rows) != 2 {
+		t.Fatalf("kind=local_ref: %d rows, want both objects", len(p.Rows))
+	}
+	var o ObjectJSON
+	getJSON(t, d, "/api/objects/"+arg.ID().String(), &o)
+	if len(o.Copies) != 1 || o.Copies[0].Calls != 2 || o.Copies[0].CallFunction != "train" || o.Copies[0].LocalRefs != 1 {
+		t.Fatalf("detail: %+v", o.Copies)
 	}
 }

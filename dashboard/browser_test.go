@@ -90,6 +90,18 @@ func (s taskCalls) ClusterCalls(ctx context.Context, limit int) ([]Call, error) 
 	return out[:min(limit, len(out))], err
 }
 
+// taskArgs is a CallArgsSource over a task runtime, as troved's
+// runtimeCallArgs is.
+type taskArgs struct{ rt *task.Runtime }
+
+func (s taskArgs) CallArgs() map[trove.ObjectID]CallArg {
+	out := map[trove.ObjectID]CallArg{}
+	for id, h := range s.rt.CallArgs() {
+		out[id] = CallArg{Calls: h.Calls, Function: h.Function}
+	}
+	return out
+}
+
 // TestBrowser drives every page in headless Chromium against a 3-node
 // in-process cluster: the figures shown match the API and the stores, the
 // memory table sorts and filters, a row opens its object, a plot moves while
@@ -153,6 +165,9 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	ds[2].cfg.Calls = taskCalls{rts[2]}
+	for i, d := range ds { // before any request: as troved's Config.CallArgs
+		d.src.args = taskArgs{rts[i]}
+	}
 	cctx, ccancel := context.WithTimeout(ctx, 60*time.Second) // bounds every call, the holds included
 	defer ccancel()
 	release := make(chan struct{})
@@ -184,8 +199,13 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("train: %v, want ErrTaskFailed with its error", err)
 	}
 	r.Drop()
-	for i := range 2 {
-		r, err := tHold.Remote(cctx, rts[0], task.Val(i))
+	holdArg, err := trove.PutValue(cctx, rts[0], 7) // both holds' argument, held by node-1's calls
+	if err != nil {
+		t.Fatal(err)
+	}
+	callRefs = append(callRefs, holdArg)
+	for range 2 {
+		r, err := tHold.Remote(cctx, rts[0], task.Ref[int](holdArg))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -322,6 +342,8 @@ func TestBrowser(t *testing.T) {
 	if got := texts(`#memory-totals [data-field=rows]`); !slices.Equal(got, []string{strconv.Itoa(objs.Totals.Rows)}) {
 		t.Errorf("rows card %v, the API says %d", got, objs.Totals.Rows)
 	}
+	// The holds' argument: held by node-1's two pending calls (and the test's ref).
+	waitJS("held by pending calls", fmt.Sprintf(`(() => { const b = document.querySelector('#objects-table tr[data-id=%q][data-node="node-1"] .badge[data-kind=call_arg]'); return b !== null && b.textContent === "pending call %s (+1)"; })()`, holdArg.ID().String(), tHold.Name()))
 	shot("dashboard-memory.png")
 	run("sort by size", chromedp.Click(chromedp.CSS(`#objects-table th[data-sort=size]`)))
 	waitJS("ascending", `document.querySelector("#objects-table th[data-sort=size]").classList.contains("sorted-asc")`)
@@ -400,9 +422,9 @@ func TestBrowser(t *testing.T) {
 	}
 	shot("dashboard-calls.png")
 	releaseHolds()
-	for _, r := range callRefs {
-		if got, err := trove.GetValue[int](cctx, rts[0], r); err != nil || got < 0 {
-			t.Fatalf("hold: %d, %v", got, err)
+	for _, r := range callRefs[1:] {
+		if got, err := trove.GetValue[int](cctx, rts[0], r); err != nil || got != 7 {
+			t.Fatalf("hold: %d, %v; want its argument, 7", got, err)
 		}
 	}
 	waitJS("holds finished", `document.querySelector("#calls-counts [data-field=finished]").textContent === "4"`)

@@ -3,6 +3,8 @@ package dashboard
 import (
 	"context"
 	"time"
+
+	"github.com/trovedb/trove"
 )
 
 // CallsSource lists remote calls for the calls page: the cluster's task
@@ -39,3 +41,17 @@ type Call struct {
 
 // MaxCalls bounds the calls one /api/calls reply lists.
 const MaxCalls = 1000
+
+// CallArgsSource says which objects this node's task runtime holds as
+// arguments of live calls (the memory page's "held by: pending call f"):
+// troved's adapter over task.Runtime.CallArgs. Called once per listing of
+// this node's objects.
+type CallArgsSource interface {
+	CallArgs() map[trove.ObjectID]CallArg
+}
+
+// CallArg is what holds an object as an argument of live calls.
+type CallArg struct {
+	Calls    int    // live calls holding it
+	Function string // the function of one of them
+}

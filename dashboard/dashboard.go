@@ -30,6 +30,9 @@ type Config struct {
 	Name string
 	// Calls lists remote calls for the calls page; nil: the node runs none.
 	Calls CallsSource
+	// CallArgs says which objects live calls made on this node hold as
+	// arguments (the memory page marks them); nil: none are marked.
+	CallArgs CallArgsSource
 	// Interval is how often the sampler records the node's figures; default
 	// 1 s (the activity plots lag by at most this plus the page's poll).
 	Interval time.Duration
@@ -83,7 +86,7 @@ func New(cfg Config) (*Dashboard, error) {
 	if name == "" {
 		name = "local"
 	}
-	d := &Dashboard{cfg: cfg, src: source{st: cfg.Store, node: cfg.Node, name: name}, hist: newRing(cfg.History),
+	d := &Dashboard{cfg: cfg, src: source{st: cfg.Store, node: cfg.Node, name: name, args: cfg.CallArgs}, hist: newRing(cfg.History),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if cfg.Node != nil {
 		if err := cfg.Node.Handle(opDashboard, d.serveOp); err != nil {

@@ -25,5 +25,6 @@
 // listings, so it cannot keep anything alive.
 //
 // Calls come from a CallsSource (the task runtime, which troved wires in);
-// without one /api/calls says that the node runs none.
+// without one /api/calls says that the node runs none. A CallArgsSource
+// (the same runtime's) marks the objects live calls hold as arguments.
 package dashboard

@@ -28,7 +28,7 @@ var sortKeys = []string{"size", "id", "node", "owner", "where", "local_refs", "v
 // object, or where its bytes are.
 var kinds = []string{
 	"primary", "copy", "ref", // role: the owner's copy, another node's, a ref with no bytes here
-	"local_ref", "pinned", "captured", "borrowed", "pending", // what holds it
+	"local_ref", "pinned", "captured", "borrowed", "pending", "call_arg", // what holds it
 	"spilled", // where
 }
 
@@ -52,6 +52,10 @@ type ObjectRow struct {
 	// sealed copy.
 	Borrowers int `json:"borrowers" cbor:"11,keyasint"`
 	Copies    int `json:"copies" cbor:"12,keyasint"`
+	// Calls are the live calls made on this node that hold it as an
+	// argument (Config.CallArgs), CallFunction the function of one of them.
+	Calls        int    `json:"calls" cbor:"13,keyasint"`
+	CallFunction string `json:"call_function,omitempty" cbor:"14,keyasint"`
 
 	// oid is ID before it is spelled out: a listing formats the IDs of the
 	// rows it keeps only, not of every object it walks.
@@ -80,7 +84,7 @@ func (r *ObjectRow) heldBy() []string {
 		name string
 		on   bool
 	}{{"local_ref", r.LocalRefs > 0}, {"pinned", r.Views > 0}, {"captured", r.CapturedIn > 0},
-		{"borrowed", r.Borrowers > 0}, {"pending", r.State == "pending"}} {
+		{"borrowed", r.Borrowers > 0}, {"pending", r.State == "pending"}, {"call_arg", r.Calls > 0}} {
 		if k.on {
 			ks = append(ks, k.name)
 		}
@@ -233,8 +237,17 @@ func (h *rowHeap) offer(r ObjectRow) {
 // and, on a cluster node, the cluster (owners' borrowers, members' names).
 type source struct {
 	st   *engine.Store
-	node *cluster.Node // nil for a store that is no cluster node
-	name string        // this node's name
+	node *cluster.Node  // nil for a store that is no cluster node
+	name string         // this node's name
+	args CallArgsSource // nil: no task runtime marks call arguments
+}
+
+// callArgs is what live calls hold as arguments now (nil without a source).
+func (s source) callArgs() map[trove.ObjectID]CallArg {
+	if s.args == nil {
+		return nil
+	}
+	return s.args.CallArgs()
 }
 
 // ownerName names the node that owns id.
@@ -271,10 +284,10 @@ func (n *names) of(node trove.NodeID) string {
 
 // row describes one object of this node.
 func (s source) row(info engine.ObjectInfo) ObjectRow {
-	return s.rowNamed(info, s.ownerName(info.ID))
+	return s.rowNamed(info, s.ownerName(info.ID), s.callArgs())
 }
 
-func (s source) rowNamed(info engine.ObjectInfo, owner string) ObjectRow {
+func (s source) rowNamed(info engine.ObjectInfo, owner string, args map[trove.ObjectID]CallArg) ObjectRow {
 	r := ObjectRow{oid: info.ID, Node: s.name, Owner: owner, Size: info.Size,
 		State: info.State, Where: info.Where, Views: info.Pins, CapturedIn: info.Captured, Role: "primary"}
 	switch {
@@ -291,6 +304,10 @@ func (s source) rowNamed(info engine.ObjectInfo, owner string) ObjectRow {
 		if r.Borrowers > 0 {
 			held++ // the owner's one hold for all its borrowers
 		}
+	}
+	if a, ok := args[info.ID]; ok {
+		r.Calls, r.CallFunction = a.Calls, a.Function
+		held += a.Calls // each call's handle on its argument
 	}
 	r.LocalRefs = max(info.Refs-held, 0)
 	return r
@@ -310,11 +327,12 @@ func (s source) list(q query) page {
 		owner = id.Node()
 	}
 	nm := names{s: s, m: map[trove.NodeID]string{}}
+	args := s.callArgs()
 	for info := range s.st.Objects() {
 		if q.Owner != "" && info.ID.Node() != owner {
 			continue
 		}
-		r := s.rowNamed(info, nm.of(info.ID.Node()))
+		r := s.rowNamed(info, nm.of(info.ID.Node()), args)
 		if !r.is(q.Kind) {
 			continue
 		}
@@ -354,6 +372,10 @@ type ObjectCopy struct {
 	LocalRefs  int    `json:"local_refs" cbor:"6,keyasint"`
 	Views      int    `json:"views" cbor:"7,keyasint"`
 	CapturedIn int    `json:"captured_in" cbor:"8,keyasint"`
+	// Calls and CallFunction: as ObjectRow's (live calls holding it as an
+	// argument).
+	Calls        int    `json:"calls" cbor:"9,keyasint"`
+	CallFunction string `json:"call_function,omitempty" cbor:"10,keyasint"`
 }
 
 // Holding is a node holding some or all of an object's bytes, as its owner
@@ -393,7 +415,7 @@ func (s source) inspect(id trove.ObjectID) here {
 	}
 	r := s.row(d.ObjectInfo)
 	h := here{Found: true, Copy: ObjectCopy{Node: s.name, Role: r.Role, State: r.State, Where: r.Where, Size: r.Size,
-		LocalRefs: r.LocalRefs, Views: r.Views, CapturedIn: r.CapturedIn},
+		LocalRefs: r.LocalRefs, Views: r.Views, CapturedIn: r.CapturedIn, Calls: r.Calls, CallFunction: r.CallFunction},
 		ContainsCount: d.ContainsCount, ContainedByCount: d.ContainedByCount}
 	for _, c := range d.Contains {
 		h.Contains = append(h.Contains, c.String())

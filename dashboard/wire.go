@@ -223,10 +223,10 @@ func checkPage(p *page) error {
 	}
 	for i := range p.Rows {
 		r := &p.Rows[i]
-		if err := checkStrings(r.ID, r.Node, r.Owner, r.Role, r.State, r.Where); err != nil {
+		if err := checkStrings(r.ID, r.Node, r.Owner, r.Role, r.State, r.Where, r.CallFunction); err != nil {
 			return err
 		}
-		if err := checkCounts(r.Size, int64(r.LocalRefs), int64(r.Views), int64(r.CapturedIn), int64(r.Borrowers), int64(r.Copies)); err != nil {
+		if err := checkCounts(r.Size, int64(r.LocalRefs), int64(r.Views), int64(r.CapturedIn), int64(r.Borrowers), int64(r.Copies), int64(r.Calls)); err != nil {
 			return err
 		}
 	}
@@ -235,10 +235,10 @@ func checkPage(p *page) error {
 
 func checkHere(h *here) error {
 	c := &h.Copy
-	if err := checkStrings(c.Node, c.Role, c.State, c.Where); err != nil {
+	if err := checkStrings(c.Node, c.Role, c.State, c.Where, c.CallFunction); err != nil {
 		return err
 	}
-	if err := checkCounts(c.Size, int64(c.LocalRefs), int64(c.Views), int64(c.CapturedIn), int64(h.ContainsCount), int64(h.ContainedByCount)); err != nil {
+	if err := checkCounts(c.Size, int64(c.LocalRefs), int64(c.Views), int64(c.CapturedIn), int64(c.Calls), int64(h.ContainsCount), int64(h.ContainedByCount)); err != nil {
 		return err
 	}
 	if len(h.Contains) > h.ContainsCount || len(h.ContainedBy) > h.ContainedByCount || len(h.Holders) > 1024 || len(h.Borrowers) > 1024 {

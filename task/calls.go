@@ -413,3 +413,42 @@ func decodeCallsReport(b []byte) (CallsReport, error) {
 	}
 	return rep, nil
 }
+
+// ArgHold is what holds an object as an argument of live calls: how many of
+// this runtime's calls not yet ended hold it, and the function of one of
+// them (the first by name).
+type ArgHold struct {
+	Calls    int
+	Function string
+}
+
+// CallArgs lists the objects this runtime holds as ref arguments of its
+// calls not yet ended (the caller's handles, kept so that a retry can run
+// the call again), for the dashboard's memory page ("held by: pending call
+// f"). A call that ended keeps its arguments as its result's lineage until
+// the result's last ref is dropped; those are not listed (they show as
+// local refs). Literal arguments are not refs of the caller's and are not
+// listed either. It walks the call table once: O(calls in it).
+func (rt *Runtime) CallArgs() map[trove.ObjectID]ArgHold {
+	out := map[trove.ObjectID]ArgHold{}
+	for _, c := range rt.calls.filter(func(*call) bool { return true }) {
+		c.mu.Lock()
+		if c.done {
+			c.mu.Unlock()
+			continue
+		}
+		for _, r := range c.args {
+			if r.IsZero() {
+				continue
+			}
+			h := out[r.ID()]
+			h.Calls++
+			if h.Function == "" || c.fn.name < h.Function {
+				h.Function = c.fn.name
+			}
+			out[r.ID()] = h
+		}
+		c.mu.Unlock()
+	}
+	return out
+}

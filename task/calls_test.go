@@ -3,6 +3,7 @@ package task
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -40,11 +41,24 @@ func TestCallsRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.waitStart(t, ctx)
-	r2, err := custom.Remote(ctx, a, Val(key)) // queued on node-b
+	kref, err := trove.PutValue(ctx, a, key) // r2's argument, by ref
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kref.Drop()
+	r2, err := custom.Remote(ctx, a, Ref[string](kref)) // queued on node-b
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitStatus(t, b, 1, 1)
+	// CallArgs: the caller's runtime holds r2's ref argument (r1's literal
+	// is none of its refs); the executor's holds none of its own calls'.
+	if got, want := a.CallArgs(), map[trove.ObjectID]ArgHold{kref.ID(): {Calls: 1, Function: "test.block"}}; !maps.Equal(got, want) {
+		t.Fatalf("node-a's CallArgs = %v, want %v", got, want)
+	}
+	if got := b.CallArgs(); len(got) != 0 {
+		t.Fatalf("node-b's CallArgs = %v, want none", got)
+	}
 	r3, err := failFn.Options(Resource("Custom", 0)).Remote(ctx, a, Val("boom"))
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +128,14 @@ func TestCallsRecord(t *testing.T) {
 	}
 	r3.Drop()
 	r4.Drop()
+	// The call ended when the executor's report came: its argument is no
+	// live call's (the lineage it stays in until r2's result is freed is not
+	// listed).
+	for deadline := time.Now().Add(10 * time.Second); len(a.CallArgs()) != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node-a's CallArgs after the calls ended: %v", a.CallArgs())
+		}
+	}
 	rep := b.Calls(100)
 	if rep.Queued != 0 || rep.Running != 0 || rep.Finished != 2 {
 		t.Fatalf("node-b after the calls: %+v", rep)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/trovedb/trove"
 	"github.com/trovedb/trove/dashboard"
 	"github.com/trovedb/trove/task"
 )
@@ -65,4 +66,21 @@ func toCall(c task.CallInfo) dashboard.Call {
 		d.Executor = ""
 	}
 	return d
+}
+
+// runtimeCallArgs is the dashboard's call-arguments source: the objects the
+// task runtime holds as ref arguments of its live calls.
+type runtimeCallArgs struct {
+	rt interface {
+		CallArgs() map[trove.ObjectID]task.ArgHold
+	}
+}
+
+func (s runtimeCallArgs) CallArgs() map[trove.ObjectID]dashboard.CallArg {
+	held := s.rt.CallArgs()
+	out := make(map[trove.ObjectID]dashboard.CallArg, len(held))
+	for id, h := range held {
+		out[id] = dashboard.CallArg{Calls: h.Calls, Function: h.Function}
+	}
+	return out
 }

@@ -127,6 +127,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		probes.node = nodeHealth(node)
 	}
 	var calls dashboard.CallsSource // nil: the dashboard says the node runs no remote functions
+	var callArgs dashboard.CallArgsSource
 	if node != nil {
 		// The node's task runtime: troved Defines no functions; the worker
 		// processes attached to its socket run the calls placed here.
@@ -139,7 +140,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			return err
 		}
 		srv.SetWorkers(rt.Workers) // trove status lists them
-		calls = runtimeCalls{rt}
+		calls, callArgs = runtimeCalls{rt}, runtimeCallArgs{rt}
 		logger.Info("task runtime up: workers attached to the socket run remote functions", "cpus", cfg.CPUs, "resources", cfg.Resources)
 	}
 
@@ -160,7 +161,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			}
 		}
 		// The dashboard (before the node closes: the deferred Close runs first).
-		dash, err := dashboard.New(dashboard.Config{Store: st, Node: node, Version: version, Logger: logger, Calls: calls})
+		dash, err := dashboard.New(dashboard.Config{Store: st, Node: node, Version: version, Logger: logger, Calls: calls, CallArgs: callArgs})
 		if err != nil {
 			hl.Close()
 			return err

@@ -155,7 +155,8 @@ async function memoryPage() {
       cell(r.role, "", "role"), cell(bytes(r.size), "num", "size"), cell(r.where, "", "where"),
       cell(r.local_refs, "num", "local_refs"), cell(r.views, "num", "views"), cell(r.captured_in, "num", "captured_in"),
       cell(r.borrowers, "num", "borrowers"),
-      el("td", {}, ...r.held_by.map(k => el("span", { class: "badge", text: k.replace("_", " ") }))));
+      el("td", {}, ...r.held_by.map(k => el("span", { class: "badge", "data-kind": k,
+        text: k === "call_arg" ? `pending call ${r.call_function}` + (r.calls > 1 ? ` (+${r.calls - 1})` : "") : k.replace("_", " ") }))));
     tr.dataset.size = r.size;
     tr.onclick = () => { location.hash = "#object/" + r.id; };
     return tr;
@@ -216,7 +217,8 @@ async function objectPage(r) {
     card("Nodes with an entry", num(d.copies.length), "copies"), card("Borrowing nodes", num(d.borrowers.length), "borrowers"));
   $("#object-copies tbody").replaceChildren(...d.copies.map(c => el("tr", { "data-node": c.node },
     cell(c.node), cell(c.role, "", "role"), cell(c.state), cell(c.where), cell(bytes(c.size), "num"),
-    cell(c.local_refs, "num"), cell(c.views, "num"), cell(c.captured_in, "num"))));
+    cell(c.local_refs, "num"), cell(c.views, "num"), cell(c.captured_in, "num"),
+    cell(c.calls ? `${c.calls}: ${c.call_function}` : "-", "", "calls"))));
   const holders = d.holders.map(h => el("tr", {}, cell(h.node), cell(h.full ? "sealed" : "partial"),
     cell(h.full ? "-" : `${h.chunks} of ${h.of} chunks held`)));
   if (!holders.length) holders.push(el("tr", {}, el("td", { class: "empty", colSpan: 3, text: "none known" })));
