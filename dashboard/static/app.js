@@ -314,7 +314,7 @@ async function callsPage() {
   const ran = c => {
     if (!c.started) return "-";
     const ms = (c.finished ? new Date(c.finished) : new Date()) - new Date(c.started);
-    return ms < 1000 ? ms.toFixed(0) + " ms" : (ms / 1000).toFixed(2) + " s";
+    return ms < 1 ? "< 1 ms" : ms < 1000 ? ms.toFixed(0) + " ms" : (ms / 1000).toFixed(2) + " s";
   };
   const rows = d.calls.map(c => el("tr", { "data-id": c.id },
     cell(c.id, "id"), cell(c.function), el("td", {}, el("span", { class: "badge " + c.state, text: c.state })),
