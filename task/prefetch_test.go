@@ -2,6 +2,8 @@ package task
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -227,4 +229,48 @@ func TestPrefetchReleased(t *testing.T) {
 			big.Drop()
 		})
 	}
+}
+
+// A call queued for a worker process holds and fetches its argument while
+// it waits, as an in-process one: the worker reads the node's copy, fetched
+// before the call started.
+func TestPrefetchWorker(t *testing.T) {
+	wn := newWorkerNode(t, 2, 1)
+	wn.startWorker(t, 1)
+	ctx := ctx30(t)
+	a, b := wn.rts[0], wn.nodes[1]
+	dir := t.TempDir()
+	blocker, err := wHold.Remote(ctx, a, Val(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, sum := bigArg(t, ctx, a)
+	r, err := wSum.Remote(ctx, a, Ref[[]float64](big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big.Drop()
+	waitQueued(t, wn.rts[1], 1)
+	deadline := time.Now().Add(20 * time.Second)
+	for b.Stats().Pulls != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("node-b has not fetched the queued call's argument: pulls %d", b.Stats().Pulls)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := wn.rts[1].ex.status(); st.running != 1 || st.queued != 1 {
+		t.Fatalf("node-b runs %d and queues %d calls, want the blocker running and the call queued", st.running, st.queued)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "release"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := get[float64](t, a, r); got != sum {
+		t.Fatalf("sum = %v, want %v", got, sum)
+	}
+	if p := b.Stats().Pulls; p != 1 {
+		t.Fatalf("node-b pulled the argument %d times, want once", p)
+	}
+	get[string](t, a, blocker)
+	r.Drop()
+	blocker.Drop()
 }
