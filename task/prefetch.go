@@ -31,6 +31,12 @@ import (
 // results come first); the borrow is done either way, so the copy a
 // running call brought stays for the queued ones. Enqueue only appends to
 // the queue: the submit handler never waits on a borrow or a fetch.
+//
+// An argument that is another call's result not computed yet is waited
+// for, as any Get of a future is: its prefetcher is taken until it resolves
+// or the queued call ends (the fetch's context ends with the job), so a
+// node's queue of such chains prefetches maxPrefetchers of them at a time.
+// A node left with no call queued or running frees its copies, as Ray's do.
 
 // maxPrefetchers is how many prefetches run at once on a node.
 const maxPrefetchers = 4
