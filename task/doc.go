@@ -70,6 +70,11 @@
 //     size (and bytes, if small) reported to the caller, which resolves the
 //     future; the owner then keeps its metadata and names the executor as
 //     the holder to every node that Gets it.
+//   - Argument prefetch (prefetch.go): a call left queued on a node has its
+//     ref arguments borrowed there and fetched in the background (at most
+//     maxPrefetchers at once, only while prefetchFree of the store is free),
+//     held until it ends, is withdrawn, dropped or handed back, so a node
+//     keeps an argument's copy while a call queued or running there needs it.
 //   - Failures: an error or a panic of the function (a write into a
 //     read-only argument is one) fails Gets of the result with
 //     ErrTaskFailed (*TaskError: function, node, cause); a call whose node
@@ -94,6 +99,9 @@
 //     attempt was not sent to, is refused and its result dropped.
 //   - A call holds its arguments alive from Remote until its result's last
 //     handle on every node is gone (or the call failed), never longer.
+//   - A queued call's held arguments (its prefetch) are dropped exactly once,
+//     when the call ends, is withdrawn, dropped or handed back; a fetch under
+//     way drops them when it returns.
 //   - At most a node's Config.CPUs worth of calls (and of each custom
 //     resource) run on it at once, in process or in its workers; at most a
 //     worker's Slots in each worker. The next call to start is the oldest

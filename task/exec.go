@@ -40,6 +40,7 @@ type job struct {
 	need    Resources
 	args    []trove.ObjectID // the zero ID where the argument is a literal
 	lits    [][]byte         // nil, or per argument a small literal's bytes (nil for a ref)
+	pf      *prefetch        // its ref arguments held here while it was queued (prefetch.go), or nil
 
 	seq  uint64 // arrival order on this node
 	gone bool   // withdrawn or dropped while queued (guarded by the executor's mu)
@@ -89,18 +90,19 @@ func (q *shapeQueue) pop() {
 
 // executor is a node's queue and slots.
 type executor struct {
-	total Resources
-	mu    sync.Mutex
-	free  Resources               // guarded by mu
-	seq   uint64                  // guarded by mu: the last job's number
-	shape map[string]*shapeQueue  // guarded by mu: by shapeKey of the need
-	order []*shapeQueue           // guarded by mu: the shapes, in creation order (pump's scan)
-	run   map[trove.ObjectID]*job // guarded by mu: started, not reported
-	byID  map[trove.ObjectID]*job // guarded by mu: queued (live)
-	start func(*job)              // runs a job (called with mu held: must not block)
-	done  bool                    // guarded by mu: drained (the runtime is closing)
-	key   []byte                  // guarded by mu: shapeKey's buffer
-	log   callLog                 // guarded by mu: the ended calls (Calls)
+	total  Resources
+	mu     sync.Mutex
+	free   Resources               // guarded by mu
+	seq    uint64                  // guarded by mu: the last job's number
+	shape  map[string]*shapeQueue  // guarded by mu: by shapeKey of the need
+	order  []*shapeQueue           // guarded by mu: the shapes, in creation order (pump's scan)
+	run    map[trove.ObjectID]*job // guarded by mu: started, not reported
+	byID   map[trove.ObjectID]*job // guarded by mu: queued (live)
+	start  func(*job)              // runs a job (called with mu held: must not block)
+	queued func(*job)              // called with mu held for a job left queued by enqueue (its prefetch): must not block
+	done   bool                    // guarded by mu: drained (the runtime is closing)
+	key    []byte                  // guarded by mu: shapeKey's buffer
+	log    callLog                 // guarded by mu: the ended calls (Calls)
 }
 
 // The record's errors of calls that ended without running.
@@ -192,6 +194,9 @@ func (ex *executor) enqueue(j *job) error {
 	q.jobs = append(q.jobs, j)
 	ex.byID[j.id] = j
 	ex.pumpLocked()
+	if ex.byID[j.id] == j && ex.queued != nil {
+		ex.queued(j) // it waits: hold and fetch its arguments meanwhile
+	}
 	return nil
 }
 
@@ -252,43 +257,52 @@ func (ex *executor) finish(j *job, out *outcome) *job {
 // withdraw removes the queued call id of owner, if it has not started.
 func (ex *executor) withdraw(owner trove.NodeID, id trove.ObjectID) (*job, bool) {
 	ex.mu.Lock()
-	defer ex.mu.Unlock()
 	j := ex.byID[id]
 	if j == nil || j.owner != owner {
+		ex.mu.Unlock()
 		return nil, false
 	}
 	delete(ex.byID, id)
 	j.gone = true
 	ex.endedLocked(j, true, msgWithdrawn, time.Now())
+	ex.mu.Unlock()
+	endPrefetch(j)
 	return j, true
 }
 
 // dropOwner removes the queued calls of a node that died or left.
 func (ex *executor) dropOwner(owner trove.NodeID) int {
 	ex.mu.Lock()
-	defer ex.mu.Unlock()
-	n := 0
+	var dropped []*job
 	for id, j := range ex.byID {
 		if j.owner == owner {
 			delete(ex.byID, id)
 			j.gone = true
 			ex.endedLocked(j, true, msgDropped, time.Now())
-			n++
+			dropped = append(dropped, j)
 		}
 	}
-	return n
+	ex.mu.Unlock()
+	for _, j := range dropped {
+		endPrefetch(j)
+	}
+	return len(dropped)
 }
 
-// drain stops starting calls and returns the queued ones, oldest first.
+// drain stops starting calls and returns the queued ones, oldest first,
+// their held arguments dropped.
 func (ex *executor) drain() []*job {
 	ex.mu.Lock()
-	defer ex.mu.Unlock()
 	ex.done = true
 	q := slices.Collect(maps.Values(ex.byID))
 	slices.SortFunc(q, func(a, b *job) int { return cmp.Compare(a.seq, b.seq) })
 	clear(ex.byID)
 	clear(ex.shape)
 	ex.order = nil
+	ex.mu.Unlock()
+	for _, j := range q {
+		endPrefetch(j)
+	}
 	return q
 }
 
@@ -326,6 +340,7 @@ func (rt *Runtime) startJob(j *job) {
 func (rt *Runtime) slot(j *job) {
 	for {
 		out := rt.outcomeOf(j)
+		endPrefetch(j) // after the call's own handles: the copy stays for the calls queued behind it
 		next := rt.ex.finish(j, &out)
 		rt.report(j, out) // never waits on the network (opDone is sent by the caller's lane)
 		if next != nil {

@@ -62,6 +62,7 @@ type Runtime struct {
 	idle     atomic.Int64 // slot goroutines waiting on work
 	keepIdle int64        // how many may wait: the node's CPUs, at least 1
 	calls    callTable
+	pre      prefetcher // the queued calls' argument prefetches (prefetch.go)
 	out      outbox
 	view     peerView
 	unwatch  func()
@@ -103,6 +104,7 @@ func Start(node *cluster.Node, cfg Config) (*Runtime, error) {
 	rt.execCtx = context.WithValue(rt.life, rtKey{}, rt)
 	rt.ex.init(total)
 	rt.ex.start = rt.startJob
+	rt.ex.queued = rt.queuePrefetch
 	rt.work = make(chan *job)
 	rt.keepIdle = max(int64(math.Ceil(cfg.CPUs)), 1)
 	rt.calls.m = map[trove.ObjectID]*call{}
