@@ -36,36 +36,7 @@ func BenchmarkCall(b *testing.B) {
 			if where == "remote" {
 				fn = fn.Options(Resource("remote", 1))
 			}
-			ctx := context.Background()
-			var calls, direct benchtime.Samples
-			var sink int64
-			b.SetBytes(16)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				calls.Time(func() {
-					r, err := fn.Remote(ctx, rt, Val(int64(i)), Val[int64](1))
-					if err != nil {
-						b.Fatal(err)
-					}
-					v, err := trove.GetValue[int64](ctx, rt, r)
-					if err != nil || v != int64(i)+1 {
-						b.Fatalf("%d, %v", v, err)
-					}
-					r.Drop()
-				})
-				direct.Time(func() {
-					v, _ := add(ctx, int64(i), 1)
-					sink += v
-				})
-			}
-			b.StopTimer()
-			c, d := calls.Median(), direct.Median()
-			b.ReportMetric(float64(c.Nanoseconds()), "call-ns")
-			b.ReportMetric(float64(d.Nanoseconds()), "direct-ns")
-			b.ReportMetric(float64((c - d).Nanoseconds()), "overhead-ns")
-			b.ReportMetric(1e9/float64(c.Nanoseconds()), "calls/s")
-			_ = sink
+			benchCalls(b, fn, rt)
 		})
 	}
 }
@@ -100,36 +71,43 @@ func BenchmarkWorkerCall(b *testing.B) {
 					}
 				}
 			}
-			ctx := context.Background()
-			var calls, direct benchtime.Samples
-			var sink int64
-			b.SetBytes(16)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				calls.Time(func() {
-					r, err := benchAddFn.Remote(ctx, x, Val(int64(i)), Val[int64](1))
-					if err != nil {
-						b.Fatal(err)
-					}
-					v, err := trove.GetValue[int64](ctx, x, r)
-					if err != nil || v != int64(i)+1 {
-						b.Fatalf("%d, %v", v, err)
-					}
-					r.Drop()
-				})
-				direct.Time(func() {
-					v, _ := add(ctx, int64(i), 1)
-					sink += v
-				})
-			}
-			b.StopTimer()
-			c, d := calls.Median(), direct.Median()
-			b.ReportMetric(float64(c.Nanoseconds()), "call-ns")
-			b.ReportMetric(float64(d.Nanoseconds()), "direct-ns")
-			b.ReportMetric(float64((c - d).Nanoseconds()), "overhead-ns")
-			b.ReportMetric(1e9/float64(c.Nanoseconds()), "calls/s")
-			_ = sink
+			benchCalls(b, benchAddFn, x)
 		})
 	}
+}
+
+// benchCalls times b.N synchronous calls of fn through x (Remote, GetValue,
+// Drop) against a direct call of add in the same iterations, and reports
+// the medians of both, the overhead and the calls per second.
+func benchCalls(b *testing.B, fn *Func2[int64, int64, int64], x Caller) {
+	ctx := context.Background()
+	var calls, direct benchtime.Samples
+	var sink int64
+	b.SetBytes(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		calls.Time(func() {
+			r, err := fn.Remote(ctx, x, Val(int64(i)), Val[int64](1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			v, err := trove.GetValue[int64](ctx, x, r)
+			if err != nil || v != int64(i)+1 {
+				b.Fatalf("%d, %v", v, err)
+			}
+			r.Drop()
+		})
+		direct.Time(func() {
+			v, _ := add(ctx, int64(i), 1)
+			sink += v
+		})
+	}
+	b.StopTimer()
+	c, d := calls.Median(), direct.Median()
+	b.ReportMetric(float64(c.Nanoseconds()), "call-ns")
+	b.ReportMetric(float64(d.Nanoseconds()), "direct-ns")
+	b.ReportMetric(float64((c - d).Nanoseconds()), "overhead-ns")
+	b.ReportMetric(1e9/float64(c.Nanoseconds()), "calls/s")
+	_ = sink
 }
