@@ -253,6 +253,7 @@ type membership struct {
 	boot   uint64
 	meta   atomic.Pointer[[]byte] // this node's encoded nodeMeta, as NodeMeta returns it
 	life   sync.Mutex             // serializes Leave and Close (memberlist panics on a Leave after its Shutdown)
+	update sync.Mutex             // serializes ml.UpdateNode: memberlist's is not safe to call concurrently (upkeep's gossip of figures, Leave's)
 	left   atomic.Bool
 	stale  atomic.Bool // the cluster holds a previous run of this node at another address
 	ctx    context.Context
@@ -540,7 +541,10 @@ func (m *membership) Leave(ctx context.Context) error {
 	old, _ := decodeNodeMeta(*m.meta.Load())
 	m.setMeta(old.Capacity, old.Used)
 	start := time.Now()
-	if err := m.ml.UpdateNode(timeout / 2); err != nil {
+	m.update.Lock()
+	err := m.ml.UpdateNode(max(timeout/2-time.Since(start), time.Millisecond))
+	m.update.Unlock()
+	if err != nil {
 		m.log.Warn("cluster: gossiping that this node is leaving took too long; some members may see it dead", "err", err)
 	}
 	if err := m.ml.Leave(max(timeout-time.Since(start), time.Millisecond)); err != nil {
@@ -599,9 +603,13 @@ func (m *membership) upkeep() {
 			m.setMeta(capacity, used)
 			// UpdateNode waits for the broadcast to go out (forever with a
 			// 0 timeout); a slow one is no failure: gossip carries it on.
-			if err := m.ml.UpdateNode(m.cfg.StatsInterval); err != nil {
-				m.log.Debug("cluster: gossiping this node's figures is slow", "err", err)
+			m.update.Lock()
+			if !m.left.Load() { // Leave may have begun meanwhile: its own meta goes out
+				if err := m.ml.UpdateNode(m.cfg.StatsInterval); err != nil {
+					m.log.Debug("cluster: gossiping this node's figures is slow", "err", err)
+				}
 			}
+			m.update.Unlock()
 		case <-probe.C:
 			if m.stale.Swap(false) && !m.left.Load() {
 				// A push-pull with a member hands it this run's address;
