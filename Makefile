@@ -1,7 +1,7 @@
 # trove — build, test, benchmark. `make test` is what CI (.ci/run) runs.
 GO        ?= go
 PKGS      := ./...
-FUZZTIME  ?= 8s
+FUZZTIME  ?= 6s
 BENCHTIME ?= 1s
 COUNT     ?= 6
 
