@@ -33,6 +33,20 @@ type syncBuffer struct {
 
 func newSyncBuffer() *syncBuffer { return &syncBuffer{line: make(chan struct{})} }
 
+// awaitListening waits (10 s at most) for the daemon run writes to stdout,
+// whose result done carries, to print its first line, and fails the test
+// with its stderr if it returns or stays silent instead.
+func awaitListening(t *testing.T, stdout, stderr *syncBuffer, done <-chan error) {
+	t.Helper()
+	select {
+	case <-stdout.line:
+	case err := <-done:
+		t.Fatalf("run returned before listening: %v\n%s", err, stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no listening line after 10s\n%s", stderr.String())
+	}
+}
+
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -86,13 +100,7 @@ func TestDaemon(t *testing.T) {
 		}
 	}()
 
-	select {
-	case <-stdout.line:
-	case err := <-done:
-		t.Fatalf("run returned before listening: %v\n%s", err, stderr.String())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no listening line after 10s\n%s", stderr.String())
-	}
+	awaitListening(t, stdout, stderr, done)
 	m := listeningLine.FindStringSubmatch(strings.TrimSpace(stdout.String()))
 	if m == nil || m[1] != sock {
 		t.Fatalf("stdout %q: want the listening line for %s", stdout.String(), sock)
@@ -291,13 +299,7 @@ func TestSecondDaemon(t *testing.T) {
 			t.Errorf("the first daemon: %v", err)
 		}
 	}()
-	select {
-	case <-stdout.line:
-	case err := <-done:
-		t.Fatalf("run returned before listening: %v\n%s", err, stderr.String())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no listening line after 10s\n%s", stderr.String())
-	}
+	awaitListening(t, stdout, stderr, done)
 	m := listeningLine.FindStringSubmatch(strings.TrimSpace(stdout.String()))
 	if m == nil {
 		t.Fatalf("stdout %q", stdout.String())

@@ -66,13 +66,7 @@ func TestProbesServed(t *testing.T) {
 	done := make(chan error, 1)
 	args := []string{"-socket", sock, "-http", "127.0.0.1:0", "-capacity", "16MiB", "-spill-dir", filepath.Join(dir, "spill")}
 	go func() { done <- run(ctx, args, envOf(nil), stdout, stderr) }()
-	select {
-	case <-stdout.line:
-	case err := <-done:
-		t.Fatalf("run returned before listening: %v\n%s", err, stderr.String())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no listening line after 10s\n%s", stderr.String())
-	}
+	awaitListening(t, stdout, stderr, done)
 	m := listeningLine.FindStringSubmatch(strings.TrimSpace(stdout.String()))
 	if m == nil {
 		t.Fatalf("stdout %q: no listening line", stdout.String())

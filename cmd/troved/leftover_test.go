@@ -90,13 +90,7 @@ func TestRestartAfterKill(t *testing.T) {
 	go func() {
 		done <- run(rctx, []string{"-socket", sock2, "-http", "off", "-capacity", "32MiB", "-spill-dir", spillDir}, envOf(nil), stdout2, stderr2)
 	}()
-	select {
-	case <-stdout2.line:
-	case err := <-done:
-		t.Fatalf("run returned before listening: %v\n%s", err, stderr2.String())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no listening line after 10s\n%s", stderr2.String())
-	}
+	awaitListening(t, stdout2, stderr2, done)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr2.String())
